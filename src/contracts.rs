@@ -1,0 +1,215 @@
+//! Input contracts: which columns each of the five inputs must (or may) have, their logical
+//! types, which lossless coercions are accepted, and which column identifies a row.
+//!
+//! Shared by `validate` (schema checks only) and `inputs` (reading and coercion).
+
+use std::fmt;
+
+use polars::prelude::DataType;
+
+/// The five inputs a job can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InputKind {
+    Orders,
+    Tickets,
+    Surveys,
+    Customers,
+    Events,
+}
+
+impl InputKind {
+    pub const ALL: [InputKind; 5] = [
+        InputKind::Orders,
+        InputKind::Tickets,
+        InputKind::Surveys,
+        InputKind::Customers,
+        InputKind::Events,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Orders => "orders",
+            InputKind::Tickets => "tickets",
+            InputKind::Surveys => "surveys",
+            InputKind::Customers => "customers",
+            InputKind::Events => "events",
+        }
+    }
+
+    pub fn contract(self) -> &'static Contract {
+        match self {
+            InputKind::Orders => &ORDERS,
+            InputKind::Tickets => &TICKETS,
+            InputKind::Surveys => &SURVEYS,
+            InputKind::Customers => &CUSTOMERS,
+            InputKind::Events => &EVENTS,
+        }
+    }
+}
+
+impl fmt::Display for InputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Logical column types of the contracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    /// Identifier: strings or integers of any width, stored as String.
+    Id,
+    /// Free text / category: String or Categorical, stored as String.
+    Text,
+    /// Instant: Datetime of any unit, with or without zone (naive = UTC), or Date (= midnight
+    /// UTC); stored as Datetime(us, "UTC").
+    Timestamp,
+    /// Any integer or float width, stored as Float64.
+    Float,
+    /// Any integer width, stored as Int64.
+    Int,
+    /// Boolean only.
+    Bool,
+}
+
+impl ColType {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColType::Id => "an id (string or integer)",
+            ColType::Text => "a string",
+            ColType::Timestamp => "a timestamp (Datetime or Date)",
+            ColType::Float => "a number (float or integer)",
+            ColType::Int => "an integer",
+            ColType::Bool => "a boolean",
+        }
+    }
+
+    /// Whether a file column of `dtype` can be coerced to this type without loss.
+    pub fn accepts(self, dtype: &DataType) -> bool {
+        use DataType as D;
+        if matches!(dtype, D::Null) {
+            return true; // an all-null column; nullability is checked row by row
+        }
+        match self {
+            ColType::Id => dtype.is_integer() || is_text(dtype),
+            ColType::Text => is_text(dtype),
+            ColType::Timestamp => matches!(dtype, D::Datetime(_, _) | D::Date),
+            ColType::Float => dtype.is_integer() || dtype.is_float(),
+            ColType::Int => dtype.is_integer(),
+            ColType::Bool => matches!(dtype, D::Boolean),
+        }
+    }
+}
+
+fn is_text(dtype: &DataType) -> bool {
+    matches!(
+        dtype,
+        DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _)
+    )
+}
+
+#[derive(Debug)]
+pub struct ColSpec {
+    pub name: &'static str,
+    pub ty: ColType,
+    /// Nullable columns may also be absent from the file (they are then all null).
+    pub nullable: bool,
+}
+
+#[derive(Debug)]
+pub struct Contract {
+    pub columns: &'static [ColSpec],
+    /// Row identifier: duplicates after the first occurrence are rejected.
+    pub key: Option<&'static str>,
+    /// When the row came into existence; rows after the as-of cutoff are left out.
+    pub time: &'static str,
+}
+
+impl Contract {
+    pub fn column(&self, name: &str) -> Option<&ColSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+const fn req(name: &'static str, ty: ColType) -> ColSpec {
+    ColSpec {
+        name,
+        ty,
+        nullable: false,
+    }
+}
+
+const fn opt(name: &'static str, ty: ColType) -> ColSpec {
+    ColSpec {
+        name,
+        ty,
+        nullable: true,
+    }
+}
+
+use ColType::*;
+
+static ORDERS: Contract = Contract {
+    columns: &[
+        req("order_id", Id),
+        req("customer_id", Id),
+        req("ordered_at", Timestamp),
+        req("amount", Float),
+    ],
+    key: Some("order_id"),
+    time: "ordered_at",
+};
+
+static TICKETS: Contract = Contract {
+    columns: &[
+        req("ticket_id", Id),
+        req("customer_id", Id),
+        req("channel", Text),
+        req("created_at", Timestamp),
+        opt("first_response_at", Timestamp),
+        opt("resolved_at", Timestamp),
+        opt("agent_id", Id),
+        opt("category", Text),
+        opt("contacts", Int),
+        opt("handle_time_s", Float),
+        opt("reopened", Bool),
+        opt("abandoned", Bool),
+        opt("escalated", Bool),
+    ],
+    key: Some("ticket_id"),
+    time: "created_at",
+};
+
+static SURVEYS: Contract = Contract {
+    columns: &[
+        req("response_id", Id),
+        req("customer_id", Id),
+        req("survey", Text),
+        req("score", Int),
+        req("submitted_at", Timestamp),
+        opt("ticket_id", Id),
+        opt("channel", Text),
+        opt("agent_id", Id),
+    ],
+    key: Some("response_id"),
+    time: "submitted_at",
+};
+
+static CUSTOMERS: Contract = Contract {
+    columns: &[
+        req("customer_id", Id),
+        opt("signup_at", Timestamp),
+        opt("churned_at", Timestamp),
+    ],
+    key: Some("customer_id"),
+    time: "signup_at",
+};
+
+static EVENTS: Contract = Contract {
+    columns: &[
+        req("customer_id", Id),
+        req("event_at", Timestamp),
+        opt("event_type", Text),
+    ],
+    key: None,
+    time: "event_at",
+};

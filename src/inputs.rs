@@ -1,0 +1,465 @@
+//! The one place that reads inputs: resolves paths, checks files against their contracts,
+//! reads and coerces them, cuts them at the as-of instant, and sets aside rejected rows.
+//!
+//! Reading is eager (one pass per file, only the columns the job needs) so that every problem
+//! with a file surfaces here, as an input error naming the file, before any pipeline runs;
+//! polars can panic on a corrupt file, so each read is guarded and a panic becomes exit 3.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::contracts::{ColType, InputKind};
+use crate::error::{CxError, Result};
+use crate::pipelines::survey_scores::Scales;
+use crate::time::Calendar;
+
+/// Where an input's files are and how its columns are named.
+#[derive(Debug, Clone)]
+pub struct InputSource {
+    pub kind: InputKind,
+    pub files: Vec<PathBuf>,
+    /// Contract column name -> file column name (identity where not mapped).
+    pub rename: BTreeMap<String, String>,
+}
+
+impl InputSource {
+    fn file_col<'a>(&'a self, contract_col: &'a str) -> &'a str {
+        self.rename
+            .get(contract_col)
+            .map(String::as_str)
+            .unwrap_or(contract_col)
+    }
+}
+
+/// Turns a `path` from the job file (file, directory or glob, relative to `base`) into a sorted
+/// list of Parquet files.
+pub fn resolve_files(base: &Path, spec: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let full = base.join(spec);
+    let shown = full.display().to_string();
+    if spec.contains(['*', '?', '[']) {
+        let pattern = full.to_string_lossy().to_string();
+        let mut files: Vec<PathBuf> = glob::glob(&pattern)
+            .map_err(|e| format!("{shown}: invalid glob: {e}"))?
+            .filter_map(|p| p.ok())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("{shown}: no files match"));
+        }
+        return Ok(files);
+    }
+    if full.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&full)
+            .map_err(|e| format!("{shown}: cannot list directory: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("{shown}: directory has no .parquet files"));
+        }
+        return Ok(files);
+    }
+    if full.is_file() {
+        return Ok(vec![full]);
+    }
+    Err(format!("{shown}: file not found"))
+}
+
+/// A file's row count and column types, from its Parquet footer.
+#[derive(Debug, Clone)]
+pub struct FileSchema {
+    pub rows: usize,
+    pub columns: Vec<(String, DataType)>,
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Runs a polars read, turning both errors and panics into a message.
+fn guarded<T>(f: impl FnOnce() -> PolarsResult<T>) -> std::result::Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(panic_text(payload)),
+    }
+}
+
+pub fn read_schema(path: &Path) -> std::result::Result<FileSchema, String> {
+    let shown = path.display();
+    let file = File::open(path).map_err(|e| format!("{shown}: cannot open: {e}"))?;
+    guarded(|| {
+        let mut reader = ParquetReader::new(file);
+        let rows = reader.num_rows()?;
+        let schema = reader.schema()?;
+        let columns = schema
+            .iter_values()
+            .map(|f| (f.name.to_string(), DataType::from_arrow_field(f)))
+            .collect();
+        Ok(FileSchema { rows, columns })
+    })
+    .map_err(|e| format!("{shown}: not a readable Parquet file: {e}"))
+}
+
+/// Every way `schema` breaks the input's contract (plus the extra columns a pipeline needs).
+pub fn contract_problems(
+    source: &InputSource,
+    path: &Path,
+    schema: &FileSchema,
+    extra: &[String],
+) -> Vec<String> {
+    let contract = source.kind.contract();
+    let where_ = format!(
+        "{} ({}, {} rows)",
+        source.kind,
+        path.display(),
+        schema.rows
+    );
+    let dtype_of = |name: &str| schema.columns.iter().find(|(n, _)| n == name).map(|c| &c.1);
+    let mut problems = Vec::new();
+    for spec in contract.columns {
+        let file_col = source.file_col(spec.name);
+        let mapped = if file_col != spec.name {
+            format!(" (mapped to file column `{file_col}`)")
+        } else {
+            String::new()
+        };
+        match dtype_of(file_col) {
+            None if spec.nullable => {}
+            None => problems.push(format!(
+                "{where_}: missing column `{}`{mapped}; the file has: {}",
+                spec.name,
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(dt) if !spec.ty.accepts(dt) => problems.push(format!(
+                "{where_}: column `{}`{mapped} must be {}, found {dt}",
+                spec.name,
+                spec.ty.describe()
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in extra {
+        if contract.column(name).is_none() && dtype_of(name).is_none() {
+            problems.push(format!(
+                "{where_}: missing column `{name}` (used as a `by` segment)"
+            ));
+        }
+    }
+    for contract_col in source.rename.keys() {
+        if contract.column(contract_col).is_none() {
+            problems.push(format!(
+                "{}: `columns` maps `{contract_col}`, which is not a column of the {} contract",
+                source.kind, source.kind
+            ));
+        }
+    }
+    problems
+}
+
+/// What the reader saw of one input (goes into the manifest and `rejected_rows`).
+#[derive(Debug, Clone, Default)]
+pub struct InputReport {
+    pub paths: Vec<String>,
+    pub rows_read: u64,
+    /// Rows whose own time is after the as-of day: not data yet for this run, not errors.
+    pub rows_after_as_of: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+impl InputReport {
+    pub fn rows_rejected(&self) -> u64 {
+        self.rejected.iter().map(|r| r.row_count).sum()
+    }
+
+    /// Rejected rows / rows at or before as_of (0 when there are none).
+    pub fn rejected_fraction(&self) -> f64 {
+        let considered = self.rows_read - self.rows_after_as_of;
+        if considered == 0 {
+            0.0
+        } else {
+            self.rows_rejected() as f64 / considered as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub reason: String,
+    pub row_count: u64,
+    /// Id of the first rejected row in file order, or `row N` (1-based) where it has none.
+    pub example_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedInput {
+    pub data: DataFrame,
+    pub report: InputReport,
+}
+
+/// Reads, coerces, cuts at as_of and cleans one input.
+pub fn load(
+    source: &InputSource,
+    calendar: &Calendar,
+    scales: &Scales,
+    extra: &[String],
+) -> Result<LoadedInput> {
+    let mut problems = Vec::new();
+    let mut frames = Vec::new();
+    let mut offset: u64 = 0;
+    for path in &source.files {
+        let schema = match read_schema(path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let found = contract_problems(source, path, &schema, extra);
+        if !found.is_empty() {
+            problems.extend(found);
+            continue;
+        }
+        match read_file(source, path, &schema, extra, offset) {
+            Ok(df) => {
+                offset += df.height() as u64;
+                frames.push(df);
+            }
+            Err(e) => problems.push(format!(
+                "{} ({}, {} rows): {e}",
+                source.kind,
+                path.display(),
+                schema.rows
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CxError::Input { problems });
+    }
+    let mut frames = frames.into_iter();
+    let mut all = frames.next().unwrap_or_else(DataFrame::empty);
+    for df in frames {
+        // Every file was coerced to the contract's types, so the schemas agree.
+        all.vstack_mut_owned(df)
+            .map_err(|e| CxError::internal(format!("combining {} files", source.kind), e))?;
+    }
+    all.rechunk_mut();
+    let paths = source
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    clean(source.kind, all, paths, calendar, scales)
+        .map_err(|e| CxError::internal(format!("cleaning input {}", source.kind), e))
+}
+
+fn read_file(
+    source: &InputSource,
+    path: &Path,
+    schema: &FileSchema,
+    extra: &[String],
+    offset: u64,
+) -> std::result::Result<DataFrame, String> {
+    let contract = source.kind.contract();
+    let dtype_of = |name: &str| schema.columns.iter().find(|(n, _)| n == name).map(|c| c.1.clone());
+    let mut wanted: Vec<String> = Vec::new();
+    let mut exprs: Vec<Expr> = Vec::new();
+    for spec in contract.columns {
+        let file_col = source.file_col(spec.name);
+        match dtype_of(file_col) {
+            Some(dt) => {
+                wanted.push(file_col.to_string());
+                exprs.push(coerce(col(file_col), spec.ty, &dt).alias(spec.name));
+            }
+            None => exprs.push(lit(NULL).cast(target_type(spec.ty)).alias(spec.name)),
+        }
+    }
+    for name in extra {
+        if contract.column(name).is_none() && !wanted.contains(name) {
+            wanted.push(name.clone());
+            exprs.push(col(name.as_str()).cast(DataType::String));
+        }
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    guarded(move || {
+        let df = ParquetReader::new(file).with_columns(Some(wanted)).finish()?;
+        df.lazy()
+            .select(exprs)
+            .with_row_index("__row", Some(offset as IdxSize))
+            .collect()
+    })
+    .map_err(|e| format!("cannot read or coerce: {e}"))
+}
+
+fn target_type(ty: ColType) -> DataType {
+    match ty {
+        ColType::Id | ColType::Text => DataType::String,
+        ColType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        ColType::Float => DataType::Float64,
+        ColType::Int => DataType::Int64,
+        ColType::Bool => DataType::Boolean,
+    }
+}
+
+fn coerce(e: Expr, ty: ColType, from: &DataType) -> Expr {
+    let target = target_type(ty);
+    match (ty, from) {
+        // Physical Datetime values are UTC instants (tz-aware) or wall clock read as UTC (naive):
+        // either way the epoch offset in the source unit is what we want.
+        (ColType::Timestamp, DataType::Datetime(_, _)) => e
+            .dt()
+            .timestamp(TimeUnit::Microseconds)
+            .cast(target),
+        (ColType::Timestamp, DataType::Date) => e
+            .cast(DataType::Datetime(TimeUnit::Microseconds, None))
+            .dt()
+            .timestamp(TimeUnit::Microseconds)
+            .cast(target),
+        _ => e.strict_cast(target),
+    }
+}
+
+/// Marks rejected rows, drops rows after as_of, and summarises rejections.
+fn clean(
+    kind: InputKind,
+    df: DataFrame,
+    paths: Vec<String>,
+    calendar: &Calendar,
+    scales: &Scales,
+) -> PolarsResult<LoadedInput> {
+    let contract = kind.contract();
+    let rows_read = df.height() as u64;
+    let cutoff = calendar.cutoff_us();
+    let ts_us = |name: &str| col(name).dt().timestamp(TimeUnit::Microseconds);
+    let null_str = || lit(NULL).cast(DataType::String);
+
+    // 1. Missing required values: rejected wherever they are (their time may be unknown).
+    let mut null_reason = null_str();
+    for spec in contract.columns.iter().rev().filter(|c| !c.nullable) {
+        null_reason = when(col(spec.name).is_null())
+            .then(lit(format!("null {}", spec.name)))
+            .otherwise(null_reason);
+    }
+    // 2. Rows from after as_of do not exist yet for this run.
+    let after = ts_us(contract.time)
+        .gt_eq(lit(cutoff))
+        .fill_null(lit(false));
+    let mut lf = df
+        .lazy()
+        .with_column(null_reason.alias("__reason"))
+        .filter(col("__reason").is_not_null().or(after.not()));
+    // Nullable timestamps later than as_of have not happened yet.
+    for spec in contract.columns.iter().filter(|c| c.nullable && c.ty == ColType::Timestamp) {
+        if spec.name != contract.time {
+            lf = lf.with_column(
+                when(ts_us(spec.name).gt_eq(lit(cutoff)))
+                    .then(lit(NULL).cast(target_type(ColType::Timestamp)))
+                    .otherwise(col(spec.name))
+                    .alias(spec.name),
+            );
+        }
+    }
+    // 3. Values outside their domain.
+    let value_reason = match kind {
+        InputKind::Surveys => {
+            lf = lf.with_column(col("survey").str().to_lowercase().alias("survey"));
+            scales.rejection_reason(col("survey"), col("score"))
+        }
+        InputKind::Orders => when(col("amount").is_nan().or(col("amount").is_infinite()))
+            .then(lit("non-finite amount"))
+            .otherwise(null_str()),
+        InputKind::Tickets => when(ts_us("first_response_at").lt(ts_us("created_at")))
+            .then(lit("first_response_at before created_at"))
+            .when(ts_us("resolved_at").lt(ts_us("created_at")))
+            .then(lit("resolved_at before created_at"))
+            .when(col("handle_time_s").lt(lit(0.0)))
+            .then(lit("negative handle_time_s"))
+            .when(col("contacts").lt(lit(0)))
+            .then(lit("negative contacts"))
+            .otherwise(null_str()),
+        InputKind::Customers | InputKind::Events => null_str(),
+    };
+    lf = lf.with_column(coalesce(&[col("__reason"), value_reason]).alias("__reason"));
+    let marked = lf.collect()?;
+    let rows_after_as_of = rows_read - marked.height() as u64;
+
+    // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
+    let marked = match contract.key {
+        Some(key) => {
+            let valid = col("__reason").is_null();
+            let dup = valid
+                .clone()
+                .and(col(key).is_first_distinct().over([valid])?.not());
+            marked
+                .lazy()
+                .with_column(
+                    when(dup)
+                        .then(lit(format!("duplicate {key}")))
+                        .otherwise(col("__reason"))
+                        .alias("__reason"),
+                )
+                .collect()?
+        }
+        None => marked,
+    };
+
+    let example = match contract.key {
+        Some(key) => coalesce(&[
+            col(key),
+            lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
+        ]),
+        None => lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
+    };
+    let summary = marked
+        .clone()
+        .lazy()
+        .filter(col("__reason").is_not_null())
+        .sort(["__row"], Default::default())
+        .group_by([col("__reason")])
+        .agg([len().alias("n"), example.first().alias("example")])
+        .sort(["__reason"], Default::default())
+        .collect()?;
+    let reasons = summary.column("__reason")?.str()?;
+    let counts = summary.column("n")?.cast(&DataType::UInt64)?;
+    let counts = counts.u64()?;
+    let examples = summary.column("example")?.str()?;
+    let rejected = (0..summary.height())
+        .map(|i| Rejection {
+            reason: reasons.get(i).unwrap_or_default().to_string(),
+            row_count: counts.get(i).unwrap_or_default(),
+            example_id: examples.get(i).unwrap_or_default().to_string(),
+        })
+        .collect();
+
+    let data = marked
+        .lazy()
+        .filter(col("__reason").is_null())
+        .drop(cols(["__reason", "__row"]))
+        .collect()?;
+    Ok(LoadedInput {
+        data,
+        report: InputReport {
+            paths,
+            rows_read,
+            rows_after_as_of,
+            rejected,
+        },
+    })
+}

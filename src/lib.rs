@@ -1,0 +1,20 @@
+//! cxmetrics: turns exported customer data (orders, tickets, surveys, customers, product events)
+//! into customer-experience and customer-value metrics, driven by a YAML job file.
+//!
+//! Data flow: `config` (YAML -> types) -> `validate` (semantic checks -> `Job`) -> `inputs`
+//! (read, coerce, cut at as_of, reject bad rows) -> `pipelines` (pure LazyFrame functions) ->
+//! `output` (atomic Parquet publish). `runner` wires these together for the `run` command.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod contracts;
+pub mod error;
+pub mod generate;
+pub mod inputs;
+pub mod log;
+pub mod output;
+pub mod pipelines;
+pub mod runner;
+pub mod time;
+pub mod validate;

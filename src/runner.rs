@@ -1,0 +1,401 @@
+//! The `run` command: job -> inputs -> quality gate -> pipelines -> atomic publish.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate, Utc};
+use polars::prelude::*;
+use serde_json::json;
+
+use crate::cli::LogFormat;
+use crate::contracts::InputKind;
+use crate::error::{CxError, Result};
+use crate::inputs::{self, InputReport};
+use crate::log::{Field, Log};
+use crate::output::{self, OutputPlan, Staging, WrittenTable};
+use crate::pipelines::survey_scores::Scales;
+use crate::pipelines::{Pipeline, NAMES};
+use crate::time::Calendar;
+use crate::validate::{self, Job};
+
+/// Command-line overrides for a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub as_of: Option<String>,
+    pub output_dir: Option<PathBuf>,
+    pub only: Option<Vec<String>>,
+    pub log_format: LogFormat,
+}
+
+/// What a successful run did, for the human summary.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub job: String,
+    pub as_of: NaiveDate,
+    pub output_dir: PathBuf,
+    pub tables: Vec<WrittenTable>,
+    pub headlines: Vec<String>,
+    pub rejected: u64,
+}
+
+/// Env var (tests only): abort the process right after this many tables were staged, to
+/// prove that a run killed mid-write leaves the previous outputs intact.
+pub const ABORT_AFTER_TABLES_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_TABLES";
+
+pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
+    let log = Log::new(opts.log_format);
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let job = validate::load_job(job_path)?;
+
+    let as_of = match &opts.as_of {
+        Some(s) => validate::parse_date(s).map_err(|e| CxError::Usage(format!("--as-of: {e}")))?,
+        None => match job.as_of {
+            Some(d) => d,
+            None => {
+                let tz: chrono_tz::Tz = job.timezone.parse().expect("validated");
+                Utc::now().with_timezone(&tz).date_naive() - Duration::days(1)
+            }
+        },
+    };
+    let cal = Calendar::new(as_of, &job.timezone).map_err(CxError::Usage)?;
+    let pipelines = select_pipelines(&job, opts.only.as_deref())?;
+    let out_dir = opts
+        .output_dir
+        .clone()
+        .or_else(|| job.output_dir.clone())
+        .ok_or_else(|| {
+            CxError::Usage("no output directory: set `output.dir` in the job or pass --output-dir".into())
+        })?;
+
+    // Inputs: only those the selected pipelines need.
+    let kinds: BTreeSet<InputKind> = pipelines
+        .iter()
+        .flat_map(|p| p.required_inputs())
+        .collect();
+    let sources = job.sources(&kinds)?;
+    let extra = Job::extra_columns(&pipelines);
+    let scales = pipelines
+        .iter()
+        .find_map(|p| match p {
+            Pipeline::SurveyScores(s) => Some(Scales::from_config(&s.scales)),
+        })
+        .unwrap_or_default();
+    let mut frames: BTreeMap<InputKind, LazyFrame> = BTreeMap::new();
+    let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
+    let mut input_problems = Vec::new();
+    for (kind, source) in &sources {
+        let t = Instant::now();
+        let want = extra.get(kind).cloned().unwrap_or_default();
+        match inputs::load(source, &cal, &scales, &want) {
+            Ok(loaded) => {
+                let r = &loaded.report;
+                log.stage(
+                    "input",
+                    kind.name(),
+                    t.elapsed(),
+                    &[
+                        ("files", Field::Int(source.files.len() as u64)),
+                        ("rows_read", Field::Int(r.rows_read)),
+                        ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
+                        ("rows_rejected", Field::Int(r.rows_rejected())),
+                        ("rows_used", Field::Int(loaded.data.height() as u64)),
+                    ],
+                );
+                frames.insert(*kind, loaded.data.lazy());
+                reports.insert(*kind, loaded.report);
+            }
+            Err(CxError::Input { problems }) => input_problems.extend(problems),
+            Err(e) => return Err(e),
+        }
+    }
+    if !input_problems.is_empty() {
+        return Err(CxError::Input {
+            problems: input_problems,
+        });
+    }
+
+    // Quality gate: before anything is written.
+    let breaches: Vec<String> = reports
+        .iter()
+        .filter(|(_, r)| r.rejected_fraction() > job.max_rejected_fraction)
+        .map(|(kind, r)| {
+            let reasons: Vec<String> = r
+                .rejected
+                .iter()
+                .map(|x| format!("{} x{}", x.reason, x.row_count))
+                .collect();
+            format!(
+                "{kind}: {} of {} rows rejected ({:.4} > max_rejected_fraction {}): {}",
+                r.rows_rejected(),
+                r.rows_read - r.rows_after_as_of,
+                r.rejected_fraction(),
+                job.max_rejected_fraction,
+                reasons.join(", ")
+            )
+        })
+        .collect();
+    if !breaches.is_empty() {
+        return Err(CxError::Quality { breaches });
+    }
+
+    // Pipelines.
+    let mut tables: Vec<(String, DataFrame)> = Vec::new();
+    for p in &pipelines {
+        let t = Instant::now();
+        for (name, lf) in p.build(&frames, &cal) {
+            let df = guarded_collect(lf).map_err(|e| {
+                CxError::internal(format!("computing pipeline {} (table {name})", p.name()), e)
+            })?;
+            log.stage(
+                "pipeline",
+                p.name(),
+                t.elapsed(),
+                &[
+                    ("table", Field::Text(name.to_string())),
+                    ("rows", Field::Int(df.height() as u64)),
+                ],
+            );
+            tables.push((name.to_string(), df));
+        }
+    }
+    tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
+    let headlines = headlines(&tables);
+
+    // Output.
+    let plan = OutputPlan {
+        dir: out_dir.clone(),
+        layout: job.layout,
+        compression: job.compression,
+        as_of,
+    };
+    for note in output::recover(&plan.dir)? {
+        log.stage("recover", "output", std::time::Duration::ZERO, &[("note", Field::Text(note))]);
+    }
+    let run_id = format!(
+        "{}-{}-{}",
+        as_of.format("%Y%m%d"),
+        started.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    );
+    let abort_after: Option<usize> = std::env::var(ABORT_AFTER_TABLES_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut staging = Staging::new(&plan, &run_id)?;
+    let mut written = Vec::new();
+    for (name, df) in tables {
+        let t = Instant::now();
+        let w = staging.write_table(&name, df)?;
+        log.stage(
+            "write",
+            &name,
+            t.elapsed(),
+            &[
+                ("rows", Field::Int(w.rows as u64)),
+                ("path", Field::Text(w.path.display().to_string())),
+            ],
+        );
+        written.push(w);
+        if abort_after == Some(written.len()) {
+            std::process::abort();
+        }
+    }
+    let manifest = manifest(&job, &run_id, as_of, started, &sources, &reports, &written);
+    let t = Instant::now();
+    staging.commit(&manifest)?;
+    log.stage(
+        "publish",
+        &job.name,
+        t.elapsed(),
+        &[
+            ("tables", Field::Int(written.len() as u64)),
+            ("dir", Field::Text(plan.dir.display().to_string())),
+            ("total_s", Field::Float(t0.elapsed().as_secs_f64())),
+        ],
+    );
+    Ok(RunSummary {
+        job: job.name,
+        as_of,
+        output_dir: out_dir,
+        tables: written,
+        headlines,
+        rejected: reports.values().map(|r| r.rows_rejected()).sum(),
+    })
+}
+
+fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>> {
+    let Some(only) = only else {
+        return Ok(job.pipelines.clone());
+    };
+    let configured: Vec<&str> = job.pipelines.iter().map(|p| p.name()).collect();
+    let mut problems = Vec::new();
+    for name in only {
+        if !configured.contains(&name.as_str()) {
+            if NAMES.contains(&name.as_str()) {
+                problems.push(format!("--only: pipeline `{name}` is not configured in this job"));
+            } else {
+                problems.push(format!(
+                    "--only: unknown pipeline `{name}` (this job has: {})",
+                    configured.join(", ")
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CxError::Usage(problems.join("; ")));
+    }
+    Ok(job
+        .pipelines
+        .iter()
+        .filter(|p| only.iter().any(|n| n == p.name()))
+        .cloned()
+        .collect())
+}
+
+fn guarded_collect(lf: LazyFrame) -> std::result::Result<DataFrame, String> {
+    match catch_unwind(AssertUnwindSafe(|| lf.collect())) {
+        Ok(Ok(df)) => Ok(df),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("polars panicked while computing (a bug in cxmetrics or polars)".into()),
+    }
+}
+
+/// The `rejected_rows` table: input, reason, row_count, example_id.
+pub fn rejected_rows(reports: &BTreeMap<InputKind, InputReport>) -> DataFrame {
+    let mut input = Vec::new();
+    let mut reason = Vec::new();
+    let mut count = Vec::new();
+    let mut example = Vec::new();
+    for (kind, r) in reports {
+        for x in &r.rejected {
+            input.push(kind.name().to_string());
+            reason.push(x.reason.clone());
+            count.push(x.row_count as i64);
+            example.push(x.example_id.clone());
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("input".into(), input),
+        Column::new("reason".into(), reason),
+        Column::new("row_count".into(), count),
+        Column::new("example_id".into(), example),
+    ])
+    .expect("columns of equal length")
+}
+
+/// Headline NPS/CSAT/CES: the overall score of the latest complete period (else the latest).
+fn headlines(tables: &[(String, DataFrame)]) -> Vec<String> {
+    let Some((_, df)) = tables.iter().find(|(n, _)| n == "survey_scores") else {
+        return Vec::new();
+    };
+    let latest = df
+        .clone()
+        .lazy()
+        .filter(col("dimension").eq(lit("all")))
+        .sort_by_exprs(
+            [col("complete"), col("period")],
+            SortMultipleOptions::default().with_order_descending_multi([true, true]),
+        )
+        .group_by_stable([col("survey")])
+        .agg([
+            col("period").first(),
+            col("score").first(),
+            col("ci_low").first(),
+            col("ci_high").first(),
+            col("responses").first(),
+            col("complete").first(),
+        ])
+        .sort(["survey"], Default::default())
+        .collect();
+    let Ok(latest) = latest else {
+        return Vec::new();
+    };
+    let get = |name: &str| latest.column(name).ok().cloned();
+    let (Some(s), Some(p), Some(sc), Some(lo), Some(hi), Some(n)) = (
+        get("survey"),
+        get("period"),
+        get("score"),
+        get("ci_low"),
+        get("ci_high"),
+        get("responses"),
+    ) else {
+        return Vec::new();
+    };
+    (0..latest.height())
+        .filter_map(|i| {
+            Some(format!(
+                "{:<4} period {}: {:>6.1}  (95% CI {:.1} to {:.1}, {} responses)",
+                s.get(i).ok()?.get_str()?.to_uppercase(),
+                p.get(i).ok()?.to_string(),
+                sc.get(i).ok()?.extract::<f64>()?,
+                lo.get(i).ok()?.extract::<f64>()?,
+                hi.get(i).ok()?.extract::<f64>()?,
+                n.get(i).ok()?.extract::<i64>()?,
+            ))
+        })
+        .collect()
+}
+
+fn manifest(
+    job: &Job,
+    run_id: &str,
+    as_of: NaiveDate,
+    started: chrono::DateTime<Utc>,
+    sources: &BTreeMap<InputKind, inputs::InputSource>,
+    reports: &BTreeMap<InputKind, InputReport>,
+    written: &[WrittenTable],
+) -> serde_json::Value {
+    let inputs: serde_json::Map<String, serde_json::Value> = reports
+        .iter()
+        .map(|(kind, r)| {
+            let by_reason: serde_json::Map<String, serde_json::Value> = r
+                .rejected
+                .iter()
+                .map(|x| (x.reason.clone(), json!(x.row_count)))
+                .collect();
+            let columns = sources.get(kind).map(|s| s.rename.clone()).unwrap_or_default();
+            (
+                kind.name().to_string(),
+                json!({
+                    "paths": r.paths,
+                    "column_mapping": columns,
+                    "rows_read": r.rows_read,
+                    "rows_after_as_of": r.rows_after_as_of,
+                    "rows_rejected": r.rows_rejected(),
+                    "rows_rejected_by_reason": by_reason,
+                    "rejected_fraction": r.rejected_fraction(),
+                }),
+            )
+        })
+        .collect();
+    let outputs: serde_json::Map<String, serde_json::Value> = written
+        .iter()
+        .map(|w| {
+            let cols: Vec<serde_json::Value> = w
+                .columns
+                .iter()
+                .map(|(n, t)| json!({"name": n, "type": t}))
+                .collect();
+            (
+                w.name.clone(),
+                json!({"path": w.path.display().to_string(), "rows": w.rows, "columns": cols}),
+            )
+        })
+        .collect();
+    json!({
+        "job": job.name,
+        "job_file": job.path.display().to_string(),
+        "as_of": as_of.to_string(),
+        "timezone": job.timezone,
+        "run_id": run_id,
+        "started_at": started.to_rfc3339(),
+        "finished_at": Utc::now().to_rfc3339(),
+        "cxmetrics_version": env!("CARGO_PKG_VERSION"),
+        "pipelines": job.pipelines.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "max_rejected_fraction": job.max_rejected_fraction,
+        "inputs": inputs,
+        "outputs": outputs,
+    })
+}

@@ -1,0 +1,187 @@
+//! Calendar arithmetic in the job's time zone: the as-of cutoff instant, local dates, period
+//! starts and period completeness.
+//!
+//! Every timestamp inside cxmetrics is `Datetime(us, "UTC")` (the input reader normalises them);
+//! every calendar value is a local `Date`. Days are calendar days in the zone, never 24-hour
+//! spans, so a DST change does not move anything to a neighbouring day.
+
+use chrono::{Datelike, Duration, LocalResult, NaiveDate, TimeZone as _};
+use chrono_tz::Tz;
+use polars::prelude::*;
+
+use crate::config::Period;
+
+/// The job's clock settings, handed to every pipeline.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    pub as_of: NaiveDate,
+    pub timezone: String,
+    tz: Tz,
+}
+
+impl Calendar {
+    /// `timezone` must be a valid IANA name (checked by `validate`).
+    pub fn new(as_of: NaiveDate, timezone: &str) -> Result<Self, String> {
+        let tz: Tz = timezone
+            .parse()
+            .map_err(|_| format!("unknown time zone `{timezone}`"))?;
+        Ok(Calendar {
+            as_of,
+            timezone: timezone.to_string(),
+            tz,
+        })
+    }
+
+    /// Microseconds since the epoch of the first instant *after* `as_of` in the zone, i.e. local
+    /// midnight starting `as_of + 1`. Data at or after it does not exist yet for this run.
+    pub fn cutoff_us(&self) -> i64 {
+        local_midnight_us(self.tz, self.as_of + Duration::days(1))
+    }
+
+    /// Local calendar date of a UTC timestamp expression.
+    pub fn local_date(&self, ts: Expr) -> Expr {
+        // The zone was validated when the calendar was built.
+        let tz = polars::prelude::TimeZone::opt_try_new(Some(self.timezone.as_str()))
+            .ok()
+            .flatten()
+            .unwrap_or(polars::prelude::TimeZone::UTC);
+        ts.dt().convert_time_zone(tz).dt().date()
+    }
+
+    /// `complete` flag: the whole period starting at `start` lies at or before `as_of`.
+    pub fn period_complete(&self, start: Expr, period: Period) -> Expr {
+        start
+            .dt()
+            .offset_by(lit(period.every()))
+            .lt_eq(lit(self.as_of + Duration::days(1)))
+    }
+
+    /// First day of the period containing `as_of`.
+    pub fn as_of_period_start(&self, period: Period) -> NaiveDate {
+        period_start_of(self.as_of, period)
+    }
+}
+
+/// Local midnight at the start of `day`; where midnight does not exist (a DST gap at 00:00),
+/// the first instant of the day after the gap.
+pub fn local_midnight_us(tz: Tz, day: NaiveDate) -> i64 {
+    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    let instant = match tz.from_local_datetime(&midnight) {
+        LocalResult::Single(t) => t,
+        LocalResult::Ambiguous(first, _) => first,
+        LocalResult::None => {
+            // Gaps are at most a few hours; step forward minute by minute to the first valid time.
+            (1..=24 * 60)
+                .find_map(|m| {
+                    tz.from_local_datetime(&(midnight + Duration::minutes(m)))
+                        .earliest()
+                })
+                .expect("a DST gap shorter than a day")
+        }
+    };
+    instant.timestamp_micros()
+}
+
+impl Period {
+    /// polars duration string for one period.
+    pub fn every(self) -> &'static str {
+        match self {
+            Period::Day => "1d",
+            Period::Week => "1w",
+            Period::Month => "1mo",
+            Period::Quarter => "1q",
+            Period::Year => "1y",
+        }
+    }
+
+    /// Expression: first day of the period containing the `Date` expression `date`.
+    pub fn start(self, date: Expr) -> Expr {
+        match self {
+            Period::Day => date,
+            _ => date.dt().truncate(lit(self.every())),
+        }
+    }
+}
+
+/// First day of the period containing `d` (Rust-side twin of `Period::start`).
+pub fn period_start_of(d: NaiveDate, period: Period) -> NaiveDate {
+    match period {
+        Period::Day => d,
+        Period::Week => d - Duration::days(d.weekday().num_days_from_monday() as i64),
+        Period::Month => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("valid"),
+        Period::Quarter => {
+            NaiveDate::from_ymd_opt(d.year(), (d.month() - 1) / 3 * 3 + 1, 1).expect("valid")
+        }
+        Period::Year => NaiveDate::from_ymd_opt(d.year(), 1, 1).expect("valid"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn cutoff_is_local_midnight_after_as_of() {
+        // 2026-06-30 in New York (EDT, UTC-4): the day ends at 2026-07-01T04:00Z.
+        let cal = Calendar::new(d(2026, 6, 30), "America/New_York").unwrap();
+        let expected = d(2026, 7, 1).and_hms_opt(4, 0, 0).unwrap().and_utc();
+        assert_eq!(cal.cutoff_us(), expected.timestamp_micros());
+        let utc = Calendar::new(d(2026, 6, 30), "UTC").unwrap();
+        let expected = d(2026, 7, 1).and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!(utc.cutoff_us(), expected.timestamp_micros());
+    }
+
+    #[test]
+    fn midnight_in_a_dst_gap_moves_to_the_first_valid_instant() {
+        // America/Santiago springs forward at 00:00 on 2026-09-06: 00:00-00:59 do not exist.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let us = local_midnight_us(tz, d(2026, 9, 6));
+        // 01:00 local (UTC-3 after the change) is 04:00Z.
+        let expected = d(2026, 9, 6).and_hms_opt(4, 0, 0).unwrap().and_utc();
+        assert_eq!(us, expected.timestamp_micros());
+    }
+
+    #[test]
+    fn period_starts() {
+        assert_eq!(period_start_of(d(2026, 6, 3), Period::Week), d(2026, 6, 1)); // Wed -> Mon
+        assert_eq!(period_start_of(d(2026, 6, 1), Period::Week), d(2026, 6, 1));
+        assert_eq!(period_start_of(d(2026, 6, 7), Period::Week), d(2026, 6, 1)); // Sun
+        assert_eq!(period_start_of(d(2026, 8, 31), Period::Quarter), d(2026, 7, 1));
+        assert_eq!(period_start_of(d(2026, 2, 28), Period::Month), d(2026, 2, 1));
+        assert_eq!(period_start_of(d(2026, 12, 31), Period::Year), d(2026, 1, 1));
+    }
+
+    #[test]
+    fn polars_period_start_matches_rust_twin() {
+        let days: Vec<NaiveDate> = (0..800).map(|i| d(2025, 1, 1) + Duration::days(i)).collect();
+        let df = DataFrame::new_infer_height(vec![Column::new("d".into(), days.clone())]).unwrap();
+        for p in [
+            Period::Day,
+            Period::Week,
+            Period::Month,
+            Period::Quarter,
+            Period::Year,
+        ] {
+            let out = df
+                .clone()
+                .lazy()
+                .select([p.start(col("d")).alias("s")])
+                .collect()
+                .unwrap();
+            let got: Vec<NaiveDate> = out
+                .column("s")
+                .unwrap()
+                .date()
+                .unwrap()
+                .as_date_iter()
+                .map(|x| x.unwrap())
+                .collect();
+            let want: Vec<NaiveDate> = days.iter().map(|x| period_start_of(*x, p)).collect();
+            assert_eq!(got, want, "{p:?}");
+        }
+    }
+}
