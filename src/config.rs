@@ -159,8 +159,15 @@ pub enum Compression {
     Uncompressed,
 }
 
-/// Parses job-file text, reporting every structural problem found.
+/// Parses job-file text, reporting every structural problem found, in file order.
 pub fn parse_job(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
+    parse_all(text).map_err(|mut problems| {
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        problems
+    })
+}
+
+fn parse_all(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
     let mut value: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => {
             return Err(vec![problem(vec![], None, "the job file is empty".into())]);
@@ -378,7 +385,10 @@ mod tests {
 
     #[test]
     fn syntax_errors_and_empty_files_are_problems() {
-        assert_eq!(parse_job("").unwrap_err()[0].message, "the job file is empty");
+        assert_eq!(
+            parse_job("").unwrap_err()[0].message,
+            "the job file is empty"
+        );
         let p = parse_job("name: x\npipelines: [\n").unwrap_err();
         assert_eq!(p.len(), 1);
         assert!(p[0].line.is_some());

@@ -223,14 +223,24 @@ fn clamp_round(x: f64, lo: i64, hi: i64) -> i64 {
 }
 
 /// Generates one customer's rows into `b`.
-fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut Ids, b: &mut Batch) {
+fn customer(
+    rng: &mut ChaCha8Rng,
+    idx: u64,
+    start_us: i64,
+    days: u32,
+    ids: &mut Ids,
+    b: &mut Batch,
+) {
     let end = end_us();
     let cid = format!("C{:07}", idx + 1);
     let u: f64 = rng.gen();
     let t = if rng.gen::<f64>() < 0.3 { u } else { u.sqrt() };
     let signup = start_us + (t * days as f64 * DAY_US as f64) as i64;
     let signup = signup.min(end - SEC_US);
-    let region = *pick(rng, &[("NA", 0.4), ("EU", 0.3), ("APAC", 0.2), ("LATAM", 0.1)]);
+    let region = *pick(
+        rng,
+        &[("NA", 0.4), ("EU", 0.3), ("APAC", 0.2), ("LATAM", 0.1)],
+    );
     let plan = *pick(rng, &[("free", 0.5), ("pro", 0.35), ("business", 0.15)]);
 
     // Support tickets over the whole window; those after drop-out are removed below.
@@ -271,7 +281,12 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
             let abandoned = rng.gen::<f64>() < c.abandon;
             let category = *pick(
                 rng,
-                &[("billing", 0.3), ("shipping", 0.25), ("product", 0.3), ("account", 0.15)],
+                &[
+                    ("billing", 0.3),
+                    ("shipping", 0.25),
+                    ("product", 0.3),
+                    ("account", 0.15),
+                ],
             );
             if abandoned {
                 return T {
@@ -292,7 +307,10 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
             let resp_s = lognormal(rng, c.response_median_s, c.response_sigma);
             let first_response = created + (resp_s * SEC_US as f64) as i64;
             let resolved = if rng.gen::<f64>() < 0.92 {
-                Some(first_response + (lognormal(rng, c.resolve_median_s, 1.0) * SEC_US as f64) as i64)
+                Some(
+                    first_response
+                        + (lognormal(rng, c.resolve_median_s, 1.0) * SEC_US as f64) as i64,
+                )
             } else {
                 None
             };
@@ -382,20 +400,22 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
                 b.orders.id.push(format!("O{:09}", ids.order));
                 b.orders.customer.push(cid.clone());
                 b.orders.at.push(refund_at);
-                b.orders.amount.push(-((amount * share * 100.0).round() / 100.0));
+                b.orders
+                    .amount
+                    .push(-((amount * share * 100.0).round() / 100.0));
             }
         }
     }
 
     let push_survey = |rng: &mut ChaCha8Rng,
-                           b: &mut Batch,
-                           ids: &mut Ids,
-                           survey: &'static str,
-                           score: i64,
-                           at: i64,
-                           ticket: Option<String>,
-                           channel: Option<&'static str>,
-                           agent: Option<String>| {
+                       b: &mut Batch,
+                       ids: &mut Ids,
+                       survey: &'static str,
+                       score: i64,
+                       at: i64,
+                       ticket: Option<String>,
+                       channel: Option<&'static str>,
+                       agent: Option<String>| {
         if at >= end {
             return;
         }
@@ -432,7 +452,9 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
         b.tickets.channel.push(ch);
         b.tickets.created.push(t.created);
         // Anything after the end of the window has not happened yet.
-        b.tickets.first_response.push(t.first_response.filter(|x| *x < end));
+        b.tickets
+            .first_response
+            .push(t.first_response.filter(|x| *x < end));
         b.tickets.resolved.push(t.resolved.filter(|x| *x < end));
         b.tickets.agent.push(t.agent.clone());
         b.tickets.category.push(t.category);
@@ -449,11 +471,31 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
             let badf = if t.bad { 1.0 } else { 0.0 };
             if rng.gen::<f64>() < 0.3 {
                 let s = clamp_round(4.4 - 1.8 * badf + 0.8 * normal(rng), 1, 5);
-                push_survey(rng, b, ids, "csat", s, after, Some(tid.clone()), Some(ch), t.agent.clone());
+                push_survey(
+                    rng,
+                    b,
+                    ids,
+                    "csat",
+                    s,
+                    after,
+                    Some(tid.clone()),
+                    Some(ch),
+                    t.agent.clone(),
+                );
             }
             if rng.gen::<f64>() < 0.15 {
                 let s = clamp_round(5.7 - 2.2 * badf + 1.0 * normal(rng), 1, 7);
-                push_survey(rng, b, ids, "ces", s, after + 60 * SEC_US, Some(tid.clone()), Some(ch), t.agent.clone());
+                push_survey(
+                    rng,
+                    b,
+                    ids,
+                    "ces",
+                    s,
+                    after + 60 * SEC_US,
+                    Some(tid.clone()),
+                    Some(ch),
+                    t.agent.clone(),
+                );
             }
         }
     }
@@ -464,14 +506,22 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
     let mut first = true;
     while at < alive_until.min(end) {
         if rng.gen::<f64>() < if first { 0.35 } else { 0.3 } {
-            let past: Vec<bool> = ticket_bad_at.iter().filter(|(c, _)| *c < at).map(|x| x.1).collect();
+            let past: Vec<bool> = ticket_bad_at
+                .iter()
+                .filter(|(c, _)| *c < at)
+                .map(|x| x.1)
+                .collect();
             let bad = if past.is_empty() {
                 0.0
             } else {
                 past.iter().filter(|x| **x).count() as f64 / past.len() as f64
             };
             let s = clamp_round(8.3 - 4.0 * bad + 1.6 * normal(rng), 0, 10);
-            let channel = if rng.gen::<f64>() < 0.6 { "email" } else { "in_app" };
+            let channel = if rng.gen::<f64>() < 0.6 {
+                "email"
+            } else {
+                "in_app"
+            };
             push_survey(rng, b, ids, "nps", s, at, None, Some(channel), None);
         }
         first = false;
@@ -496,7 +546,12 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
         b.events.at.push(at);
         b.events.kind.push(*pick(
             rng,
-            &[("login", 0.5), ("view", 0.3), ("search", 0.15), ("checkout", 0.05)],
+            &[
+                ("login", 0.5),
+                ("view", 0.3),
+                ("search", 0.15),
+                ("checkout", 0.05),
+            ],
         ));
     }
 
@@ -512,13 +567,17 @@ fn customer(rng: &mut ChaCha8Rng, idx: u64, start_us: i64, days: u32, ids: &mut 
 }
 
 fn ts(name: &str, v: Vec<i64>) -> PolarsResult<Column> {
-    Ok(Column::new(name.into(), v)
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?)
+    Column::new(name.into(), v).cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))
 }
 
 fn ts_opt(name: &str, v: Vec<Option<i64>>) -> PolarsResult<Column> {
-    Ok(Column::new(name.into(), v)
-        .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?)
+    Column::new(name.into(), v).cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))
 }
 
 impl Batch {
@@ -604,7 +663,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<(&'static str, u64)>> {
     let start_us = end_us() - opts.days as i64 * DAY_US;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut ids = Ids::default();
-    let mut writers: Vec<(&'static str, PathBuf, polars::io::parquet::write::BatchedWriter<File>)> = Vec::new();
+    let mut writers: Vec<(
+        &'static str,
+        PathBuf,
+        polars::io::parquet::write::BatchedWriter<File>,
+    )> = Vec::new();
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
     let mut idx = 0;
     loop {

@@ -121,12 +121,7 @@ pub fn contract_problems(
     extra: &[String],
 ) -> Vec<String> {
     let contract = source.kind.contract();
-    let where_ = format!(
-        "{} ({}, {} rows)",
-        source.kind,
-        path.display(),
-        schema.rows
-    );
+    let where_ = format!("{} ({}, {} rows)", source.kind, path.display(), schema.rows);
     let dtype_of = |name: &str| schema.columns.iter().find(|(n, _)| n == name).map(|c| &c.1);
     let mut problems = Vec::new();
     for spec in contract.columns {
@@ -278,7 +273,13 @@ fn read_file(
     offset: u64,
 ) -> std::result::Result<DataFrame, String> {
     let contract = source.kind.contract();
-    let dtype_of = |name: &str| schema.columns.iter().find(|(n, _)| n == name).map(|c| c.1.clone());
+    let dtype_of = |name: &str| {
+        schema
+            .columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|c| c.1.clone())
+    };
     let mut wanted: Vec<String> = Vec::new();
     let mut exprs: Vec<Expr> = Vec::new();
     for spec in contract.columns {
@@ -299,7 +300,9 @@ fn read_file(
     }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     guarded(move || {
-        let df = ParquetReader::new(file).with_columns(Some(wanted)).finish()?;
+        let df = ParquetReader::new(file)
+            .with_columns(Some(wanted))
+            .finish()?;
         df.lazy()
             .select(exprs)
             .with_row_index("__row", Some(offset as IdxSize))
@@ -323,10 +326,9 @@ fn coerce(e: Expr, ty: ColType, from: &DataType) -> Expr {
     match (ty, from) {
         // Physical Datetime values are UTC instants (tz-aware) or wall clock read as UTC (naive):
         // either way the epoch offset in the source unit is what we want.
-        (ColType::Timestamp, DataType::Datetime(_, _)) => e
-            .dt()
-            .timestamp(TimeUnit::Microseconds)
-            .cast(target),
+        (ColType::Timestamp, DataType::Datetime(_, _)) => {
+            e.dt().timestamp(TimeUnit::Microseconds).cast(target)
+        }
         (ColType::Timestamp, DataType::Date) => e
             .cast(DataType::Datetime(TimeUnit::Microseconds, None))
             .dt()
@@ -366,7 +368,11 @@ fn clean(
         .with_column(null_reason.alias("__reason"))
         .filter(col("__reason").is_not_null().or(after.not()));
     // Nullable timestamps later than as_of have not happened yet.
-    for spec in contract.columns.iter().filter(|c| c.nullable && c.ty == ColType::Timestamp) {
+    for spec in contract
+        .columns
+        .iter()
+        .filter(|c| c.nullable && c.ty == ColType::Timestamp)
+    {
         if spec.name != contract.time {
             lf = lf.with_column(
                 when(ts_us(spec.name).gt_eq(lit(cutoff)))

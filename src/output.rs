@@ -82,10 +82,14 @@ pub fn warehouse_types(df: DataFrame) -> PolarsResult<DataFrame> {
                 DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
                     c.cast(DataType::Int64)
                 }
-                DataType::Datetime(_, _) => c
-                    .dt()
-                    .timestamp(TimeUnit::Microseconds)
-                    .cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))),
+                DataType::Datetime(_, _) => {
+                    c.dt()
+                        .timestamp(TimeUnit::Microseconds)
+                        .cast(DataType::Datetime(
+                            TimeUnit::Microseconds,
+                            Some(TimeZone::UTC),
+                        ))
+                }
                 DataType::Categorical(_, _) | DataType::Enum(_, _) => c.cast(DataType::String),
                 _ => c,
             }
@@ -126,7 +130,10 @@ pub fn recover(dir: &Path) -> Result<Vec<String>> {
             let list = fs::read_to_string(&commit).map_err(|e| io_err("reading", &commit, e))?;
             let files: Vec<PathBuf> = list.lines().map(PathBuf::from).collect();
             publish_staged(dir, &staging, &files)?;
-            notes.push(format!("rolled forward interrupted publish {}", staging.display()));
+            notes.push(format!(
+                "rolled forward interrupted publish {}",
+                staging.display()
+            ));
         } else {
             fs::remove_dir_all(&staging).map_err(|e| io_err("removing", &staging, e))?;
             notes.push(format!("removed incomplete staging {}", staging.display()));
@@ -161,7 +168,8 @@ impl Staging {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| io_err("creating", parent, e))?;
         }
-        let mut df = warehouse_types(df).map_err(|e| CxError::internal(format!("table {name}"), e))?;
+        let mut df =
+            warehouse_types(df).map_err(|e| CxError::internal(format!("table {name}"), e))?;
         let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
         ParquetWriter::new(file)
             .with_compression(parquet_compression(self.plan.compression))

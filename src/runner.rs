@@ -15,7 +15,6 @@ use crate::error::{CxError, Result};
 use crate::inputs::{self, InputReport};
 use crate::log::{Field, Log};
 use crate::output::{self, OutputPlan, Staging, WrittenTable};
-use crate::pipelines::survey_scores::Scales;
 use crate::pipelines::{Pipeline, NAMES};
 use crate::time::Calendar;
 use crate::validate::{self, Job};
@@ -67,21 +66,18 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         .clone()
         .or_else(|| job.output_dir.clone())
         .ok_or_else(|| {
-            CxError::Usage("no output directory: set `output.dir` in the job or pass --output-dir".into())
+            CxError::Usage(
+                "no output directory: set `output.dir` in the job or pass --output-dir".into(),
+            )
         })?;
 
     // Inputs: only those the selected pipelines need.
-    let kinds: BTreeSet<InputKind> = pipelines
-        .iter()
-        .flat_map(|p| p.required_inputs())
-        .collect();
+    let kinds: BTreeSet<InputKind> = pipelines.iter().flat_map(|p| p.required_inputs()).collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
     let scales = pipelines
         .iter()
-        .find_map(|p| match p {
-            Pipeline::SurveyScores(s) => Some(Scales::from_config(&s.scales)),
-        })
+        .find_map(Pipeline::survey_scales)
         .unwrap_or_default();
     let mut frames: BTreeMap<InputKind, LazyFrame> = BTreeMap::new();
     let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
@@ -172,7 +168,12 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         as_of,
     };
     for note in output::recover(&plan.dir)? {
-        log.stage("recover", "output", std::time::Duration::ZERO, &[("note", Field::Text(note))]);
+        log.stage(
+            "recover",
+            "output",
+            std::time::Duration::ZERO,
+            &[("note", Field::Text(note))],
+        );
     }
     let run_id = format!(
         "{}-{}-{}",
@@ -234,7 +235,9 @@ fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>>
     for name in only {
         if !configured.contains(&name.as_str()) {
             if NAMES.contains(&name.as_str()) {
-                problems.push(format!("--only: pipeline `{name}` is not configured in this job"));
+                problems.push(format!(
+                    "--only: pipeline `{name}` is not configured in this job"
+                ));
             } else {
                 problems.push(format!(
                     "--only: unknown pipeline `{name}` (this job has: {})",
@@ -328,7 +331,7 @@ fn headlines(tables: &[(String, DataFrame)]) -> Vec<String> {
             Some(format!(
                 "{:<4} period {}: {:>6.1}  (95% CI {:.1} to {:.1}, {} responses)",
                 s.get(i).ok()?.get_str()?.to_uppercase(),
-                p.get(i).ok()?.to_string(),
+                p.get(i).ok()?,
                 sc.get(i).ok()?.extract::<f64>()?,
                 lo.get(i).ok()?.extract::<f64>()?,
                 hi.get(i).ok()?.extract::<f64>()?,
@@ -355,7 +358,10 @@ fn manifest(
                 .iter()
                 .map(|x| (x.reason.clone(), json!(x.row_count)))
                 .collect();
-            let columns = sources.get(kind).map(|s| s.rename.clone()).unwrap_or_default();
+            let columns = sources
+                .get(kind)
+                .map(|s| s.rename.clone())
+                .unwrap_or_default();
             (
                 kind.name().to_string(),
                 json!({

@@ -150,14 +150,25 @@ mod tests {
         assert_eq!(period_start_of(d(2026, 6, 3), Period::Week), d(2026, 6, 1)); // Wed -> Mon
         assert_eq!(period_start_of(d(2026, 6, 1), Period::Week), d(2026, 6, 1));
         assert_eq!(period_start_of(d(2026, 6, 7), Period::Week), d(2026, 6, 1)); // Sun
-        assert_eq!(period_start_of(d(2026, 8, 31), Period::Quarter), d(2026, 7, 1));
-        assert_eq!(period_start_of(d(2026, 2, 28), Period::Month), d(2026, 2, 1));
-        assert_eq!(period_start_of(d(2026, 12, 31), Period::Year), d(2026, 1, 1));
+        assert_eq!(
+            period_start_of(d(2026, 8, 31), Period::Quarter),
+            d(2026, 7, 1)
+        );
+        assert_eq!(
+            period_start_of(d(2026, 2, 28), Period::Month),
+            d(2026, 2, 1)
+        );
+        assert_eq!(
+            period_start_of(d(2026, 12, 31), Period::Year),
+            d(2026, 1, 1)
+        );
     }
 
     #[test]
     fn polars_period_start_matches_rust_twin() {
-        let days: Vec<NaiveDate> = (0..800).map(|i| d(2025, 1, 1) + Duration::days(i)).collect();
+        let days: Vec<NaiveDate> = (0..800)
+            .map(|i| d(2025, 1, 1) + Duration::days(i))
+            .collect();
         let df = DataFrame::new_infer_height(vec![Column::new("d".into(), days.clone())]).unwrap();
         for p in [
             Period::Day,

@@ -165,7 +165,10 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
     for (kind, cfg) in declared {
         if let Some(cfg) = cfg {
             if cfg.path.trim().is_empty() {
-                problems.push(problem(&format!("inputs.{kind}.path"), "must not be empty".into()));
+                problems.push(problem(
+                    &format!("inputs.{kind}.path"),
+                    "must not be empty".into(),
+                ));
             }
             for name in cfg.columns.keys() {
                 if kind.contract().column(name).is_none() {
@@ -231,14 +234,20 @@ fn check_by(path: &str, by: &[String], problems: &mut Vec<ConfigProblem>) {
             problems.push(problem(path, format!("`{b}` is listed twice")));
         }
         if b == "all" {
-            problems.push(problem(path, "`all` is reserved for the overall rows".into()));
+            problems.push(problem(
+                path,
+                "`all` is reserved for the overall rows".into(),
+            ));
         }
     }
 }
 
 fn check_scale(path: &str, s: &ScaleConfig, problems: &mut Vec<ConfigProblem>) {
     if s.min >= s.max {
-        problems.push(problem(path, format!("min ({}) must be below max ({})", s.min, s.max)));
+        problems.push(problem(
+            path,
+            format!("min ({}) must be below max ({})", s.min, s.max),
+        ));
     }
     if s.positive_from <= s.min || s.positive_from > s.max {
         problems.push(problem(

@@ -27,7 +27,7 @@ pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr])
             let mut group: Vec<Expr> = keys.to_vec();
             group.push(lit(name).alias("dimension"));
             group.push(value.alias("dimension_value"));
-            lf.clone().group_by(group).agg(aggs.to_vec())
+            lf.clone().group_by(group).agg(aggs)
         })
         .collect();
     concat(parts, UnionArgs::default()).expect("at least the overall row set")

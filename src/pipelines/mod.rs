@@ -52,6 +52,14 @@ impl Pipeline {
         }
     }
 
+    /// Survey answer scales this pipeline configures (used by the input reader to reject
+    /// out-of-scale scores).
+    pub fn survey_scales(&self) -> Option<survey_scores::Scales> {
+        match self {
+            Pipeline::SurveyScores(p) => Some(survey_scores::Scales::from_config(&p.scales)),
+        }
+    }
+
     /// Output tables, by name, in the order they are produced.
     pub fn build(
         &self,

@@ -138,11 +138,7 @@ impl Scales {
 }
 
 /// Computes the `survey_scores` table.
-pub fn survey_scores(
-    surveys: LazyFrame,
-    params: &SurveyScoresParams,
-    cal: &Calendar,
-) -> LazyFrame {
+pub fn survey_scores(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Calendar) -> LazyFrame {
     let scales = Scales::from_config(&params.scales);
     let (pos, neu, neg) = scales.classify(col("survey"), col("score"));
     let base = surveys.with_columns([
@@ -163,7 +159,10 @@ pub fn survey_scores(
             count_true(col("__pos")).alias("positive"),
             count_true(col("__neu")).alias("neutral"),
             count_true(col("__neg")).alias("negative"),
-            col("score").cast(DataType::Float64).mean().alias("mean_score"),
+            col("score")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("mean_score"),
         ],
     );
 
@@ -232,4 +231,356 @@ pub fn survey_scores(
             Default::default(),
         )
         .drop(cols(["__not_all"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, NaiveDateTime};
+
+    use super::*;
+    use crate::config::Period;
+
+    fn ts(s: &str) -> i64 {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    /// Cleaned surveys: (survey, score, submitted_at UTC "YYYY-MM-DD HH:MM:SS", channel).
+    fn surveys(rows: &[(&str, i64, &str, Option<&str>)]) -> LazyFrame {
+        let at: Vec<i64> = rows.iter().map(|r| ts(r.2)).collect();
+        DataFrame::new_infer_height(vec![
+            Column::new(
+                "survey".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new("score".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new("submitted_at".into(), at)
+                .cast(&DataType::Datetime(
+                    TimeUnit::Microseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .unwrap(),
+            Column::new(
+                "channel".into(),
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            ),
+        ])
+        .unwrap()
+        .lazy()
+    }
+
+    fn many(
+        survey: &'static str,
+        counts: &[(i64, usize)],
+    ) -> Vec<(&'static str, i64, &'static str, Option<&'static str>)> {
+        counts
+            .iter()
+            .flat_map(|(score, n)| {
+                std::iter::repeat_n((survey, *score, "2026-06-15 12:00:00", Some("email")), *n)
+            })
+            .collect()
+    }
+
+    fn cal(as_of: &str, tz: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
+    }
+
+    fn run(
+        rows: &[(&str, i64, &str, Option<&str>)],
+        params: &SurveyScoresParams,
+        c: &Calendar,
+    ) -> DataFrame {
+        survey_scores(surveys(rows), params, c).collect().unwrap()
+    }
+
+    fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
+        df.column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
+        df.column(name)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    fn strs(df: &DataFrame, name: &str) -> Vec<String> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect()
+    }
+
+    fn dates(df: &DataFrame, name: &str) -> Vec<NaiveDate> {
+        df.column(name)
+            .unwrap()
+            .date()
+            .unwrap()
+            .as_date_iter()
+            .map(|d| d.unwrap())
+            .collect()
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} != {b}");
+    }
+
+    #[test]
+    fn nps_50_promoters_30_passives_20_detractors_is_30() {
+        let rows = many(
+            "nps",
+            &[(10, 25), (9, 25), (8, 15), (7, 15), (6, 10), (0, 10)],
+        );
+        let df = run(
+            &rows,
+            &SurveyScoresParams::default(),
+            &cal("2026-06-30", "UTC"),
+        );
+        assert_eq!(df.height(), 1);
+        assert_eq!(i64s(&df, "responses"), [100]);
+        assert_eq!(i64s(&df, "positive"), [50]);
+        assert_eq!(i64s(&df, "neutral"), [30]);
+        assert_eq!(i64s(&df, "negative"), [20]);
+        close(f64s(&df, "score")[0], 30.0);
+        // 30 -/+ 100 * 1.95996 * sqrt((0.5 + 0.2 - 0.3^2) / 100), computed by hand.
+        close(f64s(&df, "ci_low")[0], 14.69219192495733);
+        close(f64s(&df, "ci_high")[0], 45.30780807504267);
+        // mean of 25x10, 25x9, 15x8, 15x7, 10x6, 10x0 = 760 / 100
+        close(f64s(&df, "mean_score")[0], 7.6);
+    }
+
+    #[test]
+    fn nps_extremes_are_plus_and_minus_100_with_clipped_intervals() {
+        let c = cal("2026-06-30", "UTC");
+        let all_bad = run(
+            &many("nps", &[(0, 3), (6, 4)]),
+            &SurveyScoresParams::default(),
+            &c,
+        );
+        close(f64s(&all_bad, "score")[0], -100.0);
+        close(f64s(&all_bad, "ci_low")[0], -100.0);
+        close(f64s(&all_bad, "ci_high")[0], -100.0);
+        let all_good = run(
+            &many("nps", &[(9, 2), (10, 5)]),
+            &SurveyScoresParams::default(),
+            &c,
+        );
+        close(f64s(&all_good, "score")[0], 100.0);
+        close(f64s(&all_good, "ci_low")[0], 100.0);
+        close(f64s(&all_good, "ci_high")[0], 100.0);
+        // One promoter and one detractor: NPS 0, half-width 100*z*sqrt(1/2) > 100 -> clipped.
+        let split = run(
+            &many("nps", &[(10, 1), (0, 1)]),
+            &SurveyScoresParams::default(),
+            &c,
+        );
+        close(f64s(&split, "score")[0], 0.0);
+        close(f64s(&split, "ci_low")[0], -100.0);
+        close(f64s(&split, "ci_high")[0], 100.0);
+    }
+
+    #[test]
+    fn csat_80_of_100_satisfied_is_80_with_wilson_interval() {
+        let rows = many("csat", &[(5, 40), (4, 40), (3, 10), (1, 10)]);
+        let df = run(
+            &rows,
+            &SurveyScoresParams::default(),
+            &cal("2026-06-30", "UTC"),
+        );
+        close(f64s(&df, "score")[0], 80.0);
+        assert_eq!(i64s(&df, "neutral"), [0]);
+        assert_eq!(i64s(&df, "negative"), [20]);
+        // Published Wilson 95% interval for 80/100: 0.7112 to 0.8666.
+        close(f64s(&df, "ci_low")[0], 71.11708344068411);
+        close(f64s(&df, "ci_high")[0], 86.66330666689676);
+    }
+
+    #[test]
+    fn ces_60_of_100_easy_is_60() {
+        let rows = many(
+            "ces",
+            &[(7, 20), (6, 20), (5, 20), (4, 15), (3, 15), (1, 10)],
+        );
+        let df = run(
+            &rows,
+            &SurveyScoresParams::default(),
+            &cal("2026-06-30", "UTC"),
+        );
+        close(f64s(&df, "score")[0], 60.0);
+        assert_eq!(i64s(&df, "positive"), [60]);
+        assert_eq!(i64s(&df, "neutral"), [15]);
+        assert_eq!(i64s(&df, "negative"), [25]);
+        // Wilson 95% interval for 60/100: 0.5020 to 0.6906.
+        close(f64s(&df, "ci_low")[0], 50.20025867910618);
+        close(f64s(&df, "ci_high")[0], 69.05987135675412);
+    }
+
+    #[test]
+    fn scales_override_moves_the_thresholds() {
+        let mut params = SurveyScoresParams::default();
+        params.scales.csat = Some(ScaleConfig {
+            min: 1,
+            max: 10,
+            positive_from: 8,
+            neutral_from: Some(6),
+        });
+        let rows = many("csat", &[(10, 1), (8, 1), (7, 1), (6, 1), (5, 1)]);
+        let df = run(&rows, &params, &cal("2026-06-30", "UTC"));
+        assert_eq!(i64s(&df, "positive"), [2]);
+        assert_eq!(i64s(&df, "neutral"), [2]);
+        assert_eq!(i64s(&df, "negative"), [1]);
+        close(f64s(&df, "score")[0], 40.0);
+    }
+
+    #[test]
+    fn periods_are_local_calendar_periods_across_dst() {
+        // New York. 2026-03-01 03:00Z is Feb 28 22:00 local; 2026-03-08 is the DST change
+        // (02:00 -> 03:00); 2026-03-09 03:30Z is Mar 8 23:30 EDT, still in the week of Mar 2.
+        let rows = [
+            ("nps", 10, "2026-03-01 03:00:00", None),
+            ("nps", 10, "2026-03-01 05:00:00", None),
+            ("nps", 0, "2026-03-09 03:30:00", None),
+            ("nps", 0, "2026-03-09 04:30:00", None),
+        ];
+        let c = cal("2026-03-15", "America/New_York");
+        let monthly = run(&rows, &SurveyScoresParams::default(), &c);
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            dates(&monthly, "period"),
+            [d("2026-02-01"), d("2026-03-01")]
+        );
+        assert_eq!(i64s(&monthly, "responses"), [1, 3]);
+        let complete: Vec<bool> = monthly
+            .column("complete")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
+        assert_eq!(complete, [true, false]);
+
+        let weekly_params = SurveyScoresParams {
+            period: Period::Week,
+            ..Default::default()
+        };
+        let weekly = run(&rows, &weekly_params, &c);
+        // Feb 28 (Sat) -> week of Feb 23; Mar 1 00:00 (Sun) -> Feb 23; Mar 8 23:30 (Sun) -> Mar 2;
+        // Mar 9 00:30 (Mon) -> Mar 9.
+        assert_eq!(
+            dates(&weekly, "period"),
+            [d("2026-02-23"), d("2026-03-02"), d("2026-03-09")]
+        );
+        assert_eq!(i64s(&weekly, "responses"), [2, 1, 1]);
+        let complete: Vec<bool> = weekly
+            .column("complete")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
+        // The week of Mar 9 ends Sunday Mar 15 = as_of: complete.
+        assert_eq!(complete, [true, true, true]);
+    }
+
+    #[test]
+    fn by_breaks_down_with_unknown_for_nulls_after_the_overall_rows() {
+        let rows = [
+            ("csat", 5, "2026-06-01 10:00:00", Some("chat")),
+            ("csat", 1, "2026-06-01 10:00:00", Some("chat")),
+            ("csat", 4, "2026-06-01 10:00:00", None),
+        ];
+        let params = SurveyScoresParams {
+            by: vec!["channel".into()],
+            ..Default::default()
+        };
+        let df = run(&rows, &params, &cal("2026-06-30", "UTC"));
+        assert_eq!(strs(&df, "dimension"), ["all", "channel", "channel"]);
+        assert_eq!(strs(&df, "dimension_value"), ["all", "chat", "unknown"]);
+        assert_eq!(i64s(&df, "responses"), [3, 2, 1]);
+        close(f64s(&df, "score")[1], 50.0);
+        close(f64s(&df, "score")[2], 100.0);
+    }
+
+    #[test]
+    fn empty_input_gives_an_empty_table_with_the_full_schema() {
+        let df = run(
+            &[],
+            &SurveyScoresParams::default(),
+            &cal("2026-06-30", "UTC"),
+        );
+        assert_eq!(df.height(), 0);
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "period",
+                "survey",
+                "dimension",
+                "dimension_value",
+                "responses",
+                "positive",
+                "neutral",
+                "negative",
+                "score",
+                "mean_score",
+                "ci_low",
+                "ci_high",
+                "complete"
+            ]
+        );
+        assert_eq!(df.column("responses").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("period").unwrap().dtype(), &DataType::Date);
+    }
+
+    #[test]
+    fn rejection_reasons_follow_the_scales() {
+        let df = df!(
+            "survey" => ["nps", "nps", "csat", "ces", "ces", "star"],
+            "score" => [10i64, 11, 0, 7, 8, 3],
+        )
+        .unwrap();
+        let out = df
+            .lazy()
+            .select([Scales::default()
+                .rejection_reason(col("survey"), col("score"))
+                .alias("r")])
+            .collect()
+            .unwrap();
+        let r: Vec<Option<&str>> = out
+            .column("r")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            r,
+            [
+                None,
+                Some("score out of scale"),
+                Some("score out of scale"),
+                None,
+                Some("score out of scale"),
+                Some("unknown survey type")
+            ]
+        );
+    }
 }
