@@ -210,15 +210,33 @@ fn parse_all(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
             }
         }
         if raw.starts_with("missing field") {
+            let field = words.first().cloned().unwrap_or_default();
             let mut missing = path.clone();
-            missing.extend(words.first().cloned());
+            missing.push(field.clone());
             if removed.contains(&missing) {
                 // Already reported as a bad value; its absence is a consequence, not news.
                 return Err(problems);
             }
             let line = locate(text, &path);
-            problems.push(problem(path, line, raw));
-            return Err(problems);
+            problems.push(problem(path.clone(), line, raw));
+            // Keep looking for more problems: drop the incomplete section, or at the root
+            // stand in a placeholder for the missing key.
+            let carried_on = if path.is_empty() {
+                match (&mut value, field.as_str()) {
+                    (Value::Mapping(m), "name") => m.insert("name".into(), "".into()).is_none(),
+                    (Value::Mapping(m), "pipelines") => m
+                        .insert("pipelines".into(), Value::Mapping(Default::default()))
+                        .is_none(),
+                    _ => false,
+                }
+            } else {
+                remove_path(&mut value, &path)
+            };
+            if !carried_on {
+                return Err(problems);
+            }
+            removed.push(path);
+            continue;
         }
         let line = locate(text, &path);
         problems.push(problem(path.clone(), line, with_suggestion(&raw)));
@@ -381,6 +399,22 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].path, "name");
         assert_eq!(problems[0].line, Some(1));
+    }
+
+    #[test]
+    fn missing_required_keys_do_not_hide_later_problems() {
+        let p = parse_job("inputs:\n  surveys: { pth: x }\noutput: { layot: flat }\n").unwrap_err();
+        let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "line 2: inputs.surveys.pth: unknown field `pth`, did you mean `path`?",
+                "line 2: inputs.surveys: missing field `path`",
+                "line 3: output.layot: unknown field `layot`, did you mean `layout`?",
+                "missing field `name`",
+                "missing field `pipelines`",
+            ]
+        );
     }
 
     #[test]

@@ -564,13 +564,7 @@ mod tests {
                 .alias("r")])
             .collect()
             .unwrap();
-        let r: Vec<Option<&str>> = out
-            .column("r")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .collect();
+        let r: Vec<Option<&str>> = out.column("r").unwrap().str().unwrap().iter().collect();
         assert_eq!(
             r,
             [

@@ -1,0 +1,618 @@
+//! Integration tests: run the real `cxmetrics` binary on small files and check exit codes,
+//! messages, published files and their contents.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cxmetrics"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn ts_col(name: &str, v: Vec<Option<i64>>) -> Column {
+    Column::new(name.into(), v)
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap()
+}
+
+/// Microseconds since the epoch of a UTC "YYYY-MM-DD HH:MM:SS".
+fn us(s: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_utc()
+        .timestamp_micros()
+}
+
+fn write(path: &Path, df: &mut DataFrame) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    ParquetWriter::new(File::create(path).unwrap())
+        .finish(df)
+        .unwrap();
+}
+
+/// A surveys file: (response_id, survey, score, submitted_at UTC, channel).
+fn surveys(rows: &[(&str, &str, i64, &str, Option<&str>)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "response_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "customer_id".into(),
+            rows.iter().map(|_| "C1").collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "survey".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        Column::new("score".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        ts_col("submitted_at", rows.iter().map(|r| Some(us(r.3))).collect()),
+        Column::new(
+            "channel".into(),
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
+    ])
+    .unwrap()
+}
+
+fn basic_rows() -> Vec<(
+    &'static str,
+    &'static str,
+    i64,
+    &'static str,
+    Option<&'static str>,
+)> {
+    vec![
+        ("R1", "nps", 10, "2026-05-03 10:00:00", Some("email")),
+        ("R2", "NPS", 9, "2026-05-04 10:00:00", Some("chat")),
+        ("R3", "nps", 3, "2026-05-05 10:00:00", None),
+        ("R4", "csat", 5, "2026-05-06 10:00:00", Some("chat")),
+        ("R5", "csat", 2, "2026-06-01 10:00:00", Some("chat")),
+        ("R6", "ces", 6, "2026-06-02 10:00:00", Some("email")),
+    ]
+}
+
+/// A temp dir with `surveys.parquet` and a job file; returns (dir, job path).
+fn setup(
+    rows: &[(&str, &str, i64, &str, Option<&str>)],
+    extra_yaml: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("data/surveys.parquet"), &mut surveys(rows));
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        format!(
+            "name: t\nas_of: 2026-06-30\ntimezone: UTC\ninputs:\n  surveys: {{ path: data/surveys.parquet }}\n\
+             pipelines:\n  survey_scores: {{ period: month, by: [channel] }}\noutput:\n  dir: out\n{extra_yaml}"
+        ),
+    )
+    .unwrap();
+    (dir, job)
+}
+
+fn read(path: &Path) -> DataFrame {
+    ParquetReader::new(File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn i64_at(df: &DataFrame, col: &str, i: usize) -> i64 {
+    df.column(col).unwrap().i64().unwrap().get(i).unwrap()
+}
+
+fn str_at(df: &DataFrame, col: &str, i: usize) -> String {
+    df.column(col)
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(i)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn every_job_in_jobs_validates() {
+    let mut n = 0;
+    for entry in fs::read_dir(root().join("jobs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let o = run(&["validate", path.to_str().unwrap()]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}: {}",
+                path.display(),
+                stderr(&o)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn example_job_runs_on_sample_data_and_publishes_everything() {
+    let out = tempfile::tempdir().unwrap();
+    let job = root().join("jobs/example.yaml");
+    let o = run(&[
+        "run",
+        job.to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("NPS"), "{}", stdout(&o));
+    for f in [
+        "survey_scores.parquet",
+        "rejected_rows.parquet",
+        "manifest.json",
+        "_SUCCESS",
+    ] {
+        assert!(out.path().join(f).is_file(), "{f} missing");
+    }
+    let leftovers: Vec<_> = fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["as_of"], "2026-06-30");
+    assert_eq!(manifest["job"], "example");
+    let surveys = &manifest["inputs"]["surveys"];
+    assert_eq!(
+        surveys["rows_read"].as_u64().unwrap(),
+        read(&root().join("sample-data/surveys.parquet")).height() as u64
+    );
+    let cols = manifest["outputs"]["survey_scores"]["columns"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cols.len(), 13);
+    // Every stage logged to stderr.
+    let log = stderr(&o);
+    for stage in ["input", "pipeline", "write", "publish"] {
+        assert!(log.contains(stage), "no {stage} line in {log}");
+    }
+}
+
+#[test]
+fn computed_values_and_types_on_a_tiny_file() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let df = read(&dir.path().join("out/survey_scores.parquet"));
+    // Overall NPS for May: 2 promoters (one spelled "NPS"), 1 detractor -> 100 * (2 - 1) / 3.
+    let mask = df
+        .clone()
+        .lazy()
+        .filter(
+            col("survey")
+                .eq(lit("nps"))
+                .and(col("dimension").eq(lit("all"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(mask.height(), 1);
+    assert_eq!(i64_at(&mask, "responses", 0), 3);
+    let score = mask.column("score").unwrap().f64().unwrap().get(0).unwrap();
+    assert!((score - 100.0 / 3.0).abs() < 1e-12, "{score}");
+    let by_channel = df
+        .clone()
+        .lazy()
+        .filter(
+            col("survey")
+                .eq(lit("nps"))
+                .and(col("dimension").eq(lit("channel"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(
+        (0..3)
+            .map(|i| str_at(&by_channel, "dimension_value", i))
+            .collect::<Vec<_>>(),
+        ["chat", "email", "unknown"]
+    );
+    assert_eq!(df.column("period").unwrap().dtype(), &DataType::Date);
+    assert_eq!(df.column("responses").unwrap().dtype(), &DataType::Int64);
+    assert_eq!(df.column("complete").unwrap().dtype(), &DataType::Boolean);
+}
+
+#[test]
+fn job_file_with_several_mistakes_reports_all_of_them_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("bad.yaml");
+    fs::write(
+        &job,
+        "name: bad\ntimezone: Mars/Olympus\nas_of: 2026-13-01\ninputs:\n  surveys: { pth: x.parquet }\n\
+         pipelines:\n  survey_scores: { perod: month }\nquality:\n  max_rejected_fraction: 2\n",
+    )
+    .unwrap();
+    let o = run(&["validate", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    for needle in [
+        "line 5: inputs.surveys.pth: unknown field `pth`, did you mean `path`?",
+        "line 7: pipelines.survey_scores.perod: unknown field `perod`, did you mean `period`?",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    // Structural errors come first; once the structure is fixed, the semantic ones all show.
+    fs::write(
+        &job,
+        "name: bad\ntimezone: Mars/Olympus\nas_of: 2026-13-01\ninputs: {}\n\
+         pipelines:\n  survey_scores: { period: month }\nquality:\n  max_rejected_fraction: 2\n",
+    )
+    .unwrap();
+    let o = run(&["validate", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    for needle in [
+        "timezone: unknown time zone `Mars/Olympus`",
+        "as_of: `2026-13-01` is not a date",
+        "quality.max_rejected_fraction: must be between 0 and 1, got 2",
+        "pipelines.survey_scores: needs input `surveys`",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn command_line_mistakes_exit_2() {
+    let (_dir, job) = setup(&basic_rows(), "");
+    let j = job.to_str().unwrap();
+    assert_eq!(
+        run(&["run", j, "--as-of", "yesterday"]).status.code(),
+        Some(2)
+    );
+    let o = run(&["run", j, "--only", "survey_scorez"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown pipeline `survey_scorez`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        run(&["run", j, "--log-format", "xml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(run(&["run", "/no/such/job.yaml"]).status.code(), Some(2));
+}
+
+#[test]
+fn missing_file_exits_3_naming_it() {
+    let (dir, job) = setup(&basic_rows(), "");
+    fs::remove_file(dir.path().join("data/surveys.parquet")).unwrap();
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("surveys.parquet: file not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn truncated_parquet_exits_3_without_a_panic() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let path = dir.path().join("data/surveys.parquet");
+    let bytes = fs::read(&path).unwrap();
+    for cut in [bytes.len() / 2, bytes.len() - 3, 10] {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        for cmd in ["run", "validate"] {
+            let o = run(&[cmd, job.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(3), "cut {cut} {cmd}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains("surveys.parquet"), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    // Corrupt data pages behind an intact footer.
+    let mut corrupt = bytes.clone();
+    for b in corrupt.iter_mut().skip(8).take(bytes.len() / 2) {
+        *b = 0xAB;
+    }
+    fs::write(&path, &corrupt).unwrap();
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn missing_column_and_wrong_type_exit_3_listing_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = df!(
+        "response_id" => ["R1", "R2"],
+        "customer_id" => ["C1", "C2"],
+        "survey" => ["nps", "nps"],
+        "submitted_at" => ["2026-05-01", "2026-05-02"],
+    )
+    .unwrap();
+    write(&dir.path().join("s.parquet"), &mut df);
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        "name: t\nas_of: 2026-06-30\ninputs:\n  surveys: { path: s.parquet }\npipelines:\n  survey_scores:\noutput: { dir: out }\n",
+    )
+    .unwrap();
+    for cmd in ["validate", "run"] {
+        let o = run(&[cmd, job.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("s.parquet, 2 rows): missing column `score`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("column `submitted_at` must be a timestamp (Datetime or Date), found str"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn out_of_scale_scores_and_duplicates_land_in_rejected_rows() {
+    let mut rows = basic_rows();
+    rows.push(("R7", "nps", 11, "2026-06-03 10:00:00", None));
+    rows.push(("R8", "csat", 0, "2026-06-03 10:00:00", None));
+    rows.push(("R1", "nps", 0, "2026-06-03 10:00:00", None)); // duplicate id
+    rows.push(("R9", "stars", 3, "2026-06-03 10:00:00", None));
+    let (dir, job) = setup(&rows, "quality: { max_rejected_fraction: 0.5 }\n");
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rej = read(&dir.path().join("out/rejected_rows.parquet"));
+    let got: Vec<(String, String, i64, String)> = (0..rej.height())
+        .map(|i| {
+            (
+                str_at(&rej, "input", i),
+                str_at(&rej, "reason", i),
+                i64_at(&rej, "row_count", i),
+                str_at(&rej, "example_id", i),
+            )
+        })
+        .collect();
+    let want = vec![
+        (
+            "surveys".into(),
+            "duplicate response_id".into(),
+            1,
+            "R1".into(),
+        ),
+        (
+            "surveys".into(),
+            "score out of scale".into(),
+            2,
+            "R7".into(),
+        ),
+        (
+            "surveys".into(),
+            "unknown survey type".into(),
+            1,
+            "R9".into(),
+        ),
+    ];
+    assert_eq!(got, want);
+    // The duplicate's first occurrence (a promoter) was kept: May NPS still has 3 responses.
+    let scores = read(&dir.path().join("out/survey_scores.parquet"));
+    let nps_june = scores
+        .lazy()
+        .filter(
+            col("survey")
+                .eq(lit("nps"))
+                .and(col("dimension").eq(lit("all"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(
+        nps_june.height(),
+        1,
+        "no June NPS row: the June rows were all rejected"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("out/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["inputs"]["surveys"]["rows_rejected"], 4);
+    assert_eq!(
+        manifest["inputs"]["surveys"]["rows_rejected_by_reason"]["score out of scale"],
+        2
+    );
+}
+
+#[test]
+fn threshold_breach_exits_4_and_writes_nothing() {
+    let mut rows = basic_rows();
+    rows.push(("R7", "nps", 11, "2026-06-03 10:00:00", None));
+    let (dir, job) = setup(&rows, "quality: { max_rejected_fraction: 0.1 }\n");
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("surveys: 1 of 7 rows rejected"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn run_killed_between_table_writes_leaves_previous_outputs_intact() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let j = job.to_str().unwrap();
+    let o = run(&["run", j, "--as-of", "2026-05-31"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let before = snapshot(&out);
+    // A second run for another day dies right after staging its first table.
+    let o = bin()
+        .args(["run", j, "--as-of", "2026-06-30"])
+        .env("CXMETRICS_TEST_ABORT_AFTER_TABLES", "1")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(snapshot(&out), before, "published files changed");
+    // The next run cleans up the dead run's staging and publishes normally.
+    let o = run(&["run", j, "--as-of", "2026-06-30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("removed incomplete staging"),
+        "{}",
+        stderr(&o)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["as_of"], "2026-06-30");
+    assert!(fs::read_dir(&out).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".staging")));
+}
+
+#[test]
+fn rerun_with_the_same_as_of_produces_identical_tables() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let j = job.to_str().unwrap();
+    assert_eq!(run(&["run", j]).status.code(), Some(0));
+    let first = snapshot(&dir.path().join("out"));
+    assert_eq!(run(&["run", j]).status.code(), Some(0));
+    let second = snapshot(&dir.path().join("out"));
+    let tables = |s: &[(String, Vec<u8>)]| {
+        s.iter()
+            .filter(|(n, _)| n.ends_with(".parquet"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tables(&first).len(), 2);
+    assert_eq!(tables(&first), tables(&second));
+}
+
+#[test]
+fn data_after_as_of_is_ignored() {
+    let (dir, job) = setup(&basic_rows(), "");
+    // Point the job at a directory and add a later file with rows after as_of, including
+    // one that would otherwise be rejected and one duplicate id.
+    let data = dir.path().join("data");
+    let text = fs::read_to_string(&job)
+        .unwrap()
+        .replace("data/surveys.parquet", "data");
+    fs::write(&job, text).unwrap();
+    let j = job.to_str().unwrap();
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-06-01"]).status.code(),
+        Some(0)
+    );
+    let before = read(&dir.path().join("out/survey_scores.parquet"));
+    write(
+        &data.join("surveys2.parquet"),
+        &mut surveys(&[
+            ("R20", "nps", 0, "2026-06-02 00:00:00", Some("chat")),
+            ("R21", "nps", 99, "2026-06-05 00:00:00", Some("chat")),
+            ("R1", "csat", 1, "2026-06-02 00:00:01", Some("chat")),
+        ]),
+    );
+    let o = run(&["run", j, "--as-of", "2026-06-01"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = read(&dir.path().join("out/survey_scores.parquet"));
+    assert!(before.equals_missing(&after), "{before}\n{after}");
+    let rej = read(&dir.path().join("out/rejected_rows.parquet"));
+    assert_eq!(rej.height(), 0, "{rej}");
+    // June 1 in UTC has R5 (csat); the June period is not complete as of June 1.
+    let complete = after.column("complete").unwrap().bool().unwrap();
+    assert!(complete.iter().any(|c| c == Some(false)));
+}
+
+#[test]
+fn hive_layout_and_json_logs() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let text = fs::read_to_string(&job)
+        .unwrap()
+        .replace("  dir: out\n", "  dir: out\n  layout: hive\n");
+    fs::write(&job, text).unwrap();
+    let o = run(&["run", job.to_str().unwrap(), "--log-format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    assert!(out
+        .join("survey_scores/as_of=2026-06-30/part-0.parquet")
+        .is_file());
+    assert!(out
+        .join("rejected_rows/as_of=2026-06-30/part-0.parquet")
+        .is_file());
+    assert!(out
+        .join("_manifest/as_of=2026-06-30/manifest.json")
+        .is_file());
+    assert!(out.join("_manifest/as_of=2026-06-30/_SUCCESS").is_file());
+    let lines: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["stage"] == "pipeline" && l["rows"].as_u64().is_some()));
+}
+
+#[test]
+fn column_mapping_and_lossless_coercions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Integer ids, an i16 score column named `rating`, a Date timestamp, a tz-aware one.
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("response_id".into(), [1i64, 2, 3]),
+        Column::new("customer_id".into(), [7i32, 8, 9]),
+        Column::new("survey".into(), ["CSAT", "csat", "Csat"]),
+        Column::new("rating".into(), [5i16, 4, 1]),
+        Column::new("submitted_at".into(), [20_000i32, 20_001, 20_002])
+            .cast(&DataType::Date)
+            .unwrap(),
+    ])
+    .unwrap();
+    write(&dir.path().join("s.parquet"), &mut df);
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        "name: t\nas_of: 2026-06-30\ninputs:\n  surveys: { path: s.parquet, columns: { score: rating } }\n\
+         pipelines:\n  survey_scores: { period: year }\noutput: { dir: out }\n",
+    )
+    .unwrap();
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let df = read(&dir.path().join("out/survey_scores.parquet"));
+    assert_eq!(df.height(), 1);
+    assert_eq!(i64_at(&df, "responses", 0), 3);
+    assert_eq!(i64_at(&df, "positive", 0), 2);
+}
