@@ -38,7 +38,7 @@ impl InputSource {
 /// Turns a `path` from the job file (file, directory or glob, relative to `base`) into a sorted
 /// list of Parquet files.
 pub fn resolve_files(base: &Path, spec: &str) -> std::result::Result<Vec<PathBuf>, String> {
-    let full = base.join(spec);
+    let full = crate::paths::join_clean(base, spec);
     let shown = full.display().to_string();
     if spec.contains(['*', '?', '[']) {
         let pattern = full.to_string_lossy().to_string();
@@ -468,4 +468,293 @@ fn clean(
             rejected,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+
+    fn us(s: &str) -> i64 {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
+        Column::new(name.into(), v)
+            .cast(&DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap()
+    }
+
+    fn cal(as_of: &str, tz: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
+    }
+
+    fn with_rows(df: DataFrame) -> DataFrame {
+        df.lazy().with_row_index("__row", None).collect().unwrap()
+    }
+
+    fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
+    }
+
+    #[test]
+    fn orders_rejections_cutoff_and_first_occurrence() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new(
+                "order_id".into(),
+                [
+                    Some("O1"),
+                    None,
+                    Some("O3"),
+                    Some("O1"),
+                    Some("O5"),
+                    Some("O6"),
+                ],
+            ),
+            Column::new("customer_id".into(), ["C1", "C1", "C2", "C3", "C4", "C5"]),
+            utc(
+                "ordered_at",
+                vec![
+                    Some(us("2026-06-30 23:59:59")),
+                    Some(us("2026-06-01 00:00:00")),
+                    Some(us("2026-06-01 00:00:00")),
+                    Some(us("2026-06-02 00:00:00")),
+                    Some(us("2026-07-01 00:00:00")), // first instant after as_of (UTC)
+                    None,
+                ],
+            ),
+            Column::new("amount".into(), [10.0, 5.0, f64::NAN, 7.0, 1.0, 2.0]),
+        ])
+        .unwrap();
+        let out = clean(
+            InputKind::Orders,
+            with_rows(df),
+            vec![],
+            &cal("2026-06-30", "UTC"),
+            &Scales::default(),
+        )
+        .unwrap();
+        assert_eq!(out.report.rows_read, 6);
+        assert_eq!(out.report.rows_after_as_of, 1);
+        assert_eq!(
+            out.report.rejected,
+            vec![
+                Rejection {
+                    reason: "duplicate order_id".into(),
+                    row_count: 1,
+                    example_id: "O1".into()
+                },
+                Rejection {
+                    reason: "non-finite amount".into(),
+                    row_count: 1,
+                    example_id: "O3".into()
+                },
+                Rejection {
+                    reason: "null order_id".into(),
+                    row_count: 1,
+                    example_id: "row 2".into()
+                },
+                Rejection {
+                    reason: "null ordered_at".into(),
+                    row_count: 1,
+                    example_id: "O6".into()
+                },
+            ]
+        );
+        // 4 rejected of the 5 rows at or before as_of.
+        assert!((out.report.rejected_fraction() - 0.8).abs() < 1e-12);
+        assert_eq!(strs(&out.data, "order_id"), [Some("O1".to_string())]);
+        let amount = out.data.column("amount").unwrap().f64().unwrap().get(0);
+        assert_eq!(amount, Some(10.0), "the first O1 is kept");
+    }
+
+    #[test]
+    fn ticket_times_after_as_of_are_not_yet_known_and_negative_durations_are_rejected() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("ticket_id".into(), ["T1", "T2", "T3"]),
+            Column::new("customer_id".into(), ["C1", "C1", "C1"]),
+            Column::new("channel".into(), ["chat", "chat", "email"]),
+            utc(
+                "created_at",
+                vec![
+                    Some(us("2026-06-30 20:00:00")),
+                    Some(us("2026-06-10 00:00:00")),
+                    Some(us("2026-06-10 00:00:00")),
+                ],
+            ),
+            utc(
+                "first_response_at",
+                vec![
+                    Some(us("2026-07-01 05:00:00")), // after the end of June 30 in New York
+                    Some(us("2026-06-09 23:59:59")),
+                    Some(us("2026-06-10 00:00:00")),
+                ],
+            ),
+            utc(
+                "resolved_at",
+                vec![None, None, Some(us("2026-06-09 00:00:00"))],
+            ),
+        ])
+        .unwrap();
+        // Nullable columns the file lacks are added as typed nulls by `read_file`.
+        let df = df
+            .lazy()
+            .with_columns([
+                lit(NULL).cast(DataType::Int64).alias("contacts"),
+                lit(NULL).cast(DataType::Float64).alias("handle_time_s"),
+            ])
+            .collect()
+            .unwrap();
+        let out = clean(
+            InputKind::Tickets,
+            with_rows(df),
+            vec![],
+            &cal("2026-06-30", "America/New_York"),
+            &Scales::default(),
+        )
+        .unwrap();
+        let reasons: Vec<&str> = out
+            .report
+            .rejected
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "first_response_at before created_at",
+                "resolved_at before created_at"
+            ]
+        );
+        assert_eq!(out.data.height(), 1);
+        assert_eq!(
+            out.data.column("first_response_at").unwrap().null_count(),
+            1
+        );
+    }
+
+    #[test]
+    fn customers_signing_up_after_as_of_do_not_exist_yet() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("customer_id".into(), ["C1", "C2", "C3"]),
+            utc(
+                "signup_at",
+                vec![
+                    Some(us("2026-06-01 00:00:00")),
+                    None,
+                    Some(us("2026-07-02 00:00:00")),
+                ],
+            ),
+            utc(
+                "churned_at",
+                vec![Some(us("2026-07-01 00:00:00")), None, None],
+            ),
+        ])
+        .unwrap();
+        let out = clean(
+            InputKind::Customers,
+            with_rows(df),
+            vec![],
+            &cal("2026-06-30", "UTC"),
+            &Scales::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            strs(&out.data, "customer_id"),
+            [Some("C1".into()), Some("C2".into())]
+        );
+        assert_eq!(out.report.rows_after_as_of, 1);
+        // C1's churn on July 1 has not happened as of June 30.
+        assert_eq!(out.data.column("churned_at").unwrap().null_count(), 2);
+    }
+
+    #[test]
+    fn timestamps_of_any_unit_and_zone_become_the_same_utc_instant() {
+        let instant = us("2026-03-08 07:30:00"); // 03:30 EDT, just after the DST change
+        let naive_ms = Column::new("a".into(), [instant / 1000])
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .unwrap();
+        let ny = polars::prelude::TimeZone::opt_try_new(Some("America/New_York"))
+            .unwrap()
+            .unwrap();
+        let aware_ns = Column::new("b".into(), [instant * 1000])
+            .cast(&DataType::Datetime(TimeUnit::Nanoseconds, Some(ny)))
+            .unwrap();
+        let date = Column::new("c".into(), [20_520i32])
+            .cast(&DataType::Date)
+            .unwrap(); // 2026-03-08
+        let df = DataFrame::new_infer_height(vec![naive_ms, aware_ns, date]).unwrap();
+        let schema = df.schema().clone();
+        let out = df
+            .lazy()
+            .select(
+                ["a", "b", "c"]
+                    .map(|n| coerce(col(n), ColType::Timestamp, schema.get(n).unwrap()).alias(n)),
+            )
+            .collect()
+            .unwrap();
+        let target = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+        for n in ["a", "b", "c"] {
+            assert_eq!(out.column(n).unwrap().dtype(), &target);
+        }
+        let phys = |n: &str| {
+            out.column(n)
+                .unwrap()
+                .cast(&DataType::Int64)
+                .unwrap()
+                .i64()
+                .unwrap()
+                .get(0)
+                .unwrap()
+        };
+        assert_eq!(phys("a"), instant);
+        assert_eq!(phys("b"), instant);
+        assert_eq!(phys("c"), us("2026-03-08 00:00:00"));
+    }
+
+    #[test]
+    fn resolve_files_handles_file_directory_and_glob() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("parts")).unwrap();
+        for f in ["parts/b.parquet", "parts/a.parquet", "parts/notes.txt"] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(resolve_files(d, "parts").unwrap()),
+            ["a.parquet", "b.parquet"]
+        );
+        assert_eq!(
+            names(resolve_files(d, "parts/*.parquet").unwrap()),
+            ["a.parquet", "b.parquet"]
+        );
+        assert_eq!(
+            names(resolve_files(d, "parts/b.parquet").unwrap()),
+            ["b.parquet"]
+        );
+        assert!(resolve_files(d, "nope.parquet")
+            .unwrap_err()
+            .ends_with("file not found"));
+        assert!(resolve_files(d, "parts/*.csv")
+            .unwrap_err()
+            .ends_with("no files match"));
+    }
 }

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod inputs;
 pub mod log;
 pub mod output;
+pub mod paths;
 pub mod pipelines;
 pub mod runner;
 pub mod time;

@@ -205,7 +205,11 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
     }
 
     let base = path.parent().unwrap_or(Path::new("."));
-    let output_dir = job.output.dir.as_ref().map(|d| base.join(d));
+    let output_dir = job
+        .output
+        .dir
+        .as_ref()
+        .map(|d| crate::paths::join_clean(base, d));
 
     if problems.is_empty() {
         Ok(Job {
