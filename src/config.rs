@@ -62,6 +62,7 @@ pub struct InputConfig {
 #[serde(deny_unknown_fields)]
 pub struct PipelinesConfig {
     pub survey_scores: Option<SurveyScoresParams>,
+    pub support_kpis: Option<SupportKpisParams>,
 }
 
 /// Calendar period used to bucket dates. Weeks start on Monday.
@@ -86,6 +87,37 @@ pub struct SurveyScoresParams {
     pub by: Vec<String>,
     #[serde(default)]
     pub scales: ScalesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportKpisParams {
+    #[serde(default = "week")]
+    pub period: Period,
+    /// Ticket columns to break the KPIs down by.
+    #[serde(default = "default_support_by")]
+    pub by: Vec<String>,
+    /// First-response targets: channel -> duration (`90s`, `15m`, `4h`, `2d`), plus `default`.
+    #[serde(default)]
+    pub sla_first_response: BTreeMap<String, String>,
+}
+
+fn week() -> Period {
+    Period::Week
+}
+
+fn default_support_by() -> Vec<String> {
+    vec!["channel".to_string()]
+}
+
+impl Default for SupportKpisParams {
+    fn default() -> Self {
+        SupportKpisParams {
+            period: Period::Week,
+            by: default_support_by(),
+            sla_first_response: BTreeMap::new(),
+        }
+    }
 }
 
 /// Overrides of the CSAT and CES answer scales (NPS is always 0-10).

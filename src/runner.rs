@@ -75,17 +75,13 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let kinds: BTreeSet<InputKind> = pipelines.iter().flat_map(|p| p.required_inputs()).collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
-    let scales = pipelines
-        .iter()
-        .find_map(Pipeline::survey_scales)
-        .unwrap_or_default();
     let mut frames: BTreeMap<InputKind, LazyFrame> = BTreeMap::new();
     let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
     let mut input_problems = Vec::new();
     for (kind, source) in &sources {
         let t = Instant::now();
         let want = extra.get(kind).cloned().unwrap_or_default();
-        match inputs::load(source, &cal, &scales, &want) {
+        match inputs::load(source, &cal, &job.scales, &want) {
             Ok(loaded) => {
                 let r = &loaded.report;
                 log.stage(
@@ -203,7 +199,9 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             std::process::abort();
         }
     }
-    let manifest = manifest(&job, &run_id, as_of, started, &sources, &reports, &written);
+    let manifest = manifest(
+        &job, &pipelines, &run_id, as_of, started, &sources, &reports, &written,
+    );
     let t = Instant::now();
     staging.commit(&manifest)?;
     log.stage(
@@ -341,8 +339,10 @@ fn headlines(tables: &[(String, DataFrame)]) -> Vec<String> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn manifest(
     job: &Job,
+    pipelines: &[Pipeline],
     run_id: &str,
     as_of: NaiveDate,
     started: chrono::DateTime<Utc>,
@@ -399,7 +399,7 @@ fn manifest(
         "started_at": started.to_rfc3339(),
         "finished_at": Utc::now().to_rfc3339(),
         "cxmetrics_version": env!("CARGO_PKG_VERSION"),
-        "pipelines": job.pipelines.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "pipelines": pipelines.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "max_rejected_fraction": job.max_rejected_fraction,
         "inputs": inputs,
         "outputs": outputs,

@@ -103,6 +103,26 @@ impl Period {
     }
 }
 
+/// Parses a duration written as `90s`, `15m`, `4h` or `2d` (a non-negative number, decimals
+/// allowed, and a unit) into seconds.
+pub fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let bad = || format!("`{text}` is not a duration like `90s`, `15m`, `4h` or `2d`");
+    let unit = t.chars().last().ok_or_else(bad)?;
+    let factor = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => return Err(bad()),
+    };
+    let number: f64 = t[..t.len() - 1].trim().parse().map_err(|_| bad())?;
+    if !number.is_finite() || number < 0.0 {
+        return Err(bad());
+    }
+    Ok(number * factor)
+}
+
 /// First day of the period containing `d` (Rust-side twin of `Period::start`).
 pub fn period_start_of(d: NaiveDate, period: Period) -> NaiveDate {
     match period {
@@ -143,6 +163,19 @@ mod tests {
         // 01:00 local (UTC-3 after the change) is 04:00Z.
         let expected = d(2026, 9, 6).and_hms_opt(4, 0, 0).unwrap().and_utc();
         assert_eq!(us, expected.timestamp_micros());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_s("90s"), Ok(90.0));
+        assert_eq!(parse_duration_s("15m"), Ok(900.0));
+        assert_eq!(parse_duration_s("4h"), Ok(14_400.0));
+        assert_eq!(parse_duration_s("2d"), Ok(172_800.0));
+        assert_eq!(parse_duration_s("1.5h"), Ok(5_400.0));
+        assert!(parse_duration_s("4").is_err());
+        assert!(parse_duration_s("h").is_err());
+        assert!(parse_duration_s("-1s").is_err());
+        assert!(parse_duration_s("4 hours").is_err());
     }
 
     #[test]

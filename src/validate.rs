@@ -27,6 +27,8 @@ pub struct Job {
     pub timezone: String,
     pub inputs: BTreeMap<InputKind, InputConfig>,
     pub pipelines: Vec<Pipeline>,
+    /// Survey scales used to reject out-of-scale scores (see `pipelines::job_scales`).
+    pub scales: crate::pipelines::survey_scores::Scales,
     pub max_rejected_fraction: f64,
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
@@ -186,9 +188,15 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         }
     }
 
-    let pipelines = Pipeline::from_config(&job.pipelines);
-    if pipelines.is_empty() {
+    let (pipelines, pipeline_errors) = match Pipeline::from_config(&job.pipelines) {
+        Ok(p) => (p, Vec::new()),
+        Err(errors) => (Vec::new(), errors),
+    };
+    if pipelines.is_empty() && pipeline_errors.is_empty() {
         problems.push(problem("pipelines", "no pipeline is enabled".into()));
+    }
+    for (path, message) in pipeline_errors {
+        problems.push(problem(&path, message));
     }
     for p in &pipelines {
         for kind in p.required_inputs() {
@@ -201,6 +209,9 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         }
         match p {
             Pipeline::SurveyScores(params) => check_survey_scores(params, &mut problems),
+            Pipeline::SupportKpis(params) => {
+                check_by("pipelines.support_kpis.by", &params.by, &mut problems)
+            }
         }
     }
 
@@ -219,6 +230,7 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
             timezone: job.timezone,
             inputs,
             pipelines,
+            scales: crate::pipelines::job_scales(&job.pipelines),
             max_rejected_fraction: q,
             output_dir,
             layout: job.output.layout,

@@ -12,30 +12,39 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 root="$(pwd)"
 
-# name | timezone | as_of | period
+# name | timezone | as_of | survey period | support period
 cases=(
-  "ny-month|America/New_York|2026-06-30|month"
-  "kolkata-week|Asia/Kolkata|2026-03-17|week"
-  "utc-day|UTC|2025-11-02|day"
-  "berlin-quarter|Europe/Berlin|2026-05-31|quarter"
-  "auckland-year|Pacific/Auckland|2026-06-30|year"
+  "ny-month|America/New_York|2026-06-30|month|week"
+  "kolkata-week|Asia/Kolkata|2026-03-17|week|month"
+  "utc-day|UTC|2025-11-02|day|day"
+  "berlin-quarter|Europe/Berlin|2026-05-31|quarter|quarter"
+  "auckland-year|Pacific/Auckland|2026-06-30|year|week"
 )
+data="$root/sample-data"
 for c in "${cases[@]}"; do
-  IFS='|' read -r name tz as_of period <<<"$c"
+  IFS='|' read -r name tz as_of period support_period <<<"$c"
   job="$work/$name.yaml"
   cat >"$job" <<YAML
 name: $name
 as_of: $as_of
 timezone: $tz
 inputs:
-  surveys: { path: $root/sample-data/surveys.parquet }
+  surveys: { path: $data/surveys.parquet }
+  tickets: { path: $data/tickets.parquet }
 pipelines:
   survey_scores: { period: $period, by: [channel, agent_id] }
+  support_kpis:
+    period: $support_period
+    by: [channel, agent_id, category]
+    sla_first_response: { chat: 60s, phone: 30s, email: 4h, default: 24h }
 output:
   dir: $work/out-$name
 YAML
   "$BIN" run "$job" >/dev/null 2>"$work/$name.log"
-  "$PY" tests/crosscheck/survey_scores.py "$root/sample-data/surveys.parquet" \
+  "$PY" tests/crosscheck/survey_scores.py "$data/surveys.parquet" \
     "$work/out-$name/survey_scores.parquet" "$as_of" "$tz" "$period" channel agent_id
+  "$PY" tests/crosscheck/support_kpis.py "$data/tickets.parquet" "$data/surveys.parquet" \
+    "$work/out-$name/support_kpis.parquet" "$as_of" "$tz" "$support_period" \
+    chat=60,phone=30,email=14400,default=86400 channel agent_id category
 done
 echo "crosscheck: all tables match"

@@ -1,0 +1,100 @@
+"""Shared pieces of the DuckDB cross-checks: the input cleaning rules of the README, written
+independently of the Rust code, and the row-by-row comparison."""
+import datetime
+import math
+import sys
+
+import duckdb
+
+
+def connect(tz):
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{tz}'")
+    return con
+
+
+def cutoff(as_of, tz):
+    """SQL for the first instant after the as_of day in tz."""
+    return f"((DATE '{as_of}' + INTERVAL 1 DAY)::TIMESTAMP AT TIME ZONE '{tz}')"
+
+
+def local_date(expr, tz):
+    return f"(({expr})::TIMESTAMPTZ AT TIME ZONE '{tz}')::DATE"
+
+
+def clean_surveys(con, path, as_of, tz):
+    """Creates table `surveys`: valid rows at or before as_of, first occurrence per id."""
+    con.execute(f"""
+        CREATE TABLE surveys AS
+        WITH raw AS (SELECT *, lower(survey) AS s FROM read_parquet('{path}', file_row_number = true)),
+        valid AS (
+            SELECT * FROM raw
+            WHERE response_id IS NOT NULL AND customer_id IS NOT NULL AND survey IS NOT NULL
+              AND score IS NOT NULL AND submitted_at IS NOT NULL
+              AND submitted_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+              AND ((s = 'nps' AND score BETWEEN 0 AND 10) OR (s = 'csat' AND score BETWEEN 1 AND 5)
+                   OR (s = 'ces' AND score BETWEEN 1 AND 7))
+        )
+        SELECT * REPLACE (s AS survey) FROM valid
+        QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY file_row_number) = 1
+    """)
+
+
+def clean_tickets(con, path, as_of, tz):
+    """Creates table `tickets` with the README's rules."""
+    c = cutoff(as_of, tz)
+    con.execute(f"""
+        CREATE TABLE tickets AS
+        WITH raw AS (
+            SELECT * REPLACE (
+                CASE WHEN first_response_at::TIMESTAMPTZ >= {c} THEN NULL ELSE first_response_at::TIMESTAMPTZ END AS first_response_at,
+                CASE WHEN resolved_at::TIMESTAMPTZ >= {c} THEN NULL ELSE resolved_at::TIMESTAMPTZ END AS resolved_at)
+            FROM read_parquet('{path}', file_row_number = true)
+            WHERE created_at::TIMESTAMPTZ < {c}
+        ),
+        valid AS (
+            SELECT * FROM raw
+            WHERE ticket_id IS NOT NULL AND customer_id IS NOT NULL AND channel IS NOT NULL
+              AND created_at IS NOT NULL
+              AND NOT coalesce(first_response_at < created_at::TIMESTAMPTZ, false)
+              AND NOT coalesce(resolved_at < created_at::TIMESTAMPTZ, false)
+              AND NOT coalesce(handle_time_s < 0, false)
+              AND NOT coalesce(contacts < 0, false)
+        )
+        SELECT * FROM valid
+        QUALIFY row_number() OVER (PARTITION BY ticket_id ORDER BY file_row_number) = 1
+    """)
+
+
+def period_end_complete(con, period_start, period, as_of):
+    step = {"day": "1 day", "week": "7 days", "month": "1 month", "quarter": "3 months", "year": "1 year"}[period]
+    end = con.execute(f"SELECT (DATE '{period_start}' + INTERVAL {step})::DATE").fetchone()[0]
+    return end <= datetime.date.fromisoformat(as_of) + datetime.timedelta(days=1)
+
+
+def compare(table, got_rows, expected, columns, key_len):
+    """got_rows: tuples (key..., values...); expected: {key: tuple(values)} in `columns` order."""
+    problems = []
+    seen = set()
+    for row in got_rows:
+        key, vals = tuple(row[:key_len]), row[key_len:]
+        seen.add(key)
+        if key not in expected:
+            problems.append(f"unexpected row {key}")
+            continue
+        for name, g, w in zip(columns, vals, expected[key]):
+            if isinstance(w, float) or isinstance(g, float):
+                if g is None or w is None:
+                    if g is not w and not (g is None and w is None):
+                        problems.append(f"{key} {name}: got {g}, want {w}")
+                elif not math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-9):
+                    problems.append(f"{key} {name}: got {g}, want {w}")
+            elif g != w:
+                problems.append(f"{key} {name}: got {g}, want {w}")
+    for key in expected.keys() - seen:
+        problems.append(f"missing row {key}")
+    if problems:
+        print("\n".join(problems[:50]))
+        print(f"{table} crosscheck: {len(problems)} differences")
+        sys.exit(1)
+    print(f"{table} crosscheck: {len(got_rows)} rows match DuckDB")
