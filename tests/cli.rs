@@ -616,3 +616,79 @@ fn column_mapping_and_lossless_coercions() {
     assert_eq!(i64_at(&df, "responses", 0), 3);
     assert_eq!(i64_at(&df, "positive", 0), 2);
 }
+
+#[test]
+fn support_kpis_end_to_end_with_a_late_response_and_a_negative_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("ticket_id".into(), ["T1", "T2", "T3"]),
+        Column::new("customer_id".into(), ["C1", "C2", "C3"]),
+        Column::new("channel".into(), ["chat", "chat", "email"]),
+        ts_col(
+            "created_at",
+            vec![
+                Some(us("2026-06-30 20:00:00")),
+                Some(us("2026-06-10 00:00:00")),
+                Some(us("2026-06-10 00:00:00")),
+            ],
+        ),
+        ts_col(
+            "first_response_at",
+            vec![
+                Some(us("2026-07-01 01:00:00")), // after the end of as_of
+                Some(us("2026-06-09 23:00:00")), // before created_at: rejected
+                Some(us("2026-06-10 01:00:00")),
+            ],
+        ),
+    ])
+    .unwrap();
+    write(&dir.path().join("tickets.parquet"), &mut df);
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        "name: t\nas_of: 2026-06-30\ninputs:\n  tickets: { path: tickets.parquet }\n\
+         pipelines:\n  support_kpis: { period: month, sla_first_response: { chat: 1h } }\n\
+         quality: { max_rejected_fraction: 0.5 }\noutput: { dir: out }\n",
+    )
+    .unwrap();
+    let j = job.to_str().unwrap();
+    let o = run(&["run", j]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kpis = read(&dir.path().join("out/support_kpis.parquet"));
+    // Row 0 is June overall: T1 and T3 (T2 rejected); T1's response has not happened yet.
+    assert_eq!(str_at(&kpis, "dimension", 0), "all");
+    assert_eq!(i64_at(&kpis, "tickets", 0), 2);
+    let f = |name: &str| kpis.column(name).unwrap().f64().unwrap().get(0);
+    assert_eq!(f("first_response_mean_s"), Some(3600.0));
+    assert_eq!(f("sla_first_response_rate"), Some(1.0));
+    let rej = read(&dir.path().join("out/rejected_rows.parquet"));
+    assert_eq!(
+        str_at(&rej, "reason", 0),
+        "first_response_at before created_at"
+    );
+    assert_eq!(str_at(&rej, "example_id", 0), "T2");
+
+    // A day later the response is known: 5 h, over the 1 h chat target.
+    let o = run(&["run", j, "--as-of", "2026-07-01"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kpis = read(&dir.path().join("out/support_kpis.parquet"));
+    let f = |name: &str| kpis.column(name).unwrap().f64().unwrap().get(0);
+    assert_eq!(f("first_response_mean_s"), Some((3600.0 + 18_000.0) / 2.0));
+    assert_eq!(f("sla_first_response_rate"), Some(0.5));
+
+    // A bad SLA duration is a job-file error.
+    fs::write(
+        &job,
+        "name: t\ninputs:\n  tickets: { path: tickets.parquet }\n\
+         pipelines:\n  support_kpis: { sla_first_response: { chat: soon } }\noutput: { dir: out }\n",
+    )
+    .unwrap();
+    let o = run(&["validate", j]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("pipelines.support_kpis.sla_first_response: chat: `soon` is not a duration"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -238,3 +238,300 @@ pub fn support_kpis(
             col("complete"),
         ])
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, NaiveDateTime};
+
+    use super::*;
+    use crate::pipelines::survey_scores::Scales;
+
+    fn us(s: &str) -> Option<i64> {
+        Some(
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp_micros(),
+        )
+    }
+
+    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
+        Column::new(name.into(), v)
+            .cast(&DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap()
+    }
+
+    /// T1-T5 in the week of 2026-06-01, T6 in the week of 2026-06-08 (all UTC).
+    fn tickets() -> LazyFrame {
+        DataFrame::new_infer_height(vec![
+            Column::new("ticket_id".into(), ["T1", "T2", "T3", "T4", "T5", "T6"]),
+            Column::new(
+                "channel".into(),
+                ["chat", "chat", "email", "phone", "social", "chat"],
+            ),
+            utc(
+                "created_at",
+                vec![
+                    us("2026-06-07 23:59:30"), // Sunday night, answered on Monday
+                    us("2026-06-03 10:00:00"),
+                    us("2026-06-02 09:00:00"),
+                    us("2026-06-04 12:00:00"),
+                    us("2026-06-05 08:00:00"),
+                    us("2026-06-08 09:00:00"),
+                ],
+            ),
+            utc(
+                "first_response_at",
+                vec![
+                    us("2026-06-08 00:00:10"), // 40 s
+                    us("2026-06-03 10:01:30"), // 90 s
+                    us("2026-06-02 13:00:00"), // 4 h, exactly the email target
+                    None,                      // abandoned
+                    us("2026-06-06 14:00:00"), // 30 h, misses the 24 h default
+                    us("2026-06-08 09:00:20"), // abandoned after a response
+                ],
+            ),
+            utc(
+                "resolved_at",
+                vec![
+                    us("2026-06-08 00:19:30"), // 1200 s
+                    us("2026-06-03 10:30:00"), // 1800 s
+                    None,
+                    None,
+                    us("2026-06-06 20:00:00"), // 129600 s
+                    None,
+                ],
+            ),
+            Column::new(
+                "agent_id".into(),
+                [
+                    Some("A1"),
+                    Some("A2"),
+                    Some("A1"),
+                    None,
+                    Some("A2"),
+                    Some("A1"),
+                ],
+            ),
+            Column::new(
+                "contacts".into(),
+                [Some(1i64), Some(2), None, None, Some(1), None],
+            ),
+            Column::new(
+                "handle_time_s".into(),
+                [Some(300.0), Some(500.0), None, None, Some(700.0), None],
+            ),
+            Column::new(
+                "reopened".into(),
+                [Some(false), Some(true), None, None, Some(false), None],
+            ),
+            Column::new(
+                "abandoned".into(),
+                [
+                    Some(false),
+                    Some(false),
+                    Some(false),
+                    Some(true),
+                    None,
+                    Some(true),
+                ],
+            ),
+            Column::new(
+                "escalated".into(),
+                [None, Some(false), Some(false), Some(true), None, None],
+            ),
+        ])
+        .unwrap()
+        .lazy()
+    }
+
+    fn surveys() -> LazyFrame {
+        df!(
+            "survey" => ["csat", "csat", "csat", "nps", "csat", "csat"],
+            "score" => [5i64, 2, 4, 10, 5, 4],
+            "ticket_id" => [Some("T1"), Some("T1"), Some("T2"), Some("T2"), None, Some("T99")],
+        )
+        .unwrap()
+        .lazy()
+    }
+
+    fn params(by: &[&str]) -> SupportKpis {
+        let map = [("chat", "60s"), ("phone", "30s"), ("email", "4h")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SupportKpis {
+            period: Period::Week,
+            by: by.iter().map(|s| s.to_string()).collect(),
+            sla: SlaTargets::from_config(&map).unwrap(),
+            csat: Scales::default().csat,
+        }
+    }
+
+    fn cal() -> Calendar {
+        Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap()
+    }
+
+    fn f(df: &DataFrame, name: &str, row: usize) -> Option<f64> {
+        df.column(name).unwrap().f64().unwrap().get(row)
+    }
+
+    fn i(df: &DataFrame, name: &str, row: usize) -> i64 {
+        df.column(name).unwrap().i64().unwrap().get(row).unwrap()
+    }
+
+    fn close(got: Option<f64>, want: f64) {
+        let g = got.expect("a value");
+        assert!(
+            (g - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{g} != {want}"
+        );
+    }
+
+    #[test]
+    fn every_metric_on_hand_built_tickets() {
+        let df = support_kpis(tickets(), Some(surveys()), &params(&[]), &cal())
+            .collect()
+            .unwrap();
+        assert_eq!(df.height(), 2, "{df}");
+        // Week of June 1: T1 (created Sunday, answered Monday) counts in its creation week.
+        assert_eq!(i(&df, "tickets", 0), 5);
+        assert_eq!(i(&df, "resolved", 0), 3);
+        assert_eq!(i(&df, "abandoned", 0), 1);
+        // First responses of non-abandoned tickets: 40, 90, 14400, 108000 (an even count).
+        close(f(&df, "first_response_mean_s", 0), 122_530.0 / 4.0);
+        close(
+            f(&df, "first_response_median_s", 0),
+            (90.0 + 14_400.0) / 2.0,
+        );
+        // p90 at position 0.9 * 3 = 2.7: 14400 + 0.7 * (108000 - 14400).
+        close(f(&df, "first_response_p90_s", 0), 79_920.0);
+        // Resolutions 1200, 1800, 129600.
+        close(f(&df, "resolution_mean_s", 0), 44_200.0);
+        close(f(&df, "resolution_median_s", 0), 1_800.0);
+        close(
+            f(&df, "resolution_p90_s", 0),
+            1_800.0 + 0.8 * (129_600.0 - 1_800.0),
+        );
+        close(f(&df, "aht_mean_s", 0), 500.0);
+        // Resolved with contacts known: T1 (1), T2 (2), T5 (1).
+        close(f(&df, "fcr_rate", 0), 2.0 / 3.0);
+        close(f(&df, "reopen_rate", 0), 1.0 / 3.0);
+        close(f(&df, "abandonment_rate", 0), 0.2);
+        close(f(&df, "escalation_rate", 0), 0.2);
+        // Responded: T1 40 <= 60 met, T2 90 > 60 missed, T3 4h <= 4h met, T5 30h > 24h missed.
+        close(f(&df, "sla_first_response_rate", 0), 0.5);
+        // CSAT on T1 (5, 2) and T2 (4); the NPS, the unlinked and the unknown-ticket rows ignored.
+        assert_eq!(i(&df, "csat_responses", 0), 3);
+        close(f(&df, "csat_score", 0), 200.0 / 3.0);
+        close(f(&df, "csat_response_rate", 0), 1.0);
+
+        // Week of June 8: only T6, abandoned after a response.
+        assert_eq!(i(&df, "tickets", 1), 1);
+        assert_eq!(
+            f(&df, "first_response_mean_s", 1),
+            None,
+            "abandoned: no response time"
+        );
+        assert_eq!(f(&df, "first_response_median_s", 1), None);
+        close(f(&df, "sla_first_response_rate", 1), 1.0);
+        assert_eq!(f(&df, "fcr_rate", 1), None);
+        assert_eq!(f(&df, "reopen_rate", 1), None);
+        assert_eq!(f(&df, "csat_score", 1), None);
+        assert_eq!(f(&df, "csat_response_rate", 1), None);
+        assert_eq!(i(&df, "csat_responses", 1), 0);
+        let complete: Vec<Option<bool>> = df
+            .column("complete")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(complete, [Some(true), Some(true)]);
+    }
+
+    #[test]
+    fn breakdown_by_channel_and_agent_with_unknowns() {
+        let df = support_kpis(tickets(), None, &params(&["channel", "agent_id"]), &cal())
+            .filter(col("period").eq(lit(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap())))
+            .collect()
+            .unwrap();
+        let keys: Vec<(String, String)> = (0..df.height())
+            .map(|r| {
+                (
+                    df.column("dimension")
+                        .unwrap()
+                        .str()
+                        .unwrap()
+                        .get(r)
+                        .unwrap()
+                        .to_string(),
+                    df.column("dimension_value")
+                        .unwrap()
+                        .str()
+                        .unwrap()
+                        .get(r)
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let k = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            keys,
+            [
+                k("all", "all"),
+                k("agent_id", "A1"),
+                k("agent_id", "A2"),
+                k("agent_id", "unknown"),
+                k("channel", "chat"),
+                k("channel", "email"),
+                k("channel", "phone"),
+                k("channel", "social"),
+            ]
+        );
+        // chat in week 1: T1 (40 s, met) and T2 (90 s, missed the 60 s chat target).
+        assert_eq!(i(&df, "tickets", 4), 2);
+        close(f(&df, "sla_first_response_rate", 4), 0.5);
+        close(f(&df, "first_response_median_s", 4), 65.0);
+        // social uses the default 24 h target: 30 h missed.
+        close(f(&df, "sla_first_response_rate", 7), 0.0);
+        // Without surveys: no CSAT.
+        assert_eq!(i(&df, "csat_responses", 0), 0);
+        assert_eq!(f(&df, "csat_score", 0), None);
+    }
+
+    #[test]
+    fn sla_targets_parse_with_default_and_report_bad_values() {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let t = SlaTargets::from_config(&map(&[("chat", "90s"), ("default", "2d")])).unwrap();
+        assert_eq!(t.default, 172_800.0);
+        assert_eq!(t.per_channel, vec![("chat".to_string(), 90.0)]);
+        assert_eq!(
+            SlaTargets::from_config(&map(&[])).unwrap().default,
+            DEFAULT_SLA_S
+        );
+        let e =
+            SlaTargets::from_config(&map(&[("chat", "fast"), ("email", "4 hours")])).unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert!(e[0].starts_with("chat: `fast` is not a duration"), "{e:?}");
+    }
+
+    #[test]
+    fn empty_tickets_give_an_empty_table() {
+        let empty = tickets().filter(lit(false));
+        let df = support_kpis(empty, Some(surveys()), &params(&["channel"]), &cal())
+            .collect()
+            .unwrap();
+        assert_eq!(df.height(), 0);
+        assert_eq!(df.width(), 22);
+    }
+}
