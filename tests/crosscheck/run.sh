@@ -11,6 +11,11 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 root="$(pwd)"
+passed=0
+failed=0
+check() {
+  if "$PY" "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
 
 # name | timezone | as_of | survey period | support period
 cases=(
@@ -41,10 +46,11 @@ output:
   dir: $work/out-$name
 YAML
   "$BIN" run "$job" >/dev/null 2>"$work/$name.log"
-  "$PY" tests/crosscheck/survey_scores.py "$data/surveys.parquet" \
+  check tests/crosscheck/survey_scores.py "$data/surveys.parquet" \
     "$work/out-$name/survey_scores.parquet" "$as_of" "$tz" "$period" channel agent_id
-  "$PY" tests/crosscheck/support_kpis.py "$data/tickets.parquet" "$data/surveys.parquet" \
+  check tests/crosscheck/support_kpis.py "$data/tickets.parquet" "$data/surveys.parquet" \
     "$work/out-$name/support_kpis.parquet" "$as_of" "$tz" "$support_period" \
     chat=60,phone=30,email=14400,default=86400 channel agent_id category
 done
-echo "crosscheck: all tables match"
+echo "crosscheck: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
