@@ -63,6 +63,120 @@ pub struct InputConfig {
 pub struct PipelinesConfig {
     pub survey_scores: Option<SurveyScoresParams>,
     pub support_kpis: Option<SupportKpisParams>,
+    pub cohort_retention: Option<CohortRetentionParams>,
+    pub churn: Option<ChurnParams>,
+    pub activation: Option<ActivationParams>,
+}
+
+/// An input whose rows count as customer activity (orders: purchases only, amount >= 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivitySource {
+    Orders,
+    Tickets,
+    Surveys,
+    Events,
+}
+
+/// A customer's start date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    /// First active day in the activity sources.
+    FirstActivity,
+    /// Local date of `customers.signup_at`.
+    Signup,
+    /// First purchase day (amount >= 0).
+    FirstOrder,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionMode {
+    #[default]
+    On,
+    OnOrAfter,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortRetentionParams {
+    #[serde(default)]
+    pub period: Period,
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    #[serde(default)]
+    pub mode: RetentionMode,
+    #[serde(default = "twelve")]
+    pub max_periods: u32,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn twelve() -> u32 {
+    12
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChurnMode {
+    #[default]
+    Inactivity,
+    Subscription,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnParams {
+    #[serde(default)]
+    pub period: Period,
+    #[serde(default)]
+    pub mode: ChurnMode,
+    #[serde(default = "ninety")]
+    pub inactive_after_days: u32,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    /// Default: first_activity in inactivity mode, signup in subscription mode.
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn ninety() -> u32 {
+    90
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationMode {
+    #[default]
+    OnDay,
+    Within,
+    OnOrAfter,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationParams {
+    #[serde(default = "activation_days")]
+    pub days: Vec<u32>,
+    #[serde(default)]
+    pub mode: ActivationMode,
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default = "week")]
+    pub cohort_period: Period,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn activation_days() -> Vec<u32> {
+    vec![1, 7, 30]
 }
 
 /// Calendar period used to bucket dates. Weeks start on Monday.

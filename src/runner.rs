@@ -15,7 +15,7 @@ use crate::error::{CxError, Result};
 use crate::inputs::{self, InputReport};
 use crate::log::{Field, Log};
 use crate::output::{self, OutputPlan, Staging, WrittenTable};
-use crate::pipelines::{Pipeline, NAMES};
+use crate::pipelines::{BuildContext, Inputs, Pipeline, NAMES};
 use crate::time::Calendar;
 use crate::validate::{self, Job};
 
@@ -75,7 +75,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let kinds: BTreeSet<InputKind> = pipelines.iter().flat_map(|p| p.required_inputs()).collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
-    let mut frames: BTreeMap<InputKind, LazyFrame> = BTreeMap::new();
+    let mut frames: Inputs = BTreeMap::new();
     let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
     let mut input_problems = Vec::new();
     for (kind, source) in &sources {
@@ -134,10 +134,17 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     }
 
     // Pipelines.
+    let ctx = BuildContext {
+        cal: &cal,
+        customers_have_signup: customers_have_signup(&frames)?,
+    };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
     for p in &pipelines {
         let t = Instant::now();
-        for (name, lf) in p.build(&frames, &cal) {
+        let outputs = p
+            .build(&frames, &ctx)
+            .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
+        for (name, lf) in outputs {
             let df = guarded_collect(lf).map_err(|e| {
                 CxError::internal(format!("computing pipeline {} (table {name})", p.name()), e)
             })?;
@@ -253,6 +260,20 @@ fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>>
         .filter(|p| only.iter().any(|n| n == p.name()))
         .cloned()
         .collect())
+}
+
+/// Whether the loaded customers have any signup_at (activation's default anchor).
+fn customers_have_signup(frames: &Inputs) -> Result<bool> {
+    let Some(customers) = frames.get(&InputKind::Customers) else {
+        return Ok(false);
+    };
+    let n = customers
+        .clone()
+        .select([col("signup_at").count()])
+        .collect()
+        .and_then(|df| df.column("signup_at")?.cast(&DataType::Int64))
+        .map_err(|e| CxError::internal("counting customers.signup_at", e))?;
+    Ok(n.i64().ok().and_then(|c| c.get(0)).unwrap_or(0) > 0)
 }
 
 fn guarded_collect(lf: LazyFrame) -> std::result::Result<DataFrame, String> {

@@ -53,13 +53,19 @@ impl Calendar {
         start
             .dt()
             .offset_by(lit(period.every()))
-            .lt_eq(lit(self.as_of + Duration::days(1)))
+            .lt_eq(date_lit(self.as_of + Duration::days(1)))
     }
 
     /// First day of the period containing `as_of`.
     pub fn as_of_period_start(&self, period: Period) -> NaiveDate {
         period_start_of(self.as_of, period)
     }
+}
+
+/// A `Date` literal. (`lit(NaiveDate)` makes a nanosecond Datetime in this polars version.)
+pub fn date_lit(d: NaiveDate) -> Expr {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+    lit((d - epoch).num_days() as i32).cast(DataType::Date)
 }
 
 /// Local midnight at the start of `day`; where midnight does not exist (a DST gap at 00:00),
@@ -83,6 +89,16 @@ pub fn local_midnight_us(tz: Tz, day: NaiveDate) -> i64 {
 }
 
 impl Period {
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::Quarter => "quarter",
+            Period::Year => "year",
+        }
+    }
+
     /// polars duration string for one period.
     pub fn every(self) -> &'static str {
         match self {
@@ -91,6 +107,25 @@ impl Period {
             Period::Month => "1mo",
             Period::Quarter => "1q",
             Period::Year => "1y",
+        }
+    }
+
+    /// Expression: the index of the period containing `date` (Int64); consecutive periods have
+    /// consecutive indices. Twin of `period_index`.
+    pub fn index(self, date: Expr) -> Expr {
+        let days = date.clone().cast(DataType::Int32).cast(DataType::Int64);
+        let month_index = || {
+            date.clone().dt().year().cast(DataType::Int64) * lit(12i64)
+                + date.clone().dt().month().cast(DataType::Int64)
+                - lit(1i64)
+        };
+        match self {
+            Period::Day => days,
+            // 1970-01-05 (day 4) was a Monday.
+            Period::Week => (days - lit(4i64)).floor_div(lit(7i64)),
+            Period::Month => month_index(),
+            Period::Quarter => month_index().floor_div(lit(3i64)),
+            Period::Year => date.dt().year().cast(DataType::Int64),
         }
     }
 
@@ -121,6 +156,35 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
         return Err(bad());
     }
     Ok(number * factor)
+}
+
+/// Index of the period containing `d` (Rust-side twin of `Period::index`).
+pub fn period_index(d: NaiveDate, period: Period) -> i64 {
+    let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days();
+    let month_index = d.year() as i64 * 12 + d.month() as i64 - 1;
+    match period {
+        Period::Day => days,
+        Period::Week => (days - 4).div_euclid(7),
+        Period::Month => month_index,
+        Period::Quarter => month_index.div_euclid(3),
+        Period::Year => d.year() as i64,
+    }
+}
+
+/// First day of the period with index `i`.
+pub fn period_from_index(i: i64, period: Period) -> NaiveDate {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+    let from_month = |m: i64| {
+        NaiveDate::from_ymd_opt(m.div_euclid(12) as i32, (m.rem_euclid(12) + 1) as u32, 1)
+            .expect("valid")
+    };
+    match period {
+        Period::Day => epoch + Duration::days(i),
+        Period::Week => epoch + Duration::days(4 + 7 * i),
+        Period::Month => from_month(i),
+        Period::Quarter => from_month(3 * i),
+        Period::Year => NaiveDate::from_ymd_opt(i as i32, 1, 1).expect("valid"),
+    }
 }
 
 /// First day of the period containing `d` (Rust-side twin of `Period::start`).
@@ -226,6 +290,28 @@ mod tests {
                 .collect();
             let want: Vec<NaiveDate> = days.iter().map(|x| period_start_of(*x, p)).collect();
             assert_eq!(got, want, "{p:?}");
+            let idx = df
+                .clone()
+                .lazy()
+                .select([p.index(col("d")).alias("i")])
+                .collect()
+                .unwrap();
+            let got: Vec<i64> = idx
+                .column("i")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect();
+            let want: Vec<i64> = days.iter().map(|x| period_index(*x, p)).collect();
+            assert_eq!(got, want, "{p:?}");
+            for (d, i) in days.iter().zip(&want) {
+                assert_eq!(
+                    period_from_index(*i, p),
+                    period_start_of(*d, p),
+                    "{p:?} {d}"
+                );
+            }
         }
     }
 }

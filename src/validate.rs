@@ -188,7 +188,9 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         }
     }
 
-    let (pipelines, pipeline_errors) = match Pipeline::from_config(&job.pipelines) {
+    let declared_kinds: BTreeSet<InputKind> = inputs.keys().copied().collect();
+    let (pipelines, pipeline_errors) = match Pipeline::from_config(&job.pipelines, &declared_kinds)
+    {
         Ok(p) => (p, Vec::new()),
         Err(errors) => (Vec::new(), errors),
     };
@@ -207,11 +209,13 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
                 ));
             }
         }
-        match p {
-            Pipeline::SurveyScores(params) => check_survey_scores(params, &mut problems),
-            Pipeline::SupportKpis(params) => {
-                check_by("pipelines.support_kpis.by", &params.by, &mut problems)
-            }
+        check_by(
+            &format!("pipelines.{}.by", p.name()),
+            p.by().1,
+            &mut problems,
+        );
+        if let Pipeline::SurveyScores(params) = p {
+            check_survey_scores(params, &mut problems);
         }
     }
 
@@ -288,7 +292,6 @@ fn check_scale(path: &str, s: &ScaleConfig, problems: &mut Vec<ConfigProblem>) {
 }
 
 fn check_survey_scores(p: &SurveyScoresParams, problems: &mut Vec<ConfigProblem>) {
-    check_by("pipelines.survey_scores.by", &p.by, problems);
     if let Some(s) = &p.scales.csat {
         check_scale("pipelines.survey_scores.scales.csat", s, problems);
     }

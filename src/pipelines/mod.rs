@@ -1,38 +1,111 @@
-//! The pipeline registry: which pipelines exist, which inputs and columns each needs, and how
-//! each is built. Every pipeline is a pure function from cleaned input LazyFrames, its
-//! parameters and the job's calendar to output LazyFrames: no I/O, no clock.
+//! The pipeline registry: which pipelines exist, which inputs and columns each needs, how their
+//! parameters are resolved, and how each is built. Every pipeline is a pure function from
+//! cleaned input LazyFrames, its parameters and the job's calendar to output LazyFrames: no
+//! I/O, no clock.
 
+pub mod activation;
+pub mod churn;
+pub mod cohort_retention;
 pub mod common;
+pub mod lifecycle;
 pub mod support_kpis;
 pub mod survey_scores;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use crate::config::{PipelinesConfig, SurveyScoresParams};
+use crate::config::{
+    ActivitySource, Anchor, ChurnMode, Period, PipelinesConfig, SurveyScoresParams,
+};
 use crate::contracts::InputKind;
 use crate::time::Calendar;
+use activation::Activation;
+use churn::Churn;
+use cohort_retention::CohortRetention;
 use support_kpis::{SlaTargets, SupportKpis};
 use survey_scores::Scales;
 
-/// Every pipeline name cxmetrics knows, in run order.
-pub const NAMES: &[&str] = &["survey_scores", "support_kpis"];
+/// Cleaned inputs by kind.
+pub type Inputs = BTreeMap<InputKind, LazyFrame>;
 
-/// A configured pipeline with its parameters.
+/// Every pipeline name cxmetrics knows, in run order.
+pub const NAMES: &[&str] = &[
+    "survey_scores",
+    "support_kpis",
+    "cohort_retention",
+    "churn",
+    "activation",
+];
+
+/// A configured pipeline with its parameters resolved.
 #[derive(Debug, Clone)]
 pub enum Pipeline {
     SurveyScores(SurveyScoresParams),
     SupportKpis(SupportKpis),
+    CohortRetention(CohortRetention),
+    Churn(Churn),
+    Activation(Activation),
+}
+
+/// Facts about the loaded data that some defaults depend on.
+#[derive(Debug, Clone)]
+pub struct BuildContext<'a> {
+    pub cal: &'a Calendar,
+    /// The job has `customers` and some customer has a `signup_at` (activation's anchor default).
+    pub customers_have_signup: bool,
+}
+
+type Problems = Vec<(String, String)>;
+
+fn check_period(path: &str, period: Period, allowed: &[Period], problems: &mut Problems) {
+    if !allowed.contains(&period) {
+        let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
+        problems.push((
+            format!("{path}.period"),
+            format!(
+                "`{}` is not allowed here; use one of {}",
+                period.name(),
+                names.join(", ")
+            ),
+        ));
+    }
+}
+
+fn activity_or(
+    path: &str,
+    given: &Option<Vec<ActivitySource>>,
+    default: Vec<ActivitySource>,
+    problems: &mut Problems,
+) -> Vec<ActivitySource> {
+    match given {
+        None => default,
+        Some(list) => {
+            let unique: BTreeSet<_> = list.iter().collect();
+            if list.is_empty() {
+                problems.push((
+                    format!("{path}.activity"),
+                    "must name at least one input".into(),
+                ));
+            } else if unique.len() != list.len() {
+                problems.push((format!("{path}.activity"), "lists an input twice".into()));
+            }
+            list.clone()
+        }
+    }
 }
 
 impl Pipeline {
-    /// The pipelines a job file enables, in run order, with their parameters resolved; or
-    /// every parameter problem as (dotted path, message).
-    pub fn from_config(cfg: &PipelinesConfig) -> Result<Vec<Pipeline>, Vec<(String, String)>> {
+    /// The pipelines a job file enables, in run order, with parameters resolved against the
+    /// inputs the job declares; or every parameter problem as (dotted path, message).
+    pub fn from_config(
+        cfg: &PipelinesConfig,
+        declared: &BTreeSet<InputKind>,
+    ) -> Result<Vec<Pipeline>, Problems> {
         let mut out = Vec::new();
-        let mut errors = Vec::new();
+        let mut problems = Vec::new();
         let scales = job_scales(cfg);
+        let lifecycle_periods = [Period::Week, Period::Month, Period::Quarter];
         if let Some(p) = &cfg.survey_scores {
             out.push(Pipeline::SurveyScores(p.clone()));
         }
@@ -44,16 +117,93 @@ impl Pipeline {
                     sla,
                     csat: scales.csat,
                 })),
-                Err(e) => errors.extend(
+                Err(e) => problems.extend(
                     e.into_iter()
                         .map(|m| ("pipelines.support_kpis.sla_first_response".to_string(), m)),
                 ),
             }
         }
-        if errors.is_empty() {
+        if let Some(p) = &cfg.cohort_retention {
+            let path = "pipelines.cohort_retention";
+            check_period(path, p.period, &lifecycle_periods, &mut problems);
+            if p.max_periods == 0 {
+                problems.push((format!("{path}.max_periods"), "must be at least 1".into()));
+            }
+            out.push(Pipeline::CohortRetention(CohortRetention {
+                period: p.period,
+                anchor: p.anchor.unwrap_or(Anchor::FirstActivity),
+                activity: activity_or(
+                    path,
+                    &p.activity,
+                    vec![ActivitySource::Orders],
+                    &mut problems,
+                ),
+                mode: p.mode,
+                max_periods: p.max_periods,
+                by: p.by.clone(),
+            }));
+        }
+        if let Some(p) = &cfg.churn {
+            let path = "pipelines.churn";
+            check_period(path, p.period, &lifecycle_periods, &mut problems);
+            if p.inactive_after_days == 0 {
+                problems.push((
+                    format!("{path}.inactive_after_days"),
+                    "must be at least 1".into(),
+                ));
+            }
+            let anchor = p.anchor.unwrap_or(match p.mode {
+                ChurnMode::Inactivity => Anchor::FirstActivity,
+                ChurnMode::Subscription => Anchor::Signup,
+            });
+            // In subscription mode activity only matters for a first_activity anchor.
+            let default_activity = match (p.mode, anchor) {
+                (ChurnMode::Subscription, a) if a != Anchor::FirstActivity => vec![],
+                _ => vec![ActivitySource::Orders],
+            };
+            out.push(Pipeline::Churn(Churn {
+                period: p.period,
+                mode: p.mode,
+                inactive_after_days: p.inactive_after_days,
+                activity: activity_or(path, &p.activity, default_activity, &mut problems),
+                anchor,
+                by: p.by.clone(),
+            }));
+        }
+        if let Some(p) = &cfg.activation {
+            let path = "pipelines.activation";
+            if ![Period::Day, Period::Week, Period::Month].contains(&p.cohort_period) {
+                problems.push((
+                    format!("{path}.cohort_period"),
+                    format!(
+                        "`{}` is not allowed here; use one of day, week, month",
+                        p.cohort_period.name()
+                    ),
+                ));
+            }
+            if p.days.is_empty() {
+                problems.push((format!("{path}.days"), "must list at least one day".into()));
+            }
+            let declared_sources: Vec<ActivitySource> = ActivitySource::ALL
+                .into_iter()
+                .filter(|s| declared.contains(&s.input()))
+                .collect();
+            let mut days = p.days.clone();
+            days.sort_unstable();
+            days.dedup();
+            out.push(Pipeline::Activation(Activation {
+                days,
+                mode: p.mode,
+                anchor: p.anchor,
+                cohort_period: p.cohort_period,
+                activity: activity_or(path, &p.activity, declared_sources, &mut problems),
+                by: p.by.clone(),
+            }));
+        }
+        if problems.is_empty() {
             Ok(out)
         } else {
-            Err(errors)
+            Err(problems)
         }
     }
 
@@ -61,14 +211,53 @@ impl Pipeline {
         match self {
             Pipeline::SurveyScores(_) => "survey_scores",
             Pipeline::SupportKpis(_) => "support_kpis",
+            Pipeline::CohortRetention(_) => "cohort_retention",
+            Pipeline::Churn(_) => "churn",
+            Pipeline::Activation(_) => "activation",
+        }
+    }
+
+    /// `by` segments and the input they come from.
+    pub fn by(&self) -> (InputKind, &[String]) {
+        match self {
+            Pipeline::SurveyScores(p) => (InputKind::Surveys, &p.by),
+            Pipeline::SupportKpis(p) => (InputKind::Tickets, &p.by),
+            Pipeline::CohortRetention(p) => (InputKind::Customers, &p.by),
+            Pipeline::Churn(p) => (InputKind::Customers, &p.by),
+            Pipeline::Activation(p) => (InputKind::Customers, &p.by),
         }
     }
 
     /// Inputs the job must declare for this pipeline.
     pub fn required_inputs(&self) -> Vec<InputKind> {
+        let lifecycle = |activity: &[ActivitySource], anchor: Option<Anchor>, by: &[String]| {
+            let mut k: BTreeSet<InputKind> = activity.iter().map(|s| s.input()).collect();
+            match anchor {
+                Some(Anchor::Signup) => {
+                    k.insert(InputKind::Customers);
+                }
+                Some(Anchor::FirstOrder) => {
+                    k.insert(InputKind::Orders);
+                }
+                _ => {}
+            }
+            if !by.is_empty() {
+                k.insert(InputKind::Customers);
+            }
+            k.into_iter().collect()
+        };
         match self {
             Pipeline::SurveyScores(_) => vec![InputKind::Surveys],
             Pipeline::SupportKpis(_) => vec![InputKind::Tickets],
+            Pipeline::CohortRetention(p) => lifecycle(&p.activity, Some(p.anchor), &p.by),
+            Pipeline::Churn(p) => {
+                let mut k = lifecycle(&p.activity, Some(p.anchor), &p.by);
+                if p.mode == ChurnMode::Subscription && !k.contains(&InputKind::Customers) {
+                    k.push(InputKind::Customers);
+                }
+                k
+            }
+            Pipeline::Activation(p) => lifecycle(&p.activity, p.anchor, &p.by),
         }
     }
 
@@ -77,30 +266,31 @@ impl Pipeline {
         match self {
             Pipeline::SurveyScores(_) => vec![],
             Pipeline::SupportKpis(_) => vec![InputKind::Surveys],
+            Pipeline::CohortRetention(_) | Pipeline::Churn(_) => vec![InputKind::Orders],
+            Pipeline::Activation(_) => vec![InputKind::Customers],
         }
     }
 
     /// Non-contract columns this pipeline reads (its `by` segments), per input.
     pub fn extra_columns(&self) -> Vec<(InputKind, Vec<String>)> {
-        match self {
-            Pipeline::SurveyScores(p) => vec![(InputKind::Surveys, p.by.clone())],
-            Pipeline::SupportKpis(p) => vec![(InputKind::Tickets, p.by.clone())],
-        }
+        let (kind, by) = self.by();
+        vec![(kind, by.to_vec())]
     }
 
     /// Output tables, by name, in the order they are produced.
     pub fn build(
         &self,
-        inputs: &BTreeMap<InputKind, LazyFrame>,
-        cal: &Calendar,
-    ) -> Vec<(&'static str, LazyFrame)> {
+        inputs: &Inputs,
+        ctx: &BuildContext,
+    ) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
+        let cal = ctx.cal;
         let input = |k: InputKind| {
             inputs
                 .get(&k)
                 .cloned()
                 .expect("the runner loads every required input")
         };
-        match self {
+        Ok(match self {
             Pipeline::SurveyScores(p) => vec![(
                 "survey_scores",
                 survey_scores::survey_scores(input(InputKind::Surveys), p, cal),
@@ -114,7 +304,20 @@ impl Pipeline {
                     cal,
                 ),
             )],
-        }
+            Pipeline::CohortRetention(p) => vec![(
+                "cohort_retention",
+                cohort_retention::cohort_retention(inputs, p, cal)?,
+            )],
+            Pipeline::Churn(p) => vec![("churn", churn::churn(inputs, p, cal)?)],
+            Pipeline::Activation(p) => {
+                let anchor = p.anchor.unwrap_or(if ctx.customers_have_signup {
+                    Anchor::Signup
+                } else {
+                    Anchor::FirstActivity
+                });
+                vec![("activation", activation::activation(inputs, p, anchor, cal))]
+            }
+        })
     }
 }
 

@@ -456,7 +456,9 @@ mod tests {
     #[test]
     fn breakdown_by_channel_and_agent_with_unknowns() {
         let df = support_kpis(tickets(), None, &params(&["channel", "agent_id"]), &cal())
-            .filter(col("period").eq(lit(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap())))
+            .filter(col("period").eq(crate::time::date_lit(
+                NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+            )))
             .collect()
             .unwrap();
         let keys: Vec<(String, String)> = (0..df.height())

@@ -1,0 +1,119 @@
+//! Building blocks shared by the customer lifecycle pipelines (`cohort_retention`, `churn`,
+//! `activation`): activity days, anchors and customer segments.
+//!
+//! - *Activity*: a customer is active on a local calendar day (job time zone) if they have a
+//!   row in any of the pipeline's activity sources on that day: orders (`ordered_at`, purchases
+//!   only: amount >= 0), tickets (`created_at`), surveys (`submitted_at`), events (`event_at`).
+//! - *Anchor* (the customer's start): `first_activity` = first active day; `signup` = local date
+//!   of `customers.signup_at` (customers with a null signup_at are left out); `first_order` =
+//!   first purchase day (amount >= 0).
+
+use polars::prelude::*;
+
+use super::Inputs;
+use crate::config::{ActivitySource, Anchor};
+use crate::contracts::InputKind;
+use crate::time::Calendar;
+
+impl ActivitySource {
+    pub fn input(self) -> InputKind {
+        match self {
+            ActivitySource::Orders => InputKind::Orders,
+            ActivitySource::Tickets => InputKind::Tickets,
+            ActivitySource::Surveys => InputKind::Surveys,
+            ActivitySource::Events => InputKind::Events,
+        }
+    }
+
+    fn time_column(self) -> &'static str {
+        match self {
+            ActivitySource::Orders => "ordered_at",
+            ActivitySource::Tickets => "created_at",
+            ActivitySource::Surveys => "submitted_at",
+            ActivitySource::Events => "event_at",
+        }
+    }
+
+    pub const ALL: [ActivitySource; 4] = [
+        ActivitySource::Orders,
+        ActivitySource::Tickets,
+        ActivitySource::Surveys,
+        ActivitySource::Events,
+    ];
+}
+
+fn input(inputs: &Inputs, kind: InputKind) -> LazyFrame {
+    inputs
+        .get(&kind)
+        .cloned()
+        .expect("the runner loads every input a pipeline requires")
+}
+
+/// Distinct (customer_id, day) pairs of activity, `day` a local Date.
+pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
+    let parts: Vec<LazyFrame> = sources
+        .iter()
+        .map(|s| {
+            let mut lf = input(inputs, s.input());
+            if *s == ActivitySource::Orders {
+                lf = lf.filter(col("amount").gt_eq(lit(0.0)));
+            }
+            lf.select([
+                col("customer_id"),
+                cal.local_date(col(s.time_column())).alias("day"),
+            ])
+        })
+        .collect();
+    let all = if parts.is_empty() {
+        DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("customer_id".into(), DataType::String),
+            Field::new("day".into(), DataType::Date),
+        ]))
+        .lazy()
+    } else {
+        concat(parts, UnionArgs::default()).expect("same schema")
+    };
+    all.unique_stable(None, UniqueKeepStrategy::First)
+}
+
+/// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_days`.
+pub fn anchor_days(
+    anchor: Anchor,
+    activity: &LazyFrame,
+    inputs: &Inputs,
+    cal: &Calendar,
+) -> LazyFrame {
+    match anchor {
+        Anchor::FirstActivity => activity
+            .clone()
+            .group_by([col("customer_id")])
+            .agg([col("day").min().alias("anchor")]),
+        Anchor::Signup => input(inputs, InputKind::Customers)
+            .filter(col("signup_at").is_not_null())
+            .select([
+                col("customer_id"),
+                cal.local_date(col("signup_at")).alias("anchor"),
+            ]),
+        Anchor::FirstOrder => input(inputs, InputKind::Orders)
+            .filter(col("amount").gt_eq(lit(0.0)))
+            .group_by([col("customer_id")])
+            .agg([cal.local_date(col("ordered_at")).min().alias("anchor")]),
+    }
+}
+
+/// Adds the `by` columns of `customers` to a frame keyed by customer_id (null where the
+/// customer is not in `customers`; `by_dimensions` shows those as "unknown").
+pub fn attach_segments(lf: LazyFrame, inputs: &Inputs, by: &[String]) -> LazyFrame {
+    if by.is_empty() {
+        return lf;
+    }
+    let mut cols = vec![col("customer_id")];
+    cols.extend(by.iter().map(|b| col(b.as_str())));
+    let segments = input(inputs, InputKind::Customers).select(cols);
+    lf.join(
+        segments,
+        [col("customer_id")],
+        [col("customer_id")],
+        JoinArgs::new(JoinType::Left),
+    )
+}
