@@ -71,8 +71,17 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             )
         })?;
 
-    // Inputs: only those the selected pipelines need.
-    let kinds: BTreeSet<InputKind> = pipelines.iter().flat_map(|p| p.required_inputs()).collect();
+    // Inputs: what the selected pipelines require, plus what they can use and the job declares.
+    let kinds: BTreeSet<InputKind> = pipelines
+        .iter()
+        .flat_map(|p| {
+            let optional = p
+                .optional_inputs()
+                .into_iter()
+                .filter(|k| job.inputs.contains_key(k));
+            p.required_inputs().into_iter().chain(optional)
+        })
+        .collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
     let mut frames: Inputs = BTreeMap::new();

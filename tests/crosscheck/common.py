@@ -98,3 +98,42 @@ def compare(table, got_rows, expected, columns, key_len):
         print(f"{table} crosscheck: {len(problems)} differences")
         sys.exit(1)
     print(f"{table} crosscheck: {len(got_rows)} rows match DuckDB")
+
+
+def clean_orders(con, path, as_of, tz):
+    """Creates table `orders` with the README's rules."""
+    con.execute(f"""
+        CREATE TABLE orders AS
+        WITH valid AS (
+            SELECT * FROM read_parquet('{path}', file_row_number = true)
+            WHERE order_id IS NOT NULL AND customer_id IS NOT NULL AND ordered_at IS NOT NULL
+              AND amount IS NOT NULL AND isfinite(amount)
+              AND ordered_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+        )
+        SELECT * FROM valid
+        QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY file_row_number) = 1
+    """)
+
+
+def clean_events(con, path, as_of, tz):
+    con.execute(f"""
+        CREATE TABLE events AS
+        SELECT * FROM read_parquet('{path}')
+        WHERE customer_id IS NOT NULL AND event_at IS NOT NULL
+          AND event_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+    """)
+
+
+def clean_customers(con, path, as_of, tz):
+    c = cutoff(as_of, tz)
+    con.execute(f"""
+        CREATE TABLE customers AS
+        WITH raw AS (
+            SELECT * REPLACE (
+                CASE WHEN churned_at::TIMESTAMPTZ >= {c} THEN NULL ELSE churned_at::TIMESTAMPTZ END AS churned_at)
+            FROM read_parquet('{path}', file_row_number = true)
+            WHERE customer_id IS NOT NULL AND (signup_at IS NULL OR signup_at::TIMESTAMPTZ < {c})
+        )
+        SELECT * FROM raw
+        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY file_row_number) = 1
+    """)

@@ -1,0 +1,101 @@
+"""Drives the cross-checks: writes a job per case, runs cxmetrics, compares each table with its
+DuckDB implementation. Usage: python3 tests/crosscheck/run.py CXMETRICS_BIN DATA_DIR"""
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def yaml_value(v):
+    return "[" + ", ".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
+
+
+def flow(params):
+    return "{ " + ", ".join(f"{k}: {yaml_value(v)}" for k, v in params.items()) + " }"
+
+
+def args(params):
+    return [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in params.items()]
+
+
+# (name, timezone, as_of, survey period, support period)
+SCORE_CASES = [
+    ("ny-month", "America/New_York", "2026-06-30", "month", "week"),
+    ("kolkata-week", "Asia/Kolkata", "2026-03-17", "week", "month"),
+    ("utc-day", "UTC", "2025-11-02", "day", "day"),
+    ("berlin-quarter", "Europe/Berlin", "2026-05-31", "quarter", "quarter"),
+    ("auckland-year", "Pacific/Auckland", "2026-06-30", "year", "week"),
+]
+SLA = {"chat": "60s", "phone": "30s", "email": "4h", "default": "24h"}
+SLA_ARG = "chat=60,phone=30,email=14400,default=86400"
+
+# (name, timezone, as_of, cohort_retention, churn, activation): every parameter spelled out,
+# since the checker has no defaults of its own.
+LIFECYCLE_CASES = [
+    ("ny", "America/New_York", "2026-06-30",
+     dict(period="month", anchor="first_activity", activity=["orders"], mode="on", max_periods=12, by=["region"]),
+     dict(period="month", anchor="first_activity", activity=["orders"], mode="inactivity", inactive_after_days=90, by=["plan"]),
+     dict(anchor="signup", activity=["orders", "tickets", "surveys", "events"], mode="on_day", days=[1, 7, 30], cohort_period="week", by=["plan"])),
+    ("berlin", "Europe/Berlin", "2026-03-17",
+     dict(period="week", anchor="signup", activity=["events"], mode="on_or_after", max_periods=9, by=["plan"]),
+     dict(period="quarter", anchor="signup", mode="subscription", inactive_after_days=90, by=["region"]),
+     dict(anchor="first_activity", activity=["events", "tickets"], mode="within", days=[2, 14], cohort_period="month", by=["region"])),
+    ("tokyo", "Asia/Tokyo", "2026-05-31",
+     dict(period="quarter", anchor="first_order", activity=["orders", "tickets"], mode="on", max_periods=4, by=[]),
+     dict(period="week", anchor="first_activity", activity=["orders", "events"], mode="inactivity", inactive_after_days=30, by=[]),
+     dict(anchor="first_order", activity=["orders"], mode="on_or_after", days=[1, 30], cohort_period="day", by=[])),
+]
+
+
+def main():
+    binary, data = sys.argv[1], os.path.abspath(sys.argv[2])
+    passed = failed = 0
+
+    def check(script, *a):
+        nonlocal passed, failed
+        r = subprocess.run([sys.executable, os.path.join(HERE, script), *a])
+        if r.returncode == 0:
+            passed += 1
+        else:
+            failed += 1
+
+    def run_job(work, name, tz, as_of, pipelines):
+        job = os.path.join(work, f"{name}.yaml")
+        out = os.path.join(work, f"out-{name}")
+        with open(job, "w") as f:
+            f.write(f"name: {name}\nas_of: {as_of}\ntimezone: {tz}\ninputs:\n")
+            for i in ["orders", "tickets", "surveys", "customers", "events"]:
+                f.write(f"  {i}: {{ path: {data}/{i}.parquet }}\n")
+            f.write("pipelines:\n")
+            for p, params in pipelines.items():
+                f.write(f"  {p}: {flow(params)}\n")
+            f.write(f"output:\n  dir: {out}\n")
+        r = subprocess.run([binary, "run", job], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stderr)
+            sys.exit(f"cxmetrics failed on {job}")
+        return out
+
+    with tempfile.TemporaryDirectory() as work:
+        for name, tz, as_of, sp, kp in SCORE_CASES:
+            out = run_job(work, name, tz, as_of, {
+                "survey_scores": dict(period=sp, by=["channel", "agent_id"]),
+                "support_kpis": {"period": kp, "by": ["channel", "agent_id", "category"],
+                                 "sla_first_response": "{ " + ", ".join(f"{k}: {v}" for k, v in SLA.items()) + " }"},
+            })
+            check("survey_scores.py", f"{data}/surveys.parquet", f"{out}/survey_scores.parquet", as_of, tz, sp,
+                  "channel", "agent_id")
+            check("support_kpis.py", f"{data}/tickets.parquet", f"{data}/surveys.parquet",
+                  f"{out}/support_kpis.parquet", as_of, tz, kp, SLA_ARG, "channel", "agent_id", "category")
+        for name, tz, as_of, cr, ch, ac in LIFECYCLE_CASES:
+            out = run_job(work, f"life-{name}", tz, as_of, {"cohort_retention": cr, "churn": ch, "activation": ac})
+            for table, params in [("cohort_retention", cr), ("churn", ch), ("activation", ac)]:
+                check("lifecycle.py", table, data, f"{out}/{table}.parquet", as_of, tz, *args(params))
+    print(f"crosscheck: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
