@@ -177,6 +177,8 @@ pub struct InputReport {
     /// Rows whose own time is after the as-of day: not data yet for this run, not errors.
     pub rows_after_as_of: u64,
     pub rejected: Vec<Rejection>,
+    /// customers only: kept rows with a null signup_at (left out by `anchor: signup`).
+    pub null_signup_at: Option<u64>,
 }
 
 impl InputReport {
@@ -459,6 +461,10 @@ fn clean(
         .filter(col("__reason").is_null())
         .drop(cols(["__reason", "__row"]))
         .collect()?;
+    let null_signup_at = match kind {
+        InputKind::Customers => Some(data.column("signup_at")?.null_count() as u64),
+        _ => None,
+    };
     Ok(LoadedInput {
         data,
         report: InputReport {
@@ -466,6 +472,7 @@ fn clean(
             rows_read,
             rows_after_as_of,
             rejected,
+            null_signup_at,
         },
     })
 }

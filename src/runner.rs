@@ -93,18 +93,17 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         match inputs::load(source, &cal, &job.scales, &want) {
             Ok(loaded) => {
                 let r = &loaded.report;
-                log.stage(
-                    "input",
-                    kind.name(),
-                    t.elapsed(),
-                    &[
-                        ("files", Field::Int(source.files.len() as u64)),
-                        ("rows_read", Field::Int(r.rows_read)),
-                        ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
-                        ("rows_rejected", Field::Int(r.rows_rejected())),
-                        ("rows_used", Field::Int(loaded.data.height() as u64)),
-                    ],
-                );
+                let mut fields = vec![
+                    ("files", Field::Int(source.files.len() as u64)),
+                    ("rows_read", Field::Int(r.rows_read)),
+                    ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
+                    ("rows_rejected", Field::Int(r.rows_rejected())),
+                    ("rows_used", Field::Int(loaded.data.height() as u64)),
+                ];
+                if let Some(n) = r.null_signup_at {
+                    fields.push(("rows_null_signup_at", Field::Int(n)));
+                }
+                log.stage("input", kind.name(), t.elapsed(), &fields);
                 frames.insert(*kind, loaded.data.lazy());
                 reports.insert(*kind, loaded.report);
             }
@@ -392,9 +391,7 @@ fn manifest(
                 .get(kind)
                 .map(|s| s.rename.clone())
                 .unwrap_or_default();
-            (
-                kind.name().to_string(),
-                json!({
+            let mut entry = json!({
                     "paths": r.paths,
                     "column_mapping": columns,
                     "rows_read": r.rows_read,
@@ -402,8 +399,12 @@ fn manifest(
                     "rows_rejected": r.rows_rejected(),
                     "rows_rejected_by_reason": by_reason,
                     "rejected_fraction": r.rejected_fraction(),
-                }),
-            )
+            });
+            if let Some(n) = r.null_signup_at {
+                // Left out wherever a pipeline anchors on signup.
+                entry["rows_null_signup_at"] = json!(n);
+            }
+            (kind.name().to_string(), entry)
         })
         .collect();
     let outputs: serde_json::Map<String, serde_json::Value> = written

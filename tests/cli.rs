@@ -692,3 +692,135 @@ fn support_kpis_end_to_end_with_a_late_response_and_a_negative_duration() {
         stderr(&o)
     );
 }
+
+fn f64_col(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name).unwrap().f64().unwrap().iter().collect()
+}
+
+fn i64_col(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+/// Property checks of the lifecycle tables on generated data sets (several seeds and modes).
+#[test]
+fn lifecycle_invariants_hold_on_generated_data() {
+    for (seed, mode, churn_period) in [
+        (1, "on", "week"),
+        (2, "on_or_after", "month"),
+        (3, "on", "quarter"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let o = run(&[
+            "generate",
+            "--out",
+            data.to_str().unwrap(),
+            "--customers",
+            "400",
+            "--days",
+            "200",
+            "--seed",
+            &seed.to_string(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let job = dir.path().join("job.yaml");
+        let mut text =
+            String::from("name: p\nas_of: 2026-06-20\ntimezone: Europe/Paris\ninputs:\n");
+        for i in ["orders", "tickets", "surveys", "customers", "events"] {
+            text.push_str(&format!("  {i}: {{ path: data/{i}.parquet }}\n"));
+        }
+        text.push_str(&format!(
+            "pipelines:\n  cohort_retention: {{ period: week, activity: [orders, events], mode: {mode}, by: [plan] }}\n\
+             \x20 churn: {{ period: {churn_period}, inactive_after_days: 30, activity: [orders, events], by: [region] }}\n\
+             \x20 activation: {{ mode: within, days: [1, 3, 30], by: [plan] }}\noutput: {{ dir: out }}\n"
+        ));
+        fs::write(&job, text).unwrap();
+        let o = run(&["run", job.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = dir.path().join("out");
+
+        let cohorts = read(&out.join("cohort_retention.parquet"));
+        let k: Vec<i32> = cohorts
+            .column("period")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let rates = f64_col(&cohorts, "retention_rate");
+        assert!(!k.is_empty());
+        for (k, r) in k.iter().zip(&rates) {
+            let r = r.unwrap();
+            assert!((0.0..=1.0).contains(&r), "seed {seed}: rate {r}");
+            if *k == 0 {
+                assert_eq!(
+                    r, 1.0,
+                    "seed {seed}: period-0 retention with a first_activity anchor"
+                );
+            }
+        }
+
+        let churn = read(&out.join("churn.parquet"));
+        let (s, e) = (
+            i64_col(&churn, "customers_start"),
+            i64_col(&churn, "customers_end"),
+        );
+        let (c, n, r) = (
+            i64_col(&churn, "churned"),
+            i64_col(&churn, "new_customers"),
+            i64_col(&churn, "reactivated"),
+        );
+        assert!(churn.height() > 3);
+        for i in 0..churn.height() {
+            assert_eq!(e[i], s[i] - c[i] + n[i] + r[i], "seed {seed} row {i}");
+        }
+        for name in ["churn_rate", "retention_rate"] {
+            for v in f64_col(&churn, name).into_iter().flatten() {
+                assert!((0.0..=1.0).contains(&v), "seed {seed}: {name} {v}");
+            }
+        }
+        let activation = read(&out.join("activation.parquet"));
+        for v in f64_col(&activation, "rate").into_iter().flatten() {
+            assert!((0.0..=1.0).contains(&v), "seed {seed}: activation rate {v}");
+        }
+        let (elig, act) = (
+            i64_col(&activation, "eligible"),
+            i64_col(&activation, "active"),
+        );
+        assert!(elig.iter().zip(&act).all(|(e, a)| a <= e));
+        assert!(act.iter().sum::<i64>() > 0);
+    }
+}
+
+#[test]
+fn support_kpis_alone_still_reads_surveys_for_csat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = run(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--customers",
+        "300",
+        "--days",
+        "120",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        "name: s\nas_of: 2026-06-30\ninputs:\n  tickets: { path: data/tickets.parquet }\n\
+         \x20 surveys: { path: data/surveys.parquet }\npipelines:\n  support_kpis: { period: month }\nquality: { max_rejected_fraction: 0.1 }\n\
+         output: { dir: out }\n",
+    )
+    .unwrap();
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kpis = read(&dir.path().join("out/support_kpis.parquet"));
+    assert!(i64_col(&kpis, "csat_responses").iter().sum::<i64>() > 0);
+}

@@ -133,3 +133,94 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
         col("rate"),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::*;
+
+    fn cal(as_of: &str, tz: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
+    }
+
+    fn params(mode: ActivationMode) -> Activation {
+        Activation {
+            days: vec![1, 7, 30],
+            mode,
+            anchor: None,
+            cohort_period: Period::Month,
+            activity: vec![ActivitySource::Events],
+            by: vec![],
+        }
+    }
+
+    /// A signs up June 1 23:30 local (New York), active June 2 and June 8 local;
+    /// B signs up June 10, active June 12 (day 2) and July 10 (day 30); C signs up June 20,
+    /// never active.
+    fn data() -> Data {
+        let mut d = Data::default();
+        d.customer("A", Some("2026-06-02 03:30:00"), None, "pro")
+            .customer("B", Some("2026-06-10 15:00:00"), None, "free")
+            .customer("C", Some("2026-06-20 15:00:00"), None, "free")
+            .event("A", "2026-06-02 15:00:00")
+            .event("A", "2026-06-08 15:00:00")
+            .event("B", "2026-06-12 15:00:00")
+            .event("B", "2026-07-10 15:00:00");
+        d
+    }
+
+    fn run(mode: ActivationMode, as_of: &str) -> DataFrame {
+        activation(
+            &data().inputs(),
+            &params(mode),
+            Anchor::Signup,
+            &cal(as_of, "America/New_York"),
+        )
+        .collect()
+        .unwrap()
+    }
+
+    #[test]
+    fn on_day_within_and_on_or_after_with_eligibility_near_as_of() {
+        // as_of July 10: D30 is eligible for A (July 1) and B (July 10 = as_of), not for C.
+        let on = run(ActivationMode::OnDay, "2026-07-10");
+        let day: Vec<i32> = on
+            .column("day")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(day, [1, 7, 30]);
+        assert_eq!(i64s(&on, "signups"), [3, 3, 3]);
+        assert_eq!(i64s(&on, "eligible"), [3, 3, 2]);
+        // D1: A (June 2). D7: A (June 8). D30: B (July 10). B's June 12 is day 2.
+        assert_eq!(i64s(&on, "active"), [1, 1, 1]);
+        assert_eq!(
+            f64s(&on, "rate"),
+            [Some(1.0 / 3.0), Some(1.0 / 3.0), Some(0.5)]
+        );
+
+        let within = run(ActivationMode::Within, "2026-07-10");
+        // D1: A; D7: A and B (day 2); D30: A and B.
+        assert_eq!(i64s(&within, "active"), [1, 2, 2]);
+
+        let after = run(ActivationMode::OnOrAfter, "2026-07-10");
+        // Last active offsets: A 7, B 30, C none.
+        assert_eq!(i64s(&after, "active"), [2, 2, 1]);
+
+        // One day earlier B is not eligible for D30 any more.
+        let before = run(ActivationMode::OnDay, "2026-07-09");
+        assert_eq!(i64s(&before, "eligible"), [3, 3, 1]);
+    }
+
+    #[test]
+    fn nobody_is_eligible_right_after_signing_up() {
+        let df = run(ActivationMode::OnDay, "2026-06-01");
+        assert_eq!(i64s(&df, "signups"), [1, 1, 1]);
+        assert_eq!(i64s(&df, "eligible"), [0, 0, 0]);
+        assert_eq!(f64s(&df, "rate"), [None, None, None]);
+    }
+}

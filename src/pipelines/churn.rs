@@ -289,3 +289,159 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
             col("complete"),
         ]))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::*;
+
+    fn cal(as_of: &str, tz: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
+    }
+
+    fn params(mode: ChurnMode, n: u32, by: &[&str]) -> Churn {
+        Churn {
+            period: Period::Month,
+            mode,
+            inactive_after_days: n,
+            activity: if mode == ChurnMode::Inactivity {
+                vec![ActivitySource::Orders]
+            } else {
+                vec![]
+            },
+            anchor: if mode == ChurnMode::Inactivity {
+                Anchor::FirstActivity
+            } else {
+                Anchor::Signup
+            },
+            by: by.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn june(df: &DataFrame) -> DataFrame {
+        df.clone()
+            .lazy()
+            .filter(col("period").eq(date_lit(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap())))
+            .collect()
+            .unwrap()
+    }
+
+    #[test]
+    fn hundred_active_lose_twenty_gain_fifteen() {
+        // N = 10. Customers 0-99 buy on May 31 (active on the day before June starts);
+        // 0-79 buy again on June 25 (active on June 30), 80-99 do not. 100-114 first buy June 25.
+        let mut d = Data::default();
+        for i in 0..100 {
+            d.order(&format!("C{i}"), "2026-05-31 12:00:00", 10.0);
+        }
+        for i in 0..80 {
+            d.order(&format!("C{i}"), "2026-06-25 12:00:00", 5.0);
+        }
+        for i in 100..115 {
+            d.order(&format!("C{i}"), "2026-06-25 12:00:00", 5.0);
+        }
+        let df = churn(
+            &d.inputs(),
+            &params(ChurnMode::Inactivity, 10, &[]),
+            &cal("2026-06-30", "UTC"),
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        let j = june(&df);
+        assert_eq!(i64s(&j, "customers_start"), [100]);
+        assert_eq!(i64s(&j, "churned"), [20]);
+        assert_eq!(i64s(&j, "new_customers"), [15]);
+        assert_eq!(i64s(&j, "reactivated"), [0]);
+        assert_eq!(i64s(&j, "customers_end"), [95]);
+        assert_eq!(f64s(&j, "churn_rate"), [Some(0.2)]);
+        assert_eq!(f64s(&j, "retention_rate"), [Some(0.8)]);
+        assert_eq!(f64s(&j, "revenue"), [Some(95.0 * 5.0)]);
+        assert_eq!(bools(&j, "complete"), [true]);
+        // May: the 100 start; S = 0.
+        assert_eq!(dates(&df, "period"), ["2026-05-01", "2026-06-01"]);
+        assert_eq!(i64s(&df, "new_customers"), [100, 15]);
+        assert_eq!(f64s(&df, "churn_rate")[0], None);
+    }
+
+    #[test]
+    fn lapsed_customer_comes_back_as_reactivated_and_refunds_are_not_activity() {
+        let mut d = Data::default();
+        d.order("A", "2026-01-10 12:00:00", 50.0)
+            // Gone by the end of February with N = 30 ...
+            .order("A", "2026-04-15 12:00:00", 20.0) // ... back in April.
+            .order("A", "2026-04-20 12:00:00", -20.0) // a refund: revenue, not activity
+            .order("B", "2026-03-31 23:30:00", 10.0); // 23:30 local on March 31 in New York
+        let c = cal("2026-04-30", "America/New_York");
+        let df = churn(&d.inputs(), &params(ChurnMode::Inactivity, 30, &[]), &c)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(
+            dates(&df, "period"),
+            ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"]
+        );
+        assert_eq!(i64s(&df, "customers_start"), [0, 1, 0, 1]);
+        assert_eq!(i64s(&df, "churned"), [0, 1, 0, 1]);
+        // B's order at 23:30 on March 31 is a March activity in New York (03:30Z on April 1).
+        assert_eq!(i64s(&df, "new_customers"), [1, 0, 1, 0]);
+        assert_eq!(i64s(&df, "reactivated"), [0, 0, 0, 1]);
+        assert_eq!(i64s(&df, "customers_end"), [1, 0, 1, 1]);
+        assert_eq!(f64s(&df, "revenue")[3], Some(0.0));
+        for row in 0..df.height() {
+            let s = i64s(&df, "customers_start")[row];
+            let e = i64s(&df, "customers_end")[row];
+            let ch = i64s(&df, "churned")[row];
+            let n = i64s(&df, "new_customers")[row];
+            let r = i64s(&df, "reactivated")[row];
+            assert_eq!(e, s - ch + n + r, "row {row}");
+        }
+    }
+
+    #[test]
+    fn subscription_mode_uses_signup_and_churned_at_with_partial_last_period() {
+        let mut d = Data::default();
+        d.customer("A", Some("2026-05-10 09:00:00"), None, "pro")
+            .customer(
+                "B",
+                Some("2026-05-20 09:00:00"),
+                Some("2026-06-05 09:00:00"),
+                "free",
+            )
+            .customer(
+                "C",
+                Some("2026-06-02 09:00:00"),
+                Some("2026-06-30 12:00:00"),
+                "pro",
+            )
+            .customer("D", None, None, "pro") // no signup: never active
+            .customer(
+                "E",
+                Some("2026-05-01 00:00:00"),
+                Some("2026-05-31 23:00:00"),
+                "free",
+            );
+        let c = cal("2026-06-20", "UTC");
+        let df = churn(
+            &d.inputs(),
+            &params(ChurnMode::Subscription, 90, &["plan"]),
+            &c,
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        let j = june(&df);
+        assert_eq!(strs(&j, "dimension_value"), ["all", "free", "pro"]);
+        // Day before June: A, B active; E churned on May 31 (not active on May 31).
+        assert_eq!(i64s(&j, "customers_start"), [2, 1, 1]);
+        // End = as_of June 20 (partial month): A and C active; B churned June 5; C's churn on
+        // June 30 is after as_of and not known yet.
+        assert_eq!(i64s(&j, "churned"), [1, 1, 0]);
+        assert_eq!(i64s(&j, "new_customers"), [1, 0, 1]);
+        assert_eq!(i64s(&j, "customers_end"), [2, 0, 2]);
+        assert_eq!(bools(&j, "complete"), [false, false, false]);
+        assert_eq!(f64s(&j, "churn_rate"), [Some(0.5), Some(1.0), Some(0.0)]);
+    }
+}

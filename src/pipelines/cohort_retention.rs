@@ -192,3 +192,166 @@ pub fn cohort_retention(
             col("complete"),
         ]))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::*;
+
+    fn cal(as_of: &str, tz: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
+    }
+
+    fn params(period: Period, mode: RetentionMode) -> CohortRetention {
+        CohortRetention {
+            period,
+            anchor: Anchor::FirstActivity,
+            activity: vec![ActivitySource::Orders],
+            mode,
+            max_periods: 12,
+            by: vec![],
+        }
+    }
+
+    fn data() -> Data {
+        let mut d = Data::default();
+        d.order("A", "2026-01-05 10:00:00", 100.0)
+            .order("A", "2026-03-02 10:00:00", 50.0)
+            .order("A", "2026-03-09 10:00:00", -30.0) // refund: revenue only
+            .order("B", "2026-01-20 10:00:00", 40.0)
+            .order("B", "2026-02-14 10:00:00", 60.0)
+            .order("C", "2026-02-10 10:00:00", 10.0);
+        d
+    }
+
+    #[test]
+    fn on_and_on_or_after_with_revenue_curve_and_partial_last_period() {
+        let c = cal("2026-03-15", "UTC");
+        let on = cohort_retention(
+            &data().inputs(),
+            &params(Period::Month, RetentionMode::On),
+            &c,
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        // January cohort (A, B): k = 0, 1, 2 (March contains as_of); February cohort (C): 0, 1.
+        assert_eq!(
+            dates(&on, "cohort"),
+            [
+                "2026-01-01",
+                "2026-01-01",
+                "2026-01-01",
+                "2026-02-01",
+                "2026-02-01"
+            ]
+        );
+        let k: Vec<i32> = on
+            .column("period")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(k, [0, 1, 2, 0, 1]);
+        assert_eq!(i64s(&on, "cohort_size"), [2, 2, 2, 1, 1]);
+        // Jan: A, B; Feb: B; Mar: A. C is not active in March: a zero cell.
+        assert_eq!(i64s(&on, "active_customers"), [2, 1, 1, 1, 0]);
+        assert_eq!(
+            f64s(&on, "retention_rate"),
+            [Some(1.0), Some(0.5), Some(0.5), Some(1.0), Some(0.0)]
+        );
+        // Revenue includes the refund: March = 50 - 30.
+        assert_eq!(
+            f64s(&on, "revenue"),
+            [Some(140.0), Some(60.0), Some(20.0), Some(10.0), Some(0.0)]
+        );
+        assert_eq!(
+            f64s(&on, "cumulative_revenue_per_customer"),
+            [Some(70.0), Some(100.0), Some(110.0), Some(10.0), Some(10.0)]
+        );
+        assert_eq!(bools(&on, "complete"), [true, true, false, true, false]);
+
+        let after = cohort_retention(
+            &data().inputs(),
+            &params(Period::Month, RetentionMode::OnOrAfter),
+            &c,
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        // A is active in March, so counts at k = 1 as well; B's last activity is February.
+        assert_eq!(i64s(&after, "active_customers"), [2, 2, 1, 1, 0]);
+    }
+
+    #[test]
+    fn period_zero_is_everyone_and_max_periods_caps_k() {
+        let c = cal("2026-06-30", "UTC");
+        let mut p = params(Period::Month, RetentionMode::On);
+        p.max_periods = 2;
+        let df = cohort_retention(&data().inputs(), &p, &c)
+            .unwrap()
+            .collect()
+            .unwrap();
+        let k: Vec<i32> = df
+            .column("period")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(k, [0, 1, 0, 1]);
+        let rates = f64s(&df, "retention_rate");
+        assert_eq!(rates[0], Some(1.0));
+        assert_eq!(rates[2], Some(1.0));
+    }
+
+    #[test]
+    fn weeks_in_a_dst_change_and_late_evening_activity() {
+        // New York switches to DST on Sunday 2026-03-08. Orders at 23:30 local on Sunday
+        // March 8 (03:30Z Monday) belong to the week of March 2.
+        let mut d = Data::default();
+        d.order("A", "2026-03-02 15:00:00", 1.0)
+            .order("A", "2026-03-09 03:30:00", 1.0)
+            .order("B", "2026-03-09 04:30:00", 1.0); // 00:30 Monday March 9 local
+        let c = cal("2026-03-22", "America/New_York");
+        let df = cohort_retention(&d.inputs(), &params(Period::Week, RetentionMode::On), &c)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(
+            dates(&df, "cohort"),
+            [
+                "2026-03-02",
+                "2026-03-02",
+                "2026-03-02",
+                "2026-03-09",
+                "2026-03-09"
+            ]
+        );
+        // A's second order is in its own cohort week, so A is not active at k = 1.
+        assert_eq!(i64s(&df, "active_customers"), [1, 0, 0, 1, 0]);
+        // The week of March 16 ends Sunday March 22 = as_of: complete.
+        assert_eq!(bools(&df, "complete"), [true, true, true, true, true]);
+    }
+
+    #[test]
+    fn segments_by_customer_columns_with_unknown() {
+        let mut d = data();
+        d.customer("A", Some("2026-01-01 00:00:00"), None, "pro")
+            .customer("B", Some("2026-01-01 00:00:00"), None, "free");
+        let mut p = params(Period::Month, RetentionMode::On);
+        p.by = vec!["plan".into()];
+        let df = cohort_retention(&d.inputs(), &p, &cal("2026-02-28", "UTC"))
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(
+            strs(&df, "dimension_value"),
+            ["all", "all", "free", "free", "pro", "pro", "all", "unknown"]
+        );
+        assert_eq!(i64s(&df, "active_customers"), [2, 1, 1, 1, 1, 0, 1, 1]);
+    }
+}

@@ -117,3 +117,177 @@ pub fn attach_segments(lf: LazyFrame, inputs: &Inputs, by: &[String]) -> LazyFra
         JoinArgs::new(JoinType::Left),
     )
 }
+
+/// Hand-built inputs for the lifecycle pipelines' unit tests.
+#[cfg(test)]
+pub mod testing {
+    use chrono::NaiveDateTime;
+    use polars::prelude::*;
+
+    use super::Inputs;
+    use crate::contracts::InputKind;
+
+    pub fn us(s: &str) -> i64 {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
+        Column::new(name.into(), v)
+            .cast(&DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap()
+    }
+
+    #[derive(Default)]
+    pub struct Data {
+        pub orders: Vec<(String, &'static str, f64)>,
+        pub events: Vec<(String, &'static str)>,
+        /// (customer_id, signup_at, churned_at, plan)
+        pub customers: Vec<(
+            String,
+            Option<&'static str>,
+            Option<&'static str>,
+            &'static str,
+        )>,
+    }
+
+    impl Data {
+        pub fn order(&mut self, c: &str, at: &'static str, amount: f64) -> &mut Self {
+            self.orders.push((c.to_string(), at, amount));
+            self
+        }
+
+        pub fn event(&mut self, c: &str, at: &'static str) -> &mut Self {
+            self.events.push((c.to_string(), at));
+            self
+        }
+
+        pub fn customer(
+            &mut self,
+            c: &str,
+            signup: Option<&'static str>,
+            churned: Option<&'static str>,
+            plan: &'static str,
+        ) -> &mut Self {
+            self.customers.push((c.to_string(), signup, churned, plan));
+            self
+        }
+
+        pub fn inputs(&self) -> Inputs {
+            let mut m = Inputs::new();
+            let ids = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<String>>();
+            m.insert(
+                InputKind::Orders,
+                DataFrame::new_infer_height(vec![
+                    Column::new(
+                        "order_id".into(),
+                        (0..self.orders.len())
+                            .map(|i| format!("O{i}"))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Column::new(
+                        "customer_id".into(),
+                        ids(self.orders.iter().map(|o| &o.0).collect()),
+                    ),
+                    utc(
+                        "ordered_at",
+                        self.orders.iter().map(|o| Some(us(o.1))).collect(),
+                    ),
+                    Column::new(
+                        "amount".into(),
+                        self.orders.iter().map(|o| o.2).collect::<Vec<_>>(),
+                    ),
+                ])
+                .unwrap()
+                .lazy(),
+            );
+            m.insert(
+                InputKind::Events,
+                DataFrame::new_infer_height(vec![
+                    Column::new(
+                        "customer_id".into(),
+                        ids(self.events.iter().map(|o| &o.0).collect()),
+                    ),
+                    utc(
+                        "event_at",
+                        self.events.iter().map(|o| Some(us(o.1))).collect(),
+                    ),
+                ])
+                .unwrap()
+                .lazy(),
+            );
+            m.insert(
+                InputKind::Customers,
+                DataFrame::new_infer_height(vec![
+                    Column::new(
+                        "customer_id".into(),
+                        ids(self.customers.iter().map(|o| &o.0).collect()),
+                    ),
+                    utc(
+                        "signup_at",
+                        self.customers.iter().map(|o| o.1.map(us)).collect(),
+                    ),
+                    utc(
+                        "churned_at",
+                        self.customers.iter().map(|o| o.2.map(us)).collect(),
+                    ),
+                    Column::new(
+                        "plan".into(),
+                        self.customers.iter().map(|o| o.3).collect::<Vec<_>>(),
+                    ),
+                ])
+                .unwrap()
+                .lazy(),
+            );
+            m
+        }
+    }
+
+    pub fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
+        df.column(name)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    pub fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+        df.column(name).unwrap().f64().unwrap().iter().collect()
+    }
+
+    pub fn bools(df: &DataFrame, name: &str) -> Vec<bool> {
+        df.column(name)
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .map(|b| b.unwrap())
+            .collect()
+    }
+
+    pub fn strs(df: &DataFrame, name: &str) -> Vec<String> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect()
+    }
+
+    pub fn dates(df: &DataFrame, name: &str) -> Vec<String> {
+        df.column(name)
+            .unwrap()
+            .date()
+            .unwrap()
+            .as_date_iter()
+            .map(|d| d.unwrap().to_string())
+            .collect()
+    }
+}
