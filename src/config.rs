@@ -66,6 +66,43 @@ pub struct PipelinesConfig {
     pub cohort_retention: Option<CohortRetentionParams>,
     pub churn: Option<ChurnParams>,
     pub activation: Option<ActivationParams>,
+    pub ltv_segments: Option<LtvSegmentsParams>,
+}
+
+/// Time unit of the CLV models' frequency / recency / T.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelUnit {
+    Day,
+    #[default]
+    Week,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClvModel {
+    #[default]
+    Bgnbd,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LtvSegmentsParams {
+    #[serde(default)]
+    pub unit: ModelUnit,
+    #[serde(default = "twelve")]
+    pub horizon_months: u32,
+    #[serde(default = "one_percent")]
+    pub monthly_discount_rate: f64,
+    #[serde(default)]
+    pub model: ClvModel,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn one_percent() -> f64 {
+    0.01
 }
 
 /// An input whose rows count as customer activity (orders: purchases only, amount >= 0).

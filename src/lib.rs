@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clv;
 pub mod config;
 pub mod contracts;
 pub mod error;

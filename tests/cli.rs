@@ -824,3 +824,98 @@ fn support_kpis_alone_still_reads_surveys_for_csat() {
     let kpis = read(&dir.path().join("out/support_kpis.parquet"));
     assert!(i64_col(&kpis, "csat_responses").iter().sum::<i64>() > 0);
 }
+
+/// Writes the CDNOW sample (tests/data/cdnow) as an orders file and a job on it.
+fn cdnow_job(dir: &Path, params: &str) -> PathBuf {
+    let text = fs::read_to_string(root().join("tests/data/cdnow/CDNOW_sample.txt")).unwrap();
+    let (mut ids, mut customers, mut at, mut amount) = (vec![], vec![], vec![], vec![]);
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        ids.push(format!("{i}"));
+        customers.push(f[0].to_string());
+        at.push(Some(us(&format!(
+            "{}-{}-{} 00:00:00",
+            &f[2][..4],
+            &f[2][4..6],
+            &f[2][6..]
+        ))));
+        amount.push(f[4].parse::<f64>().unwrap());
+    }
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("order_id".into(), ids),
+        Column::new("customer_id".into(), customers),
+        ts_col("ordered_at", at),
+        Column::new("amount".into(), amount),
+    ])
+    .unwrap();
+    write(&dir.join("orders.parquet"), &mut df);
+    let job = dir.join("job.yaml");
+    fs::write(
+        &job,
+        format!(
+            "name: cdnow\nas_of: 1997-09-30\ninputs:\n  orders: {{ path: orders.parquet }}\n\
+             pipelines:\n  ltv_segments: {params}\noutput: {{ dir: out }}\n"
+        ),
+    )
+    .unwrap();
+    job
+}
+
+fn model_params(out: &Path) -> std::collections::HashMap<String, Option<f64>> {
+    let df = read(&out.join("clv_model.parquet"));
+    (0..df.height())
+        .map(|i| {
+            (
+                format!(
+                    "{}.{}",
+                    str_at(&df, "model", i),
+                    str_at(&df, "parameter", i)
+                ),
+                df.column("value").unwrap().f64().unwrap().get(i),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cdnow_reproduces_the_published_bgnbd_and_gamma_gamma_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = cdnow_job(dir.path(), "{ unit: week }");
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = model_params(&dir.path().join("out"));
+    let near = |key: &str, want: f64, rel: f64| {
+        let got = m[key].unwrap();
+        assert!(
+            ((got - want) / want).abs() <= rel,
+            "{key}: got {got}, published {want}"
+        );
+    };
+    // Fader, Hardie & Lee (2005), 39-week calibration period.
+    near("bgnbd.r", 0.2426, 0.005);
+    near("bgnbd.alpha", 4.414, 0.005);
+    near("bgnbd.a", 0.7929, 0.005);
+    near("bgnbd.b", 2.426, 0.005);
+    let ll = m["bgnbd.log_likelihood"].unwrap();
+    assert!((ll - -9582.4).abs() <= 0.5, "log-likelihood {ll}");
+    assert_eq!(m["bgnbd.customers"], Some(2357.0));
+    assert_eq!(m["bgnbd.converged"], Some(1.0));
+    // Fader & Hardie (2013), the Gamma-Gamma note.
+    near("gamma_gamma.p", 6.25, 0.01);
+    near("gamma_gamma.q", 3.74, 0.01);
+    near("gamma_gamma.v", 15.44, 0.01);
+    assert_eq!(m["gamma_gamma.customers"], Some(946.0));
+
+    // Customer 00004's summary matches lifetimes' cdnow_customers_summary (2, 30.43, 38.86).
+    let ltv = read(&dir.path().join("out/customer_ltv.parquet"));
+    let first = ltv
+        .lazy()
+        .filter(col("customer_id").eq(lit("00004")))
+        .collect()
+        .unwrap();
+    assert_eq!(i64_at(&first, "frequency", 0), 2);
+    let f = |c: &str| first.column(c).unwrap().f64().unwrap().get(0).unwrap();
+    assert!((f("recency") - 213.0 / 7.0).abs() < 1e-12);
+    assert!((f("t") - 272.0 / 7.0).abs() < 1e-12);
+    assert!((f("monetary_value") - (29.73 + 14.96) / 2.0).abs() < 1e-12);
+}

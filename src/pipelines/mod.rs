@@ -8,6 +8,7 @@ pub mod churn;
 pub mod cohort_retention;
 pub mod common;
 pub mod lifecycle;
+pub mod ltv_segments;
 pub mod support_kpis;
 pub mod survey_scores;
 
@@ -23,6 +24,7 @@ use crate::time::Calendar;
 use activation::Activation;
 use churn::Churn;
 use cohort_retention::CohortRetention;
+use ltv_segments::LtvSegments;
 use support_kpis::{SlaTargets, SupportKpis};
 use survey_scores::Scales;
 
@@ -36,6 +38,7 @@ pub const NAMES: &[&str] = &[
     "cohort_retention",
     "churn",
     "activation",
+    "ltv_segments",
 ];
 
 /// A configured pipeline with its parameters resolved.
@@ -46,6 +49,7 @@ pub enum Pipeline {
     CohortRetention(CohortRetention),
     Churn(Churn),
     Activation(Activation),
+    LtvSegments(LtvSegments),
 }
 
 /// Facts about the loaded data that some defaults depend on.
@@ -200,6 +204,28 @@ impl Pipeline {
                 by: p.by.clone(),
             }));
         }
+        if let Some(p) = &cfg.ltv_segments {
+            let path = "pipelines.ltv_segments";
+            if p.horizon_months == 0 {
+                problems.push((
+                    format!("{path}.horizon_months"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if !(p.monthly_discount_rate.is_finite() && p.monthly_discount_rate > -1.0) {
+                problems.push((
+                    format!("{path}.monthly_discount_rate"),
+                    format!("must be a number above -1, got {}", p.monthly_discount_rate),
+                ));
+            }
+            out.push(Pipeline::LtvSegments(LtvSegments {
+                unit: p.unit,
+                horizon_months: p.horizon_months,
+                monthly_discount_rate: p.monthly_discount_rate,
+                model: p.model,
+                by: p.by.clone(),
+            }));
+        }
         if problems.is_empty() {
             Ok(out)
         } else {
@@ -214,6 +240,7 @@ impl Pipeline {
             Pipeline::CohortRetention(_) => "cohort_retention",
             Pipeline::Churn(_) => "churn",
             Pipeline::Activation(_) => "activation",
+            Pipeline::LtvSegments(_) => "ltv_segments",
         }
     }
 
@@ -225,6 +252,7 @@ impl Pipeline {
             Pipeline::CohortRetention(p) => (InputKind::Customers, &p.by),
             Pipeline::Churn(p) => (InputKind::Customers, &p.by),
             Pipeline::Activation(p) => (InputKind::Customers, &p.by),
+            Pipeline::LtvSegments(p) => (InputKind::Customers, &p.by),
         }
     }
 
@@ -258,6 +286,7 @@ impl Pipeline {
                 k
             }
             Pipeline::Activation(p) => lifecycle(&p.activity, p.anchor, &p.by),
+            Pipeline::LtvSegments(p) => lifecycle(&[ActivitySource::Orders], None, &p.by),
         }
     }
 
@@ -268,6 +297,7 @@ impl Pipeline {
             Pipeline::SupportKpis(_) => vec![InputKind::Surveys],
             Pipeline::CohortRetention(_) | Pipeline::Churn(_) => vec![InputKind::Orders],
             Pipeline::Activation(_) => vec![InputKind::Customers],
+            Pipeline::LtvSegments(_) => vec![],
         }
     }
 
@@ -317,6 +347,7 @@ impl Pipeline {
                 });
                 vec![("activation", activation::activation(inputs, p, anchor, cal))]
             }
+            Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
         })
     }
 }

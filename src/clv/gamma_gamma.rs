@@ -1,0 +1,120 @@
+//! Gamma-Gamma model of spend per transaction (Fader & Hardie 2013, "The Gamma-Gamma Model of
+//! Monetary Value"), fitted on repeat buyers (x > 0) with a positive mean spend m:
+//!
+//! ```text
+//! ln L = ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln v + (px−1) ln m + px ln x − (px+q) ln(xm+v)
+//! ```
+//!
+//! Conditional expected spend per transaction: p (v + x m) / (p x + q − 1); population mean
+//! v p / (q − 1).
+
+use super::optimize::maximize;
+use super::special::ln_gamma;
+use super::{Fit, FitError};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GammaGamma {
+    pub p: f64,
+    pub q: f64,
+    pub v: f64,
+}
+
+/// Total log-likelihood over (x, m) pairs.
+pub fn log_likelihood(m: &GammaGamma, x: &[f64], spend: &[f64]) -> f64 {
+    let GammaGamma { p, q, v } = *m;
+    let base = q * v.ln() - ln_gamma(q);
+    x.iter()
+        .zip(spend)
+        .map(|(&x, &s)| {
+            ln_gamma(p * x + q) - ln_gamma(p * x) + base + (p * x - 1.0) * s.ln() + p * x * x.ln()
+                - (p * x + q) * (x * s + v).ln()
+        })
+        .sum()
+}
+
+/// Fits on the customers with x > 0 and m > 0 (the caller filters).
+pub fn fit(x: &[f64], spend: &[f64]) -> Result<Fit<GammaGamma>, FitError> {
+    if x.len() < 10 {
+        return Err(format!(
+            "too few repeat buyers to fit Gamma-Gamma ({})",
+            x.len()
+        ));
+    }
+    let first = spend[0];
+    if spend
+        .iter()
+        .all(|s| (*s - first).abs() <= 1e-12 * first.abs())
+    {
+        return Err(
+            "every repeat buyer has the same mean spend: Gamma-Gamma is not identifiable".into(),
+        );
+    }
+    let ll = |p: &[f64]| {
+        log_likelihood(
+            &GammaGamma {
+                p: p[0],
+                q: p[1],
+                v: p[2],
+            },
+            x,
+            spend,
+        )
+    };
+    let (p, ll_max, converged) = maximize(&ll, &[1.0, 1.0, 1.0])?;
+    if p.iter().any(|v| !v.is_finite() || *v > 1e9 || *v < 1e-9) || p[1] <= 1.0 {
+        return Err(format!(
+            "Gamma-Gamma gave unusable parameters (p={}, q={}, v={}; q must exceed 1)",
+            p[0], p[1], p[2]
+        ));
+    }
+    Ok(Fit {
+        params: GammaGamma {
+            p: p[0],
+            q: p[1],
+            v: p[2],
+        },
+        log_likelihood: ll_max,
+        converged,
+        customers: x.len() as u64,
+    })
+}
+
+impl GammaGamma {
+    pub fn population_mean(&self) -> f64 {
+        self.v * self.p / (self.q - 1.0)
+    }
+
+    pub fn conditional_mean(&self, x: f64, spend: f64) -> f64 {
+        self.p * (self.v + x * spend) / (self.p * x + self.q - 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_mean_shrinks_towards_the_population_mean() {
+        // The published CDNOW estimates.
+        let m = GammaGamma {
+            p: 6.25,
+            q: 3.74,
+            v: 15.44,
+        };
+        let pop = m.population_mean();
+        assert!((pop - 15.44 * 6.25 / 2.74).abs() < 1e-12);
+        // One repeat purchase of 100 is pulled towards the mean; many are believed.
+        let one = m.conditional_mean(1.0, 100.0);
+        let many = m.conditional_mean(50.0, 100.0);
+        assert!(pop < one && one < many && many < 100.0);
+        // By hand: 6.25 * (15.44 + 100) / (6.25 + 2.74)
+        assert!((one - 6.25 * 115.44 / 8.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn identical_spend_is_an_error() {
+        let x = vec![1.0; 20];
+        let s = vec![10.0; 20];
+        assert!(fit(&x, &s).unwrap_err().contains("not identifiable"));
+    }
+}

@@ -1,0 +1,541 @@
+//! Pipeline `ltv_segments`: per-customer value (historical, RFM, predicted CLV) and segment
+//! summaries.
+//!
+//! Definitions (as of the end of as_of, local days in the job time zone). A purchase is an order
+//! with amount >= 0; a negative amount is a refund, which lowers revenue but is not a purchase.
+//! Customers: everyone with at least one purchase on or before as_of.
+//! - `orders` = purchases; `revenue` = sum of all amounts (refunds included); `avg_order_value`
+//!   = revenue / orders; `first_order_at`, `last_order_at` = timestamps of the first and last
+//!   purchase; `recency_days` = as_of - local date of the last purchase; `tenure_days` = as_of -
+//!   local date of the first purchase; `purchase_days` = distinct local purchase dates.
+//! - Model inputs (Fader, Hardie & Lee 2005; the lifetimes library): `frequency` = purchase_days
+//!   - 1; `recency` = (last purchase day - first purchase day) in `unit`; `t` = (as_of - first
+//!   purchase day) in `unit`; `monetary_value` = mean over the repeat purchase days (all but the
+//!   first) of the day's summed purchase amounts, 0 when frequency = 0.
+//! - RFM scores 1-5: score = min(5, floor(5 (rank_avg - 0.5) / n) + 1), rank_avg the average
+//!   rank among the n customers with better values ranked higher: r on recency_days (smaller is
+//!   better), f on orders, m on revenue. `rfm_segment` from (r_score, f_score) (README grid).
+//! - BG/NBD fitted on all customers' (frequency, recency, t): `p_alive`; `expected_purchases` =
+//!   expected purchases over the horizon. Gamma-Gamma fitted on customers with frequency > 0 and
+//!   monetary_value > 0: `expected_order_value` = its conditional expectation for customers with
+//!   frequency > 0, the population mean v p / (q - 1) for the rest.
+//! - `predicted_clv` = sum over months i = 1..horizon of (expected purchases in month i) x
+//!   expected_order_value / (1 + monthly_discount_rate)^i, a month being 365.25 / 12 days.
+//! - `value_tier`: top_1pct / top_10pct / top_50pct / bottom_50pct by predicted_clv (by revenue
+//!   when there is no model): with rank = 1 + customers with a strictly greater value, the
+//!   tier is top_1pct when (rank - 1) / n < 0.01, top_10pct when < 0.10, top_50pct when < 0.5.
+//!
+//! The models are fitted on materialised data, so this pipeline collects its per-customer
+//! summary once; a fit that fails leaves the model columns null and says why in `clv_model`.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+
+use super::common::{by_dimensions, ratio, ALL};
+use super::lifecycle::attach_segments;
+use super::Inputs;
+use crate::clv::bgnbd::{self, BgNbd};
+use crate::clv::gamma_gamma::{self, GammaGamma};
+use crate::clv::Fit;
+use crate::config::{ClvModel, ModelUnit};
+use crate::contracts::InputKind;
+use crate::time::{date_lit, Calendar};
+
+/// Resolved parameters.
+#[derive(Debug, Clone)]
+pub struct LtvSegments {
+    pub unit: ModelUnit,
+    pub horizon_months: u32,
+    pub monthly_discount_rate: f64,
+    pub model: ClvModel,
+    pub by: Vec<String>,
+}
+
+impl ModelUnit {
+    pub fn days(self) -> f64 {
+        match self {
+            ModelUnit::Day => 1.0,
+            ModelUnit::Week => 7.0,
+        }
+    }
+}
+
+/// Days in a month for the CLV horizon.
+pub const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// (r_score band, f_score) -> segment, as in the README grid.
+pub fn rfm_segment(r: i32, f: i32) -> &'static str {
+    const GRID: [[&str; 5]; 4] = [
+        // r = 1-2
+        [
+            "hibernating",
+            "hibernating",
+            "at_risk",
+            "at_risk",
+            "cant_lose_them",
+        ],
+        // r = 3
+        [
+            "about_to_sleep",
+            "about_to_sleep",
+            "need_attention",
+            "loyal",
+            "loyal",
+        ],
+        // r = 4
+        [
+            "promising",
+            "potential_loyalist",
+            "potential_loyalist",
+            "loyal",
+            "loyal",
+        ],
+        // r = 5
+        [
+            "new_customer",
+            "potential_loyalist",
+            "potential_loyalist",
+            "champions",
+            "champions",
+        ],
+    ];
+    let row = (r.clamp(2, 5) - 2) as usize;
+    GRID[row][(f.clamp(1, 5) - 1) as usize]
+}
+
+fn score(value: Expr, n: Expr) -> Expr {
+    let rank = value.rank(
+        RankOptions {
+            method: RankMethod::Average,
+            descending: false,
+        },
+        None,
+    );
+    let raw = (lit(5.0) * (rank.cast(DataType::Float64) - lit(0.5)) / n).floor() + lit(1.0);
+    when(raw.clone().gt(lit(5.0)))
+        .then(lit(5.0))
+        .otherwise(raw)
+        .cast(DataType::Int32)
+}
+
+/// The RFM grid as a lookup table (r_score, f_score, rfm_segment). A join rather than 25
+/// nested when/then branches, which polars optimises very slowly.
+fn segment_grid() -> LazyFrame {
+    let (mut r, mut f, mut seg) = (Vec::new(), Vec::new(), Vec::new());
+    for ri in 1..=5 {
+        for fi in 1..=5 {
+            r.push(ri);
+            f.push(fi);
+            seg.push(rfm_segment(ri, fi));
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("r_score".into(), r),
+        Column::new("f_score".into(), f),
+        Column::new("rfm_segment".into(), seg),
+    ])
+    .expect("equal lengths")
+    .lazy()
+}
+
+/// Per-customer history and model inputs (materialised, sorted by customer_id).
+fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<DataFrame> {
+    let unit = p.unit.days();
+    let as_of = date_lit(cal.as_of).cast(DataType::Int32);
+    let orders = orders.with_column(cal.local_date(col("ordered_at")).alias("__day"));
+    let purchase = col("amount").gt_eq(lit(0.0));
+    let per_customer = orders
+        .clone()
+        .sort(
+            ["customer_id", "ordered_at", "order_id"],
+            Default::default(),
+        )
+        .group_by_stable([col("customer_id")])
+        .agg([
+            purchase.clone().cast(DataType::Int64).sum().alias("orders"),
+            col("amount").sum().alias("revenue"),
+            col("ordered_at")
+                .filter(purchase.clone())
+                .min()
+                .alias("first_order_at"),
+            col("ordered_at")
+                .filter(purchase.clone())
+                .max()
+                .alias("last_order_at"),
+        ]);
+    let days = orders
+        .filter(purchase)
+        .group_by([col("customer_id"), col("__day")])
+        .agg([col("amount").sum().alias("__day_amount")])
+        // Sums of floats depend on their order: fix it, so reruns give identical bytes.
+        .sort(["customer_id", "__day"], Default::default())
+        .group_by_stable([col("customer_id")])
+        .agg([
+            len().cast(DataType::Int64).alias("purchase_days"),
+            col("__day").min().alias("__first_day"),
+            col("__day").max().alias("__last_day"),
+            col("__day_amount").sum().alias("__sum"),
+            col("__day_amount")
+                .sort_by([col("__day")], Default::default())
+                .first()
+                .alias("__first_amount"),
+        ]);
+    let day_num = |c: &str| col(c).cast(DataType::Int32).cast(DataType::Float64);
+    per_customer
+        .join(
+            days,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("orders").gt(lit(0)))
+        .with_columns([
+            (col("revenue") / col("orders").cast(DataType::Float64)).alias("avg_order_value"),
+            (as_of.clone() - col("__last_day").cast(DataType::Int32))
+                .cast(DataType::Int64)
+                .alias("recency_days"),
+            (as_of.clone() - col("__first_day").cast(DataType::Int32))
+                .cast(DataType::Int64)
+                .alias("tenure_days"),
+            (col("purchase_days") - lit(1i64)).alias("frequency"),
+            ((day_num("__last_day") - day_num("__first_day")) / lit(unit)).alias("recency"),
+            ((as_of.cast(DataType::Float64) - day_num("__first_day")) / lit(unit)).alias("t"),
+            when(col("purchase_days").gt(lit(1)))
+                .then(
+                    (col("__sum") - col("__first_amount"))
+                        / (col("purchase_days") - lit(1i64)).cast(DataType::Float64),
+                )
+                .otherwise(lit(0.0))
+                .alias("monetary_value"),
+        ])
+        .sort(["customer_id"], Default::default())
+        .collect()
+}
+
+/// The fitted models (or why not) and the per-customer model columns.
+struct Models {
+    bgnbd: Option<Result<Fit<BgNbd>, String>>,
+    gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
+    columns: DataFrame,
+}
+
+fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
+    let n = hist.height();
+    let ids = hist.column("customer_id")?.clone();
+    let none = |name: &str| Column::full_null(name.into(), n, &DataType::Float64);
+    if p.model == ClvModel::None {
+        return Ok(Models {
+            bgnbd: None,
+            gamma_gamma: None,
+            columns: DataFrame::new(
+                n,
+                vec![
+                    ids,
+                    none("p_alive"),
+                    none("expected_purchases"),
+                    none("expected_order_value"),
+                    none("predicted_clv"),
+                ],
+            )?,
+        });
+    }
+    let x = f64_vec(hist, "frequency")?;
+    let t_x = f64_vec(hist, "recency")?;
+    let t = f64_vec(hist, "t")?;
+    let m = f64_vec(hist, "monetary_value")?;
+    let bg = bgnbd::fit(&bgnbd::group(&x, &t_x, &t));
+    let (gx, gm): (Vec<f64>, Vec<f64>) = x
+        .iter()
+        .zip(&m)
+        .filter(|(x, m)| **x > 0.0 && **m > 0.0)
+        .map(|(x, m)| (*x, *m))
+        .unzip();
+    let gg = gamma_gamma::fit(&gx, &gm);
+
+    let month = MONTH_DAYS / p.unit.days();
+    let horizon = p.horizon_months as usize;
+    let mut p_alive = vec![None; n];
+    let mut expected = vec![None; n];
+    let mut eov = vec![None; n];
+    let mut clv = vec![None; n];
+    // Customers sharing (x, t_x, T) share every BG/NBD quantity.
+    let mut cache: HashMap<(u64, u64, u64), (f64, Vec<f64>)> = HashMap::new();
+    for i in 0..n {
+        if let Ok(g) = &gg {
+            eov[i] = Some(if x[i] > 0.0 {
+                g.params.conditional_mean(x[i], m[i])
+            } else {
+                g.params.population_mean()
+            });
+        }
+        if let Ok(b) = &bg {
+            let (alive, curve) = cache
+                .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
+                .or_insert_with(|| {
+                    let curve = (0..=horizon)
+                        .map(|k| {
+                            b.params
+                                .expected_purchases(k as f64 * month, x[i], t_x[i], t[i])
+                        })
+                        .collect();
+                    (b.params.p_alive(x[i], t_x[i], t[i]), curve)
+                });
+            p_alive[i] = Some(*alive);
+            expected[i] = Some(curve[horizon]);
+            if let Some(value) = eov[i] {
+                let total: f64 = (1..=horizon)
+                    .map(|k| {
+                        (curve[k] - curve[k - 1]) * value
+                            / (1.0 + p.monthly_discount_rate).powi(k as i32)
+                    })
+                    .sum();
+                clv[i] = Some(total);
+            }
+        }
+    }
+    Ok(Models {
+        bgnbd: Some(bg),
+        gamma_gamma: Some(gg),
+        columns: DataFrame::new(
+            n,
+            vec![
+                ids,
+                Column::new("p_alive".into(), p_alive),
+                Column::new("expected_purchases".into(), expected),
+                Column::new("expected_order_value".into(), eov),
+                Column::new("predicted_clv".into(), clv),
+            ],
+        )?,
+    })
+}
+
+fn model_table(models: &Models) -> PolarsResult<DataFrame> {
+    let mut model = Vec::new();
+    let mut parameter = Vec::new();
+    let mut value: Vec<Option<f64>> = Vec::new();
+    let mut note: Vec<Option<String>> = Vec::new();
+    let mut push = |m: &str, rows: Vec<(&str, Option<f64>)>, why: Option<String>| {
+        for (name, v) in rows {
+            model.push(m.to_string());
+            parameter.push(name.to_string());
+            value.push(v);
+            note.push(if name == "converged" {
+                why.clone()
+            } else {
+                None
+            });
+        }
+    };
+    match &models.bgnbd {
+        Some(Ok(f)) => push(
+            "bgnbd",
+            vec![
+                ("r", Some(f.params.r)),
+                ("alpha", Some(f.params.alpha)),
+                ("a", Some(f.params.a)),
+                ("b", Some(f.params.b)),
+                ("log_likelihood", Some(f.log_likelihood)),
+                ("customers", Some(f.customers as f64)),
+                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
+            ],
+            None,
+        ),
+        Some(Err(why)) => push(
+            "bgnbd",
+            vec![
+                ("r", None),
+                ("alpha", None),
+                ("a", None),
+                ("b", None),
+                ("log_likelihood", None),
+                ("customers", None),
+                ("converged", Some(0.0)),
+            ],
+            Some(why.clone()),
+        ),
+        None => {}
+    }
+    match &models.gamma_gamma {
+        Some(Ok(f)) => push(
+            "gamma_gamma",
+            vec![
+                ("p", Some(f.params.p)),
+                ("q", Some(f.params.q)),
+                ("v", Some(f.params.v)),
+                ("log_likelihood", Some(f.log_likelihood)),
+                ("customers", Some(f.customers as f64)),
+                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
+            ],
+            None,
+        ),
+        Some(Err(why)) => push(
+            "gamma_gamma",
+            vec![
+                ("p", None),
+                ("q", None),
+                ("v", None),
+                ("log_likelihood", None),
+                ("customers", None),
+                ("converged", Some(0.0)),
+            ],
+            Some(why.clone()),
+        ),
+        None => {}
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("model".into(), model),
+        Column::new("parameter".into(), parameter),
+        Column::new("value".into(), value),
+        Column::new("note".into(), note),
+    ])
+}
+
+/// Computes `customer_ltv`, `ltv_segments` and `clv_model`.
+pub fn ltv_segments(
+    inputs: &Inputs,
+    p: &LtvSegments,
+    cal: &Calendar,
+) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
+    let orders = inputs
+        .get(&InputKind::Orders)
+        .cloned()
+        .expect("the runner loads orders");
+    let hist = history(orders, p, cal)?;
+    let models = fit_models(&hist, p)?;
+    let n = lit(hist.height() as f64);
+
+    let tier_value = if models.columns.column("predicted_clv")?.null_count() == hist.height() {
+        col("revenue")
+    } else {
+        col("predicted_clv")
+    };
+    let tier_rank = tier_value.rank(
+        RankOptions {
+            method: RankMethod::Min,
+            descending: true,
+        },
+        None,
+    );
+    let share = (tier_rank.cast(DataType::Float64) - lit(1.0)) / n.clone();
+    let customers = hist
+        .lazy()
+        .join(
+            models.columns.clone().lazy(),
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            score(-col("recency_days"), n.clone()).alias("r_score"),
+            score(col("orders"), n.clone()).alias("f_score"),
+            score(col("revenue"), n.clone()).alias("m_score"),
+            when(share.clone().lt(lit(0.01)))
+                .then(lit("top_1pct"))
+                .when(share.clone().lt(lit(0.10)))
+                .then(lit("top_10pct"))
+                .when(share.lt(lit(0.5)))
+                .then(lit("top_50pct"))
+                .otherwise(lit("bottom_50pct"))
+                .alias("value_tier"),
+        ])
+        .join(
+            segment_grid(),
+            [col("r_score"), col("f_score")],
+            [col("r_score"), col("f_score")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("customer_id"),
+            col("first_order_at"),
+            col("last_order_at"),
+            col("orders"),
+            col("purchase_days"),
+            col("revenue"),
+            col("avg_order_value"),
+            col("recency_days"),
+            col("tenure_days"),
+            col("r_score"),
+            col("f_score"),
+            col("m_score"),
+            col("rfm_segment"),
+            col("frequency"),
+            col("recency"),
+            col("t"),
+            col("monetary_value"),
+            col("p_alive"),
+            col("expected_purchases"),
+            col("expected_order_value"),
+            col("predicted_clv"),
+            col("value_tier"),
+        ]);
+
+    let groups = [col("dimension"), col("dimension_value")];
+    let segments = by_dimensions(
+        attach_segments(customers.clone(), inputs, &p.by),
+        &[col("rfm_segment")],
+        &p.by,
+        &[
+            len().cast(DataType::Int64).alias("customers"),
+            col("revenue").sum().alias("revenue"),
+            col("revenue").mean().alias("avg_revenue"),
+            col("orders")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("avg_orders"),
+            col("recency_days")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("avg_recency_days"),
+            col("predicted_clv").mean().alias("avg_predicted_clv"),
+            col("p_alive").mean().alias("avg_p_alive"),
+        ],
+    )
+    .with_columns([
+        ratio(
+            col("customers"),
+            col("customers").sum().over(groups.clone())?,
+        )
+        .alias("share_of_customers"),
+        ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
+        col("dimension").neq(lit(ALL)).alias("__not_all"),
+    ])
+    .sort_by_exprs(
+        [
+            col("__not_all"),
+            col("dimension"),
+            col("dimension_value"),
+            col("rfm_segment"),
+        ],
+        Default::default(),
+    )
+    .select([
+        col("dimension"),
+        col("dimension_value"),
+        col("rfm_segment"),
+        col("customers"),
+        col("share_of_customers"),
+        col("revenue"),
+        col("share_of_revenue"),
+        col("avg_revenue"),
+        col("avg_orders"),
+        col("avg_recency_days"),
+        col("avg_predicted_clv").cast(DataType::Float64),
+        col("avg_p_alive").cast(DataType::Float64),
+    ]);
+    Ok(vec![
+        ("customer_ltv", customers),
+        ("ltv_segments", segments),
+        ("clv_model", model_table(&models)?.lazy()),
+    ])
+}
