@@ -170,6 +170,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     }
     tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
     let headlines = headlines(&tables);
+    let models = model_summary(&tables);
 
     // Output.
     let plan = OutputPlan {
@@ -214,9 +215,12 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             std::process::abort();
         }
     }
-    let manifest = manifest(
+    let mut manifest = manifest(
         &job, &pipelines, &run_id, as_of, started, &sources, &reports, &written,
     );
+    if let Some(models) = models {
+        manifest["clv_model"] = models;
+    }
     let t = Instant::now();
     staging.commit(&manifest)?;
     log.stage(
@@ -282,6 +286,26 @@ fn customers_have_signup(frames: &Inputs) -> Result<bool> {
         .and_then(|df| df.column("signup_at")?.cast(&DataType::Int64))
         .map_err(|e| CxError::internal("counting customers.signup_at", e))?;
     Ok(n.i64().ok().and_then(|c| c.get(0)).unwrap_or(0) > 0)
+}
+
+/// The `clv_model` table (fitted parameters, or why a fit failed) for the manifest.
+fn model_summary(tables: &[(String, DataFrame)]) -> Option<serde_json::Value> {
+    let (_, df) = tables.iter().find(|(n, _)| n == "clv_model")?;
+    let model = df.column("model").ok()?.str().ok()?;
+    let parameter = df.column("parameter").ok()?.str().ok()?;
+    let value = df.column("value").ok()?.f64().ok()?;
+    let note = df.column("note").ok()?.str().ok()?;
+    let rows: Vec<serde_json::Value> = (0..df.height())
+        .map(|i| {
+            json!({
+                "model": model.get(i),
+                "parameter": parameter.get(i),
+                "value": value.get(i),
+                "note": note.get(i),
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(rows))
 }
 
 fn guarded_collect(lf: LazyFrame) -> std::result::Result<DataFrame, String> {

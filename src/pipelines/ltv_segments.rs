@@ -8,10 +8,11 @@
 //!   = revenue / orders; `first_order_at`, `last_order_at` = timestamps of the first and last
 //!   purchase; `recency_days` = as_of - local date of the last purchase; `tenure_days` = as_of -
 //!   local date of the first purchase; `purchase_days` = distinct local purchase dates.
-//! - Model inputs (Fader, Hardie & Lee 2005; the lifetimes library): `frequency` = purchase_days
-//!   - 1; `recency` = (last purchase day - first purchase day) in `unit`; `t` = (as_of - first
-//!   purchase day) in `unit`; `monetary_value` = mean over the repeat purchase days (all but the
-//!   first) of the day's summed purchase amounts, 0 when frequency = 0.
+//! - Model inputs (Fader, Hardie & Lee 2005; the lifetimes library): `frequency` =
+//!   purchase_days minus 1; `recency` = (last purchase day - first purchase day) in `unit`;
+//!   `t` = (as_of - first purchase day) in `unit`; `monetary_value` = mean over the repeat
+//!   purchase days (all but the first) of the day's summed purchase amounts, 0 when
+//!   frequency = 0.
 //! - RFM scores 1-5: score = min(5, floor(5 (rank_avg - 0.5) / n) + 1), rank_avg the average
 //!   rank among the n customers with better values ranked higher: r on recency_days (smaller is
 //!   better), f on orders, m on revenue. `rfm_segment` from (r_score, f_score) (README grid).
@@ -538,4 +539,237 @@ pub fn ltv_segments(
         ("ltv_segments", segments),
         ("clv_model", model_table(&models)?.lazy()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::*;
+
+    fn cal(as_of: &str) -> Calendar {
+        Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), "UTC").unwrap()
+    }
+
+    fn params(model: ClvModel) -> LtvSegments {
+        LtvSegments {
+            unit: ModelUnit::Day,
+            horizon_months: 12,
+            monthly_discount_rate: 0.01,
+            model,
+            by: vec![],
+        }
+    }
+
+    fn run(d: &Data, model: ClvModel, as_of: &str) -> Vec<DataFrame> {
+        ltv_segments(&d.inputs(), &params(model), &cal(as_of))
+            .unwrap()
+            .into_iter()
+            .map(|(_, lf)| lf.collect().unwrap())
+            .collect()
+    }
+
+    fn i32s(df: &DataFrame, name: &str) -> Vec<i32> {
+        df.column(name)
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    }
+
+    #[test]
+    fn the_segment_grid() {
+        let grid: Vec<Vec<&str>> = (1..=5)
+            .map(|r| (1..=5).map(|f| rfm_segment(r, f)).collect())
+            .collect();
+        let r12 = [
+            "hibernating",
+            "hibernating",
+            "at_risk",
+            "at_risk",
+            "cant_lose_them",
+        ];
+        assert_eq!(grid[0], r12);
+        assert_eq!(grid[1], r12);
+        assert_eq!(
+            grid[2],
+            [
+                "about_to_sleep",
+                "about_to_sleep",
+                "need_attention",
+                "loyal",
+                "loyal"
+            ]
+        );
+        assert_eq!(
+            grid[3],
+            [
+                "promising",
+                "potential_loyalist",
+                "potential_loyalist",
+                "loyal",
+                "loyal"
+            ]
+        );
+        assert_eq!(
+            grid[4],
+            [
+                "new_customer",
+                "potential_loyalist",
+                "potential_loyalist",
+                "champions",
+                "champions"
+            ]
+        );
+    }
+
+    #[test]
+    fn history_rfm_with_ties_refunds_and_one_order_customers() {
+        let mut d = Data::default();
+        // A: two purchases on one day (one purchase day), another later, and a refund.
+        d.order("A", "2026-01-10 09:00:00", 30.0)
+            .order("A", "2026-01-10 18:00:00", 20.0)
+            .order("A", "2026-03-01 12:00:00", 40.0)
+            .order("A", "2026-03-05 12:00:00", -10.0)
+            // B: one order (frequency 0, monetary 0).
+            .order("B", "2026-02-01 12:00:00", 100.0)
+            // C and D tie on everything.
+            .order("C", "2026-03-01 08:00:00", 10.0)
+            .order("D", "2026-03-01 08:00:00", 10.0)
+            // E: only a refund, so not a customer.
+            .order("E", "2026-03-02 08:00:00", -5.0);
+        let out = run(&d, ClvModel::None, "2026-03-31");
+        let c = &out[0];
+        assert_eq!(strs(c, "customer_id"), ["A", "B", "C", "D"]);
+        assert_eq!(i64s(c, "orders"), [3, 1, 1, 1]);
+        assert_eq!(i64s(c, "purchase_days"), [2, 1, 1, 1]);
+        assert_eq!(
+            f64s(c, "revenue"),
+            [Some(80.0), Some(100.0), Some(10.0), Some(10.0)]
+        );
+        assert_eq!(f64s(c, "avg_order_value")[0], Some(80.0 / 3.0));
+        assert_eq!(i64s(c, "recency_days"), [30, 58, 30, 30]);
+        assert_eq!(i64s(c, "tenure_days"), [80, 58, 30, 30]);
+        assert_eq!(i64s(c, "frequency"), [1, 0, 0, 0]);
+        // Unit day: recency = Mar 1 - Jan 10 = 50; t = Mar 31 - Jan 10 = 80.
+        assert_eq!(
+            f64s(c, "recency"),
+            [Some(50.0), Some(0.0), Some(0.0), Some(0.0)]
+        );
+        assert_eq!(
+            f64s(c, "t"),
+            [Some(80.0), Some(58.0), Some(30.0), Some(30.0)]
+        );
+        // Monetary: the repeat day (March 1: 40); the refund is not a purchase.
+        assert_eq!(
+            f64s(c, "monetary_value"),
+            [Some(40.0), Some(0.0), Some(0.0), Some(0.0)]
+        );
+        // RFM by hand, n = 4, score = min(5, floor(5 (rank - 0.5) / 4) + 1):
+        // recency_days 30, 58, 30, 30 -> ranks (smaller is better) 3, 1, 3, 3 -> 4, 1, 4, 4.
+        assert_eq!(i32s(c, "r_score"), [4, 1, 4, 4]);
+        // orders 3, 1, 1, 1 -> ranks 4, 2, 2, 2 -> 5, 2, 2, 2.
+        assert_eq!(i32s(c, "f_score"), [5, 2, 2, 2]);
+        // revenue 80, 100, 10, 10 -> ranks 3, 4, 1.5, 1.5 -> 4, 5, 2, 2.
+        assert_eq!(i32s(c, "m_score"), [4, 5, 2, 2]);
+        assert_eq!(
+            strs(c, "rfm_segment"),
+            [
+                "loyal",
+                "hibernating",
+                "potential_loyalist",
+                "potential_loyalist"
+            ]
+        );
+        // No model: model columns null, tiers by revenue (ranks 2, 1, 3, 3 of 4).
+        assert_eq!(c.column("predicted_clv").unwrap().null_count(), 4);
+        assert_eq!(
+            strs(c, "value_tier"),
+            ["top_50pct", "top_1pct", "bottom_50pct", "bottom_50pct"]
+        );
+        assert_eq!(out[2].height(), 0, "no clv_model rows without a model");
+
+        let seg = &out[1];
+        assert_eq!(
+            strs(seg, "rfm_segment"),
+            ["hibernating", "loyal", "potential_loyalist"]
+        );
+        assert_eq!(i64s(seg, "customers"), [1, 1, 2]);
+        assert_eq!(
+            f64s(seg, "share_of_customers"),
+            [Some(0.25), Some(0.25), Some(0.5)]
+        );
+        assert_eq!(
+            f64s(seg, "share_of_revenue"),
+            [Some(0.5), Some(0.4), Some(0.1)]
+        );
+        assert_eq!(
+            f64s(seg, "avg_recency_days"),
+            [Some(58.0), Some(30.0), Some(30.0)]
+        );
+    }
+
+    #[test]
+    fn degenerate_data_writes_history_and_explains_the_missing_model() {
+        let mut d = Data::default();
+        for i in 0..20 {
+            d.order(&format!("C{i}"), "2026-03-01 08:00:00", 10.0);
+        }
+        let out = run(&d, ClvModel::Bgnbd, "2026-03-31");
+        assert_eq!(out[0].height(), 20);
+        assert_eq!(out[0].column("p_alive").unwrap().null_count(), 20);
+        let m = &out[2];
+        let notes: Vec<Option<&str>> = m.column("note").unwrap().str().unwrap().iter().collect();
+        assert!(notes
+            .iter()
+            .flatten()
+            .any(|n| n.contains("no customer has a repeat purchase")));
+        assert!(notes
+            .iter()
+            .flatten()
+            .any(|n| n.contains("too few repeat buyers")));
+    }
+
+    #[test]
+    fn predicted_clv_is_the_discounted_sum_of_monthly_expectations() {
+        let bg = BgNbd {
+            r: 0.2426,
+            alpha: 4.414,
+            a: 0.7929,
+            b: 2.426,
+        };
+        let gg = GammaGamma {
+            p: 6.25,
+            q: 3.74,
+            v: 15.44,
+        };
+        // Unit week, 3 months at 1 %/month, a customer with x = 2, t_x = 30.43, T = 38.86 and
+        // a mean spend of 35: by hand, month k spans (k-1)m..km weeks, m = 365.25/12/7.
+        let m = MONTH_DAYS / 7.0;
+        let e = |w: f64| bg.expected_purchases(w, 2.0, 30.43, 38.86);
+        let value = gg.conditional_mean(2.0, 35.0);
+        let by_hand = (e(m) - e(0.0)) * value / 1.01
+            + (e(2.0 * m) - e(m)) * value / 1.01f64.powi(2)
+            + (e(3.0 * m) - e(2.0 * m)) * value / 1.01f64.powi(3);
+        // The same through the pipeline's code path.
+        let p = LtvSegments {
+            unit: ModelUnit::Week,
+            horizon_months: 3,
+            monthly_discount_rate: 0.01,
+            model: ClvModel::Bgnbd,
+            by: vec![],
+        };
+        let curve: Vec<f64> = (0..=3).map(|k| e(k as f64 * m)).collect();
+        let total: f64 = (1..=3)
+            .map(|k| {
+                (curve[k] - curve[k - 1]) * value / (1.0 + p.monthly_discount_rate).powi(k as i32)
+            })
+            .sum();
+        assert!((total - by_hand).abs() < 1e-12);
+        // Undiscounted, the months add up to the 3-month expectation.
+        assert!(((e(3.0 * m) - e(0.0)) - curve[3]).abs() < 1e-12);
+        assert!(by_hand > 0.0 && by_hand < curve[3] * value);
+    }
 }

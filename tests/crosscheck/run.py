@@ -48,6 +48,13 @@ LIFECYCLE_CASES = [
      dict(anchor="first_order", activity=["orders"], mode="on_or_after", days=[1, 30], cohort_period="day", by=[])),
 ]
 
+# (name, timezone, as_of, unit, horizon_months, monthly_discount_rate, model, by)
+LTV_CASES = [
+    ("ny", "America/New_York", "2026-06-30", "week", 12, 0.01, "bgnbd", ["region", "plan"]),
+    ("utc-day", "UTC", "2026-02-28", "day", 6, 0.02, "bgnbd", []),
+    ("none", "Asia/Tokyo", "2026-06-30", "week", 12, 0.01, "none", ["plan"]),
+]
+
 
 def main():
     binary, data = sys.argv[1], os.path.abspath(sys.argv[2])
@@ -93,6 +100,10 @@ def main():
             out = run_job(work, f"life-{name}", tz, as_of, {"cohort_retention": cr, "churn": ch, "activation": ac})
             for table, params in [("cohort_retention", cr), ("churn", ch), ("activation", ac)]:
                 check("lifecycle.py", table, data, f"{out}/{table}.parquet", as_of, tz, *args(params))
+        for name, tz, as_of, unit, horizon, rate, model, by in LTV_CASES:
+            out = run_job(work, f"ltv-{name}", tz, as_of, {"ltv_segments": dict(
+                unit=unit, horizon_months=horizon, monthly_discount_rate=rate, model=model, by=by)})
+            check("ltv.py", data, out, as_of, tz, unit, str(horizon), str(rate), *by)
     print(f"crosscheck: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
