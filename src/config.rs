@@ -67,6 +67,18 @@ pub struct PipelinesConfig {
     pub churn: Option<ChurnParams>,
     pub activation: Option<ActivationParams>,
     pub ltv_segments: Option<LtvSegmentsParams>,
+    pub cx_impact: Option<CxImpactParams>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CxImpactParams {
+    #[serde(default = "ninety")]
+    pub window_days: u32,
+    #[serde(default = "ninety")]
+    pub inactive_after_days: u32,
+    #[serde(default)]
+    pub by: Vec<String>,
 }
 
 /// Time unit of the CLV models' frequency / recency / T.

@@ -12,7 +12,8 @@
 //! - Purchases follow the BG/NBD story (Fader, Hardie & Lee 2005): after a first purchase near
 //!   sign-up, purchases arrive at a customer-specific Gamma-distributed rate, and after each
 //!   purchase the customer drops out with a Beta-distributed probability, raised by bad
-//!   support experiences, so cohorts decay and bad support shows up as churn. Order values are
+//!   support experiences and lowered by a latent customer affinity that also lifts survey
+//!   scores, so cohorts decay and bad support shows up as churn. Order values are
 //!   Gamma around a customer-specific mean (Gamma-Gamma); about 4 % of orders are refunded
 //!   later (negative amounts).
 //! - Surveys: CSAT and CES after some resolved tickets, NPS 30 days after sign-up and every
@@ -242,6 +243,8 @@ fn customer(
         &[("NA", 0.4), ("EU", 0.3), ("APAC", 0.2), ("LATAM", 0.1)],
     );
     let plan = *pick(rng, &[("free", 0.5), ("pro", 0.35), ("business", 0.15)]);
+    // Latent affinity: happier customers stay longer and answer surveys more kindly.
+    let affinity: f64 = normal(rng);
 
     // Support tickets over the whole window; those after drop-out are removed below.
     let life_days = (end - signup) as f64 / DAY_US as f64;
@@ -359,7 +362,7 @@ fn customer(
     // Purchases: BG/NBD with drop-out raised by bad support.
     let rate_per_day = gamma(rng, 0.9, 1.0 / 30.0);
     let p_drop = Beta::new(1.2, 5.0).expect("valid").sample(rng);
-    let p_drop = (p_drop * (1.0 + 2.0 * bad_share)).min(0.95);
+    let p_drop = (p_drop * (1.0 + 3.0 * bad_share) * (-0.6 * affinity).exp()).min(0.95);
     let spend_mean = gamma(rng, 3.0, 20.0);
     let mut purchases: Vec<i64> = Vec::new();
     let mut dropped_at: Option<i64> = None;
@@ -470,7 +473,7 @@ fn customer(
             let after = res + (rng.gen::<f64>() * 2.0 * DAY_US as f64) as i64;
             let badf = if t.bad { 1.0 } else { 0.0 };
             if rng.gen::<f64>() < 0.3 {
-                let s = clamp_round(4.4 - 1.8 * badf + 0.8 * normal(rng), 1, 5);
+                let s = clamp_round(4.3 - 1.8 * badf + 0.4 * affinity + 0.7 * normal(rng), 1, 5);
                 push_survey(
                     rng,
                     b,
@@ -516,7 +519,7 @@ fn customer(
             } else {
                 past.iter().filter(|x| **x).count() as f64 / past.len() as f64
             };
-            let s = clamp_round(8.3 - 4.0 * bad + 1.6 * normal(rng), 0, 10);
+            let s = clamp_round(8.0 - 4.0 * bad + 1.5 * affinity + 1.0 * normal(rng), 0, 10);
             let channel = if rng.gen::<f64>() < 0.6 {
                 "email"
             } else {

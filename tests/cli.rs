@@ -189,6 +189,28 @@ fn example_job_runs_on_sample_data_and_publishes_everything() {
         .as_array()
         .unwrap();
     assert_eq!(cols.len(), 13);
+    // The sample data makes the CX effect visible: detractors churn more than promoters.
+    let impact = read(&out.path().join("cx_impact.parquet"));
+    let churned = |value: &str| {
+        impact
+            .clone()
+            .lazy()
+            .filter(
+                col("driver")
+                    .eq(lit("nps_category"))
+                    .and(col("driver_value").eq(lit(value)))
+                    .and(col("dimension").eq(lit("all"))),
+            )
+            .collect()
+            .unwrap()
+            .column("churned_share")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap()
+    };
+    assert!(churned("detractor") > churned("promoter"));
     // Every stage logged to stderr.
     let log = stderr(&o);
     for stage in ["input", "pipeline", "write", "publish"] {
@@ -737,7 +759,8 @@ fn lifecycle_invariants_hold_on_generated_data() {
         text.push_str(&format!(
             "pipelines:\n  cohort_retention: {{ period: week, activity: [orders, events], mode: {mode}, by: [plan] }}\n\
              \x20 churn: {{ period: {churn_period}, inactive_after_days: 30, activity: [orders, events], by: [region] }}\n\
-             \x20 activation: {{ mode: within, days: [1, 3, 30], by: [plan] }}\noutput: {{ dir: out }}\n"
+             \x20 activation: {{ mode: within, days: [1, 3, 30], by: [plan] }}\noutput: {{ dir: out }}\n\
+             quality: {{ max_rejected_fraction: 0.1 }}\n"
         ));
         fs::write(&job, text).unwrap();
         let o = run(&["run", job.to_str().unwrap()]);

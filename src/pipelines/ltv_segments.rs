@@ -402,6 +402,18 @@ fn model_table(models: &Models) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// (customer_id, predicted_clv) from the same history and fits as `customer_ltv` (used by
+/// `cx_impact`).
+pub fn predicted_clv(
+    orders: LazyFrame,
+    p: &LtvSegments,
+    cal: &Calendar,
+) -> PolarsResult<DataFrame> {
+    let hist = history(orders, p, cal)?;
+    let models = fit_models(&hist, p)?;
+    models.columns.select(["customer_id", "predicted_clv"])
+}
+
 /// Computes `customer_ltv`, `ltv_segments` and `clv_model`.
 pub fn ltv_segments(
     inputs: &Inputs,

@@ -7,6 +7,7 @@ pub mod activation;
 pub mod churn;
 pub mod cohort_retention;
 pub mod common;
+pub mod cx_impact;
 pub mod lifecycle;
 pub mod ltv_segments;
 pub mod support_kpis;
@@ -39,6 +40,7 @@ pub const NAMES: &[&str] = &[
     "churn",
     "activation",
     "ltv_segments",
+    "cx_impact",
 ];
 
 /// A configured pipeline with its parameters resolved.
@@ -50,6 +52,7 @@ pub enum Pipeline {
     Churn(Churn),
     Activation(Activation),
     LtvSegments(LtvSegments),
+    CxImpact(cx_impact::CxImpact),
 }
 
 /// Facts about the loaded data that some defaults depend on.
@@ -226,6 +229,45 @@ impl Pipeline {
                 by: p.by.clone(),
             }));
         }
+        if let Some(p) = &cfg.cx_impact {
+            let path = "pipelines.cx_impact";
+            if p.window_days == 0 {
+                problems.push((format!("{path}.window_days"), "must be at least 1".into()));
+            }
+            if p.inactive_after_days == 0 {
+                problems.push((
+                    format!("{path}.inactive_after_days"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if !declared.contains(&InputKind::Tickets) && !declared.contains(&InputKind::Surveys) {
+                problems.push((
+                    path.to_string(),
+                    "needs input `tickets` or `surveys` (or both)".into(),
+                ));
+            }
+            let sla = cfg
+                .support_kpis
+                .as_ref()
+                .and_then(|s| SlaTargets::from_config(&s.sla_first_response).ok())
+                .unwrap_or_else(|| {
+                    SlaTargets::from_config(&Default::default()).expect("empty map")
+                });
+            let ltv = out.iter().find_map(|p| match p {
+                Pipeline::LtvSegments(l) if l.model == crate::config::ClvModel::Bgnbd => {
+                    Some(l.clone())
+                }
+                _ => None,
+            });
+            out.push(Pipeline::CxImpact(cx_impact::CxImpact {
+                window_days: p.window_days,
+                inactive_after_days: p.inactive_after_days,
+                by: p.by.clone(),
+                sla,
+                csat: scales.csat,
+                ltv,
+            }));
+        }
         if problems.is_empty() {
             Ok(out)
         } else {
@@ -241,6 +283,7 @@ impl Pipeline {
             Pipeline::Churn(_) => "churn",
             Pipeline::Activation(_) => "activation",
             Pipeline::LtvSegments(_) => "ltv_segments",
+            Pipeline::CxImpact(_) => "cx_impact",
         }
     }
 
@@ -253,6 +296,7 @@ impl Pipeline {
             Pipeline::Churn(p) => (InputKind::Customers, &p.by),
             Pipeline::Activation(p) => (InputKind::Customers, &p.by),
             Pipeline::LtvSegments(p) => (InputKind::Customers, &p.by),
+            Pipeline::CxImpact(p) => (InputKind::Customers, &p.by),
         }
     }
 
@@ -287,6 +331,7 @@ impl Pipeline {
             }
             Pipeline::Activation(p) => lifecycle(&p.activity, p.anchor, &p.by),
             Pipeline::LtvSegments(p) => lifecycle(&[ActivitySource::Orders], None, &p.by),
+            Pipeline::CxImpact(p) => lifecycle(&[ActivitySource::Orders], None, &p.by),
         }
     }
 
@@ -298,6 +343,7 @@ impl Pipeline {
             Pipeline::CohortRetention(_) | Pipeline::Churn(_) => vec![InputKind::Orders],
             Pipeline::Activation(_) => vec![InputKind::Customers],
             Pipeline::LtvSegments(_) => vec![],
+            Pipeline::CxImpact(_) => vec![InputKind::Tickets, InputKind::Surveys],
         }
     }
 
@@ -348,6 +394,7 @@ impl Pipeline {
                 vec![("activation", activation::activation(inputs, p, anchor, cal))]
             }
             Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
+            Pipeline::CxImpact(p) => cx_impact::cx_impact(inputs, p, cal)?,
         })
     }
 }

@@ -55,6 +55,12 @@ LTV_CASES = [
     ("none", "Asia/Tokyo", "2026-06-30", "week", 12, 0.01, "none", ["plan"]),
 ]
 
+# (name, timezone, as_of, window_days, inactive_after_days, with support_kpis SLA, ltv model, by)
+CX_CASES = [
+    ("ny", "America/New_York", "2026-06-30", 90, 90, True, "bgnbd", ["plan"]),
+    ("berlin", "Europe/Berlin", "2026-03-31", 30, 60, False, "none", []),
+]
+
 
 def main():
     binary, data = sys.argv[1], os.path.abspath(sys.argv[2])
@@ -104,6 +110,15 @@ def main():
             out = run_job(work, f"ltv-{name}", tz, as_of, {"ltv_segments": dict(
                 unit=unit, horizon_months=horizon, monthly_discount_rate=rate, model=model, by=by)})
             check("ltv.py", data, out, as_of, tz, unit, str(horizon), str(rate), *by)
+        for name, tz, as_of, window, inactive, support, model, by in CX_CASES:
+            pipes = {"ltv_segments": dict(unit="week", model=model),
+                     "cx_impact": dict(window_days=window, inactive_after_days=inactive, by=by)}
+            sla_arg = "default=86400"
+            if support:
+                pipes["support_kpis"] = {"sla_first_response": "{ " + ", ".join(f"{k}: {v}" for k, v in SLA.items()) + " }"}
+                sla_arg = SLA_ARG
+            out = run_job(work, f"cx-{name}", tz, as_of, pipes)
+            check("cx_impact.py", data, out, as_of, tz, str(window), str(inactive), sla_arg, *by)
     print(f"crosscheck: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -1,0 +1,717 @@
+//! Pipeline `cx_impact`: how each customer's support and survey experience relates to what they
+//! were worth and whether they stayed.
+//!
+//! Universe: customers with at least one purchase (amount >= 0) on or before as_of. Drivers,
+//! each customer's experience as of the end of as_of (local days in the job time zone):
+//! - `nps_category`: category of the latest NPS response (promoter 9-10 / passive 7-8 /
+//!   detractor 0-6), or `none`. Needs surveys.
+//! - `csat`: the latest CSAT response `satisfied` (score >= the CSAT scale's positive_from) or
+//!   `unsatisfied`, or `none`. Needs surveys.
+//! - `ticket_volume`: tickets created in the 365 local days up to as_of (as_of - 364 .. as_of):
+//!   `0`, `1`, `2-3`, `4+`. Needs tickets.
+//! - `first_contact_resolution`: over the customer's resolved tickets: `all_fcr` (every one has
+//!   contacts = 1), `some_not_fcr` (any other, unknown contacts included), or
+//!   `no_resolved_tickets`.
+//! - `first_response_sla`: over the customer's tickets with a first response: `all_met` (every
+//!   first response time <= its channel's target from `support_kpis`, else 24h) or
+//!   `some_missed`, or `no_responded_tickets`.
+//!
+//! Outcomes per (driver, driver_value, dimension, dimension_value): `customers`;
+//! `share_of_customers` (of the customers in the dimension value); `avg_revenue` (all order
+//! amounts up to as_of, refunds included); `avg_predicted_clv` (from `ltv_segments`' fit when
+//! that pipeline runs with a model, else null); `churned_share` (no purchase in the last
+//! `inactive_after_days` days: the last purchase date <= as_of - inactive_after_days). Event
+//! anchored: the driving experience is the latest response (nps_category, csat) or the latest
+//! ticket (the ticket drivers); for customers whose experience date + window_days <= as_of:
+//! `outcome_customers`, `repurchase_rate` (share with a purchase dated in (experience date,
+//! experience date + window_days]) and `revenue_after_per_customer` (order amounts in that
+//! window / outcome_customers). `lift_vs_all` = avg_revenue / the dimension value's overall
+//! avg_revenue - 1; `churn_lift_vs_all` likewise for churned_share.
+//!
+//! `nps_migration`: customers with two or more NPS responses, from the category of the first to
+//! that of the latest: `customers`, `avg_revenue_before` (order amounts dated in [first
+//! response date - window_days, first response date)), `avg_revenue_after` (dated in (latest
+//! response date, latest + window_days]), `revenue_change_pct` = 100 (after - before) / before
+//! on those per-customer averages (null when before is 0).
+
+use polars::prelude::*;
+
+use super::common::{by_dimensions, ratio, ALL};
+use super::lifecycle::attach_segments;
+use super::ltv_segments::{self, LtvSegments};
+use super::support_kpis::SlaTargets;
+use super::survey_scores::Scale;
+use super::Inputs;
+use crate::contracts::InputKind;
+use crate::time::{date_lit, Calendar};
+
+/// Resolved parameters.
+#[derive(Debug, Clone)]
+pub struct CxImpact {
+    pub window_days: u32,
+    pub inactive_after_days: u32,
+    pub by: Vec<String>,
+    pub sla: SlaTargets,
+    pub csat: Scale,
+    /// The `ltv_segments` model, when the job runs one.
+    pub ltv: Option<LtvSegments>,
+}
+
+fn day_num(e: Expr) -> Expr {
+    e.cast(DataType::Int32)
+}
+
+fn nps_category(score: Expr) -> Expr {
+    when(score.clone().gt_eq(lit(9)))
+        .then(lit("promoter"))
+        .when(score.gt_eq(lit(7)))
+        .then(lit("passive"))
+        .otherwise(lit("detractor"))
+}
+
+/// (customer_id, value, __event) per driver, for the customers that have the experience.
+fn drivers(
+    inputs: &Inputs,
+    p: &CxImpact,
+    cal: &Calendar,
+) -> Vec<(&'static str, &'static str, LazyFrame)> {
+    let mut out = Vec::new();
+    let as_of = day_num(date_lit(cal.as_of));
+    if let Some(surveys) = inputs.get(&InputKind::Surveys) {
+        let latest = |survey: &str| {
+            surveys
+                .clone()
+                .filter(col("survey").eq(lit(survey)))
+                .sort(
+                    ["customer_id", "submitted_at", "response_id"],
+                    Default::default(),
+                )
+                .group_by_stable([col("customer_id")])
+                .agg([
+                    col("score").last().alias("__score"),
+                    cal.local_date(col("submitted_at")).last().alias("__event"),
+                ])
+        };
+        out.push((
+            "nps_category",
+            "none",
+            latest("nps").select([
+                col("customer_id"),
+                nps_category(col("__score")).alias("driver_value"),
+                col("__event"),
+            ]),
+        ));
+        out.push((
+            "csat",
+            "none",
+            latest("csat").select([
+                col("customer_id"),
+                when(col("__score").gt_eq(lit(p.csat.positive_from)))
+                    .then(lit("satisfied"))
+                    .otherwise(lit("unsatisfied"))
+                    .alias("driver_value"),
+                col("__event"),
+            ]),
+        ));
+    }
+    if let Some(tickets) = inputs.get(&InputKind::Tickets) {
+        let frt = (col("first_response_at")
+            .dt()
+            .timestamp(TimeUnit::Microseconds)
+            - col("created_at").dt().timestamp(TimeUnit::Microseconds))
+        .cast(DataType::Float64)
+            / lit(1e6);
+        let mut target = lit(p.sla.default);
+        for (ch, s) in p.sla.per_channel.iter().rev() {
+            target = when(col("channel").eq(lit(ch.as_str())))
+                .then(lit(*s))
+                .otherwise(target);
+        }
+        let per_customer = tickets
+            .clone()
+            .with_column(cal.local_date(col("created_at")).alias("__day"))
+            .group_by([col("customer_id")])
+            .agg([
+                col("__day").max().alias("__event"),
+                day_num(col("__day"))
+                    .gt(as_of.clone() - lit(365))
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__recent"),
+                col("resolved_at")
+                    .is_not_null()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__resolved"),
+                col("resolved_at")
+                    .is_not_null()
+                    .and(col("contacts").eq(lit(1)).fill_null(lit(false)))
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__fcr"),
+                col("first_response_at")
+                    .is_not_null()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__responded"),
+                frt.lt_eq(target)
+                    .fill_null(lit(false))
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__met"),
+            ]);
+        let volume = when(col("__recent").eq(lit(0)))
+            .then(lit("0"))
+            .when(col("__recent").eq(lit(1)))
+            .then(lit("1"))
+            .when(col("__recent").lt_eq(lit(3)))
+            .then(lit("2-3"))
+            .otherwise(lit("4+"));
+        out.push((
+            "ticket_volume",
+            "0",
+            per_customer.clone().select([
+                col("customer_id"),
+                volume.alias("driver_value"),
+                col("__event"),
+            ]),
+        ));
+        out.push((
+            "first_contact_resolution",
+            "no_resolved_tickets",
+            per_customer.clone().select([
+                col("customer_id"),
+                when(col("__resolved").eq(lit(0)))
+                    .then(lit("no_resolved_tickets"))
+                    .when(col("__fcr").eq(col("__resolved")))
+                    .then(lit("all_fcr"))
+                    .otherwise(lit("some_not_fcr"))
+                    .alias("driver_value"),
+                col("__event"),
+            ]),
+        ));
+        out.push((
+            "first_response_sla",
+            "no_responded_tickets",
+            per_customer.select([
+                col("customer_id"),
+                when(col("__responded").eq(lit(0)))
+                    .then(lit("no_responded_tickets"))
+                    .when(col("__met").eq(col("__responded")))
+                    .then(lit("all_met"))
+                    .otherwise(lit("some_missed"))
+                    .alias("driver_value"),
+                col("__event"),
+            ]),
+        ));
+    }
+    out
+}
+
+/// Order amounts per customer and local day (all amounts), and purchase flags.
+fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
+    orders
+        .with_column(day_num(cal.local_date(col("ordered_at"))).alias("__d"))
+        .group_by([col("customer_id"), col("__d")])
+        .agg([
+            col("amount").sum().alias("__amount"),
+            col("amount").gt_eq(lit(0.0)).any(true).alias("__purchase"),
+        ])
+}
+
+pub fn cx_impact(
+    inputs: &Inputs,
+    p: &CxImpact,
+    cal: &Calendar,
+) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
+    let orders = inputs[&InputKind::Orders].clone();
+    let as_of = day_num(date_lit(cal.as_of));
+    let w = p.window_days as i32;
+    let days = order_days(orders.clone(), cal);
+
+    // The universe and its all-time outcomes.
+    let mut base = days
+        .clone()
+        .group_by([col("customer_id")])
+        .agg([
+            col("__amount").sum().alias("__revenue"),
+            col("__d")
+                .filter(col("__purchase"))
+                .max()
+                .alias("__last_purchase"),
+        ])
+        .filter(col("__last_purchase").is_not_null())
+        .with_column(
+            col("__last_purchase")
+                .lt_eq(as_of.clone() - lit(p.inactive_after_days as i32))
+                .alias("__churned"),
+        );
+    base = match &p.ltv {
+        Some(ltv) => base.join(
+            ltv_segments::predicted_clv(orders, ltv, cal)?.lazy(),
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Left),
+        ),
+        None => base.with_column(lit(NULL).cast(DataType::Float64).alias("predicted_clv")),
+    };
+    let base = attach_segments(base, inputs, &p.by);
+
+    let mut long = Vec::new();
+    for (driver, default, values) in drivers(inputs, p, cal) {
+        let per = base
+            .clone()
+            .join(
+                values,
+                [col("customer_id")],
+                [col("customer_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns([
+                lit(driver).alias("driver"),
+                col("driver_value").fill_null(lit(default)),
+                day_num(col("__event")).alias("__e"),
+            ])
+            .with_column(
+                col("__e")
+                    .is_not_null()
+                    .and((col("__e") + lit(w)).lt_eq(as_of.clone()))
+                    .alias("__outcome"),
+            );
+        // Orders in (event, event + window] of each customer with an outcome window.
+        let after = per
+            .clone()
+            .filter(col("__outcome"))
+            .select([col("customer_id"), col("__e")])
+            .join(
+                days.clone(),
+                [col("customer_id")],
+                [col("customer_id")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(
+                col("__d")
+                    .gt(col("__e"))
+                    .and(col("__d").lt_eq(col("__e") + lit(w))),
+            )
+            .group_by([col("customer_id")])
+            .agg([
+                col("__amount").sum().alias("__after"),
+                col("__purchase").any(true).alias("__repurchased"),
+            ]);
+        long.push(
+            per.join(
+                after,
+                [col("customer_id")],
+                [col("customer_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns([
+                col("__after").fill_null(lit(0.0)),
+                col("__repurchased").fill_null(lit(false)),
+            ]),
+        );
+    }
+    let schema_cols = [
+        col("driver"),
+        col("driver_value"),
+        col("__revenue"),
+        col("predicted_clv"),
+        col("__churned"),
+        col("__outcome"),
+        col("__after"),
+        col("__repurchased"),
+    ];
+    let long = if long.is_empty() {
+        None
+    } else {
+        let mut sel: Vec<Expr> = schema_cols.to_vec();
+        sel.extend(p.by.iter().map(|b| col(b.as_str())));
+        Some(concat(
+            long.into_iter()
+                .map(|l| l.select(sel.clone()))
+                .collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )?)
+    };
+    let impact = match long {
+        None => return Err(polars_err!(ComputeError: "cx_impact needs tickets or surveys")),
+        Some(long) => {
+            let group = [col("driver"), col("dimension"), col("dimension_value")];
+            let outcome = col("__outcome");
+            by_dimensions(
+                long,
+                &[col("driver"), col("driver_value")],
+                &p.by,
+                &[
+                    len().cast(DataType::Int64).alias("customers"),
+                    col("__revenue").sum().alias("__rev_sum"),
+                    col("predicted_clv").mean().alias("avg_predicted_clv"),
+                    col("__churned")
+                        .cast(DataType::Int64)
+                        .sum()
+                        .alias("__churned_n"),
+                    outcome
+                        .clone()
+                        .cast(DataType::Int64)
+                        .sum()
+                        .alias("outcome_customers"),
+                    col("__repurchased")
+                        .and(outcome.clone())
+                        .cast(DataType::Int64)
+                        .sum()
+                        .alias("__rep_n"),
+                    col("__after").filter(outcome).sum().alias("__after_sum"),
+                ],
+            )
+            .with_columns([
+                col("customers")
+                    .sum()
+                    .over(group.clone())?
+                    .alias("__all_customers"),
+                col("__rev_sum")
+                    .sum()
+                    .over(group.clone())?
+                    .alias("__all_revenue"),
+                col("__churned_n").sum().over(group)?.alias("__all_churned"),
+            ])
+            .with_columns([
+                ratio(col("customers"), col("__all_customers")).alias("share_of_customers"),
+                ratio(col("__rev_sum"), col("customers")).alias("avg_revenue"),
+                ratio(col("__churned_n"), col("customers")).alias("churned_share"),
+                ratio(col("__rep_n"), col("outcome_customers")).alias("repurchase_rate"),
+                ratio(col("__after_sum"), col("outcome_customers"))
+                    .alias("revenue_after_per_customer"),
+                ratio(col("__all_revenue"), col("__all_customers")).alias("__all_avg_revenue"),
+                ratio(col("__all_churned"), col("__all_customers")).alias("__all_churned_share"),
+            ])
+            .with_columns([
+                (ratio(col("avg_revenue"), col("__all_avg_revenue")) - lit(1.0))
+                    .alias("lift_vs_all"),
+                (ratio(col("churned_share"), col("__all_churned_share")) - lit(1.0))
+                    .alias("churn_lift_vs_all"),
+                col("dimension").neq(lit(ALL)).alias("__not_all"),
+            ])
+            .sort_by_exprs(
+                [
+                    col("driver"),
+                    col("__not_all"),
+                    col("dimension"),
+                    col("dimension_value"),
+                    col("driver_value"),
+                ],
+                Default::default(),
+            )
+            .select([
+                col("driver"),
+                col("driver_value"),
+                col("dimension"),
+                col("dimension_value"),
+                col("customers"),
+                col("share_of_customers"),
+                col("avg_revenue"),
+                col("avg_predicted_clv").cast(DataType::Float64),
+                col("churned_share"),
+                col("outcome_customers"),
+                col("repurchase_rate"),
+                col("revenue_after_per_customer"),
+                col("lift_vs_all"),
+                col("churn_lift_vs_all"),
+            ])
+        }
+    };
+
+    let migration = match inputs.get(&InputKind::Surveys) {
+        None => DataFrame::new_infer_height(vec![
+            Column::new_empty("from_category".into(), &DataType::String),
+            Column::new_empty("to_category".into(), &DataType::String),
+            Column::new_empty("customers".into(), &DataType::Int64),
+            Column::new_empty("avg_revenue_before".into(), &DataType::Float64),
+            Column::new_empty("avg_revenue_after".into(), &DataType::Float64),
+            Column::new_empty("revenue_change_pct".into(), &DataType::Float64),
+        ])?
+        .lazy(),
+        Some(surveys) => {
+            let journeys = surveys
+                .clone()
+                .filter(col("survey").eq(lit("nps")))
+                .sort(
+                    ["customer_id", "submitted_at", "response_id"],
+                    Default::default(),
+                )
+                .group_by_stable([col("customer_id")])
+                .agg([
+                    len().alias("__n"),
+                    nps_category(col("score").first()).alias("from_category"),
+                    nps_category(col("score").last()).alias("to_category"),
+                    day_num(cal.local_date(col("submitted_at")).first()).alias("__first"),
+                    day_num(cal.local_date(col("submitted_at")).last()).alias("__last"),
+                ])
+                .filter(col("__n").gt_eq(lit(2)));
+            let window_sum = |cond: Expr, name: &str| {
+                journeys
+                    .clone()
+                    .join(
+                        days.clone(),
+                        [col("customer_id")],
+                        [col("customer_id")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .filter(cond)
+                    .group_by([col("customer_id")])
+                    .agg([col("__amount").sum().alias(name)])
+            };
+            let before = window_sum(
+                col("__d")
+                    .gt_eq(col("__first") - lit(w))
+                    .and(col("__d").lt(col("__first"))),
+                "__before",
+            );
+            let after = window_sum(
+                col("__d")
+                    .gt(col("__last"))
+                    .and(col("__d").lt_eq(col("__last") + lit(w))),
+                "__after",
+            );
+            journeys
+                .join(
+                    before,
+                    [col("customer_id")],
+                    [col("customer_id")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .join(
+                    after,
+                    [col("customer_id")],
+                    [col("customer_id")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .group_by([col("from_category"), col("to_category")])
+                .agg([
+                    len().cast(DataType::Int64).alias("customers"),
+                    col("__before")
+                        .fill_null(lit(0.0))
+                        .mean()
+                        .alias("avg_revenue_before"),
+                    col("__after")
+                        .fill_null(lit(0.0))
+                        .mean()
+                        .alias("avg_revenue_after"),
+                ])
+                .with_column(
+                    (lit(100.0)
+                        * ratio(
+                            col("avg_revenue_after") - col("avg_revenue_before"),
+                            col("avg_revenue_before"),
+                        ))
+                    .alias("revenue_change_pct"),
+                )
+                .sort(["from_category", "to_category"], Default::default())
+        }
+    };
+    Ok(vec![("cx_impact", impact), ("nps_migration", migration)])
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::*;
+
+    fn utc(name: &str, v: Vec<Option<&str>>) -> Column {
+        Column::new(
+            name.into(),
+            v.into_iter().map(|s| s.map(us)).collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Datetime(
+            TimeUnit::Microseconds,
+            Some(TimeZone::UTC),
+        ))
+        .unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        let mut d = Data::default();
+        d.order("A", "2026-01-10 12:00:00", 100.0)
+            .order("A", "2026-03-15 12:00:00", 50.0)
+            .order("B", "2026-02-01 12:00:00", 200.0)
+            .order("B", "2026-02-20 12:00:00", -50.0) // a refund: revenue, not a purchase
+            .order("C", "2026-06-20 12:00:00", 80.0);
+        let mut m = d.inputs();
+        m.insert(
+            InputKind::Surveys,
+            DataFrame::new_infer_height(vec![
+                Column::new("response_id".into(), ["R1", "R2", "R3", "R4", "R5", "R6"]),
+                Column::new("customer_id".into(), ["A", "A", "A", "B", "C", "D"]),
+                Column::new("survey".into(), ["nps", "nps", "csat", "nps", "nps", "nps"]),
+                Column::new("score".into(), [3i64, 10, 5, 6, 9, 0]),
+                utc(
+                    "submitted_at",
+                    vec![
+                        Some("2026-01-05 12:00:00"),
+                        Some("2026-03-01 12:00:00"),
+                        Some("2026-03-02 12:00:00"),
+                        Some("2026-02-10 12:00:00"),
+                        Some("2026-06-25 12:00:00"), // inside the last window
+                        Some("2026-03-01 12:00:00"), // D never bought
+                    ],
+                ),
+            ])
+            .unwrap()
+            .lazy(),
+        );
+        m.insert(
+            InputKind::Tickets,
+            DataFrame::new_infer_height(vec![
+                Column::new("ticket_id".into(), ["T1", "T2", "T3"]),
+                Column::new("customer_id".into(), ["A", "A", "B"]),
+                Column::new("channel".into(), ["chat", "email", "chat"]),
+                utc(
+                    "created_at",
+                    vec![
+                        Some("2026-03-01 09:00:00"),
+                        Some("2025-05-01 09:00:00"),
+                        Some("2026-02-05 09:00:00"),
+                    ],
+                ),
+                utc(
+                    "first_response_at",
+                    vec![
+                        Some("2026-03-01 09:00:30"),
+                        Some("2025-05-01 14:00:00"),
+                        Some("2026-02-05 09:02:00"),
+                    ],
+                ),
+                utc(
+                    "resolved_at",
+                    vec![
+                        Some("2026-03-01 10:00:00"),
+                        Some("2025-05-02 09:00:00"),
+                        None,
+                    ],
+                ),
+                Column::new("contacts".into(), [Some(1i64), Some(2), None]),
+            ])
+            .unwrap()
+            .lazy(),
+        );
+        m
+    }
+
+    fn params() -> CxImpact {
+        let sla = [("chat".to_string(), "60s".to_string())]
+            .into_iter()
+            .collect();
+        CxImpact {
+            window_days: 30,
+            inactive_after_days: 60,
+            by: vec![],
+            sla: SlaTargets::from_config(&sla).unwrap(),
+            csat: crate::pipelines::survey_scores::Scales::default().csat,
+            ltv: None,
+        }
+    }
+
+    fn row(df: &DataFrame, driver: &str, value: &str) -> DataFrame {
+        df.clone()
+            .lazy()
+            .filter(
+                col("driver")
+                    .eq(lit(driver))
+                    .and(col("driver_value").eq(lit(value))),
+            )
+            .collect()
+            .unwrap()
+    }
+
+    fn close(got: Option<f64>, want: f64) {
+        let g = got.expect("a value");
+        assert!((g - want).abs() < 1e-12, "{g} != {want}");
+    }
+
+    #[test]
+    fn every_driver_and_outcome_by_hand() {
+        let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
+        let out = cx_impact(&inputs(), &params(), &cal).unwrap();
+        let impact = out[0].1.clone().collect().unwrap();
+        let values = |driver: &str| -> Vec<(String, i64)> {
+            let d = impact
+                .clone()
+                .lazy()
+                .filter(col("driver").eq(lit(driver)))
+                .collect()
+                .unwrap();
+            strs(&d, "driver_value")
+                .into_iter()
+                .zip(i64s(&d, "customers"))
+                .collect()
+        };
+        let v = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+            pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+        };
+        // Universe A, B, C (D never bought). Revenue 150, 150, 80; A and B churned (no
+        // purchase since May 1: B's refund is not a purchase).
+        assert_eq!(
+            values("nps_category"),
+            v(&[("detractor", 1), ("promoter", 2)])
+        );
+        assert_eq!(values("csat"), v(&[("none", 2), ("satisfied", 1)]));
+        // T2 (2025-05-01) is more than 365 days before as_of.
+        assert_eq!(values("ticket_volume"), v(&[("0", 1), ("1", 2)]));
+        assert_eq!(
+            values("first_contact_resolution"),
+            v(&[("no_resolved_tickets", 2), ("some_not_fcr", 1)])
+        );
+        // A: 30 s chat <= 60 s and 5 h email <= the 24 h default; B: 120 s chat > 60 s.
+        assert_eq!(
+            values("first_response_sla"),
+            v(&[
+                ("all_met", 1),
+                ("no_responded_tickets", 1),
+                ("some_missed", 1)
+            ])
+        );
+
+        let promoters = row(&impact, "nps_category", "promoter");
+        close(f64s(&promoters, "share_of_customers")[0], 2.0 / 3.0);
+        close(f64s(&promoters, "avg_revenue")[0], 115.0);
+        close(f64s(&promoters, "churned_share")[0], 0.5);
+        // C's latest response (June 25) is inside the last 30 days: only A has an outcome.
+        assert_eq!(i64s(&promoters, "outcome_customers"), [1]);
+        close(f64s(&promoters, "repurchase_rate")[0], 1.0);
+        close(f64s(&promoters, "revenue_after_per_customer")[0], 50.0);
+        close(
+            f64s(&promoters, "lift_vs_all")[0],
+            115.0 / (380.0 / 3.0) - 1.0,
+        );
+        close(
+            f64s(&promoters, "churn_lift_vs_all")[0],
+            0.5 / (2.0 / 3.0) - 1.0,
+        );
+        assert_eq!(f64s(&promoters, "avg_predicted_clv"), [None]);
+
+        let detractors = row(&impact, "nps_category", "detractor");
+        // B: the only thing in (Feb 10, Mar 12] is the refund: revenue -50, no repurchase.
+        close(f64s(&detractors, "repurchase_rate")[0], 0.0);
+        close(f64s(&detractors, "revenue_after_per_customer")[0], -50.0);
+        close(
+            f64s(&detractors, "churn_lift_vs_all")[0],
+            1.0 / (2.0 / 3.0) - 1.0,
+        );
+
+        let no_csat = row(&impact, "csat", "none");
+        assert_eq!(i64s(&no_csat, "outcome_customers"), [0]);
+        assert_eq!(f64s(&no_csat, "repurchase_rate"), [None]);
+
+        // Migration: only A has two NPS responses (detractor -> promoter); nothing in the 30
+        // days before Jan 5, 50 in the 30 days after Mar 1.
+        let mig = out[1].1.clone().collect().unwrap();
+        assert_eq!(strs(&mig, "from_category"), ["detractor"]);
+        assert_eq!(strs(&mig, "to_category"), ["promoter"]);
+        assert_eq!(i64s(&mig, "customers"), [1]);
+        assert_eq!(f64s(&mig, "avg_revenue_before"), [Some(0.0)]);
+        assert_eq!(f64s(&mig, "avg_revenue_after"), [Some(50.0)]);
+        assert_eq!(f64s(&mig, "revenue_change_pct"), [None]);
+    }
+}
