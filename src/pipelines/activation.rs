@@ -12,7 +12,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, ALL};
+use super::common::{by_dimensions, ratio, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
@@ -108,20 +108,8 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
                 .alias("active"),
         ],
     )
-    .with_columns([
-        ratio(col("active"), col("eligible")).alias("rate"),
-        col("dimension").neq(lit(ALL)).alias("__not_all"),
-    ])
-    .sort_by_exprs(
-        [
-            col("cohort"),
-            col("__not_all"),
-            col("dimension"),
-            col("dimension_value"),
-            col("day"),
-        ],
-        Default::default(),
-    )
+    .with_columns([ratio(col("active"), col("eligible")).alias("rate")])
+    .sort_overall_first(&["cohort"], &["day"])
     .select([
         col("cohort"),
         col("day"),

@@ -18,7 +18,7 @@
 use chrono::Duration;
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, ALL};
+use super::common::{by_dimensions, ratio, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
@@ -263,17 +263,8 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
                 col("customers_start"),
             )
             .alias("retention_rate"),
-            col("dimension").neq(lit(ALL)).alias("__not_all"),
         ])
-        .sort_by_exprs(
-            [
-                col("period"),
-                col("__not_all"),
-                col("dimension"),
-                col("dimension_value"),
-            ],
-            Default::default(),
-        )
+        .sort_overall_first(&["period"], &[])
         .select([
             col("period"),
             col("dimension"),

@@ -18,7 +18,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, ALL};
+use super::common::{by_dimensions, ratio, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
@@ -156,17 +156,7 @@ pub fn cohort_retention(
     );
     let group = [col("cohort"), col("dimension"), col("dimension_value")];
     Ok(table
-        .with_column(col("dimension").neq(lit(ALL)).alias("__not_all"))
-        .sort_by_exprs(
-            [
-                col("cohort"),
-                col("__not_all"),
-                col("dimension"),
-                col("dimension_value"),
-                col("period"),
-            ],
-            Default::default(),
-        )
+        .sort_overall_first(&["cohort"], &["period"])
         .with_columns([
             ratio(col("active_customers"), col("cohort_size")).alias("retention_rate"),
             (col("revenue")

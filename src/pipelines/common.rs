@@ -33,6 +33,30 @@ pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr])
     concat(parts, UnionArgs::default()).expect("at least the overall row set")
 }
 
+/// Sorts a table with `dimension` / `dimension_value` columns: by the `leading` columns, then
+/// the overall ("all") rows before the segment rows, then dimension and value, then the
+/// `trailing` columns.
+pub trait SortOverallFirst {
+    fn sort_overall_first(self, leading: &[&str], trailing: &[&str]) -> LazyFrame;
+}
+
+impl SortOverallFirst for LazyFrame {
+    fn sort_overall_first(self, leading: &[&str], trailing: &[&str]) -> LazyFrame {
+        sort_overall_first(self, leading, trailing)
+    }
+}
+
+fn sort_overall_first(lf: LazyFrame, leading: &[&str], trailing: &[&str]) -> LazyFrame {
+    let mut keys: Vec<Expr> = leading.iter().map(|c| col(*c)).collect();
+    keys.push(col("__not_all"));
+    keys.push(col("dimension"));
+    keys.push(col("dimension_value"));
+    keys.extend(trailing.iter().map(|c| col(*c)));
+    lf.with_column(col("dimension").neq(lit(ALL)).alias("__not_all"))
+        .sort_by_exprs(keys, Default::default())
+        .drop(cols(["__not_all"]))
+}
+
 /// `x` clipped to `[lo, hi]`.
 pub fn clip(x: Expr, lo: f64, hi: f64) -> Expr {
     when(x.clone().lt(lit(lo)))

@@ -36,7 +36,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, ALL};
+use super::common::{by_dimensions, ratio, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::ltv_segments::{self, LtvSegments};
 use super::support_kpis::SlaTargets;
@@ -390,18 +390,8 @@ pub fn cx_impact(
                     .alias("lift_vs_all"),
                 (ratio(col("churned_share"), col("__all_churned_share")) - lit(1.0))
                     .alias("churn_lift_vs_all"),
-                col("dimension").neq(lit(ALL)).alias("__not_all"),
             ])
-            .sort_by_exprs(
-                [
-                    col("driver"),
-                    col("__not_all"),
-                    col("dimension"),
-                    col("dimension_value"),
-                    col("driver_value"),
-                ],
-                Default::default(),
-            )
+            .sort_overall_first(&["driver"], &["driver_value"])
             .select([
                 col("driver"),
                 col("driver_value"),

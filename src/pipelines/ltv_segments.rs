@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, ALL};
+use super::common::{by_dimensions, ratio, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
@@ -521,17 +521,8 @@ pub fn ltv_segments(
         )
         .alias("share_of_customers"),
         ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
-        col("dimension").neq(lit(ALL)).alias("__not_all"),
     ])
-    .sort_by_exprs(
-        [
-            col("__not_all"),
-            col("dimension"),
-            col("dimension_value"),
-            col("rfm_segment"),
-        ],
-        Default::default(),
-    )
+    .sort_overall_first(&[], &["rfm_segment"])
     .select([
         col("dimension"),
         col("dimension_value"),

@@ -27,7 +27,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, count_true, ratio, ALL};
+use super::common::{by_dimensions, count_true, ratio, SortOverallFirst};
 use super::survey_scores::Scale;
 use crate::config::Period;
 use crate::time::{parse_duration_s, Calendar};
@@ -200,17 +200,8 @@ pub fn support_kpis(
             ratio(col("csat_responses"), col("resolved")).alias("csat_response_rate"),
             cal.period_complete(col("period"), p.period)
                 .alias("complete"),
-            col("dimension").neq(lit(ALL)).alias("__not_all"),
         ])
-        .sort_by_exprs(
-            [
-                col("period"),
-                col("__not_all"),
-                col("dimension"),
-                col("dimension_value"),
-            ],
-            Default::default(),
-        )
+        .sort_overall_first(&["period"], &[])
         .select([
             col("period"),
             col("dimension"),

@@ -22,7 +22,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, clip, count_true, ALL};
+use super::common::{by_dimensions, clip, count_true, SortOverallFirst};
 use crate::config::{ScaleConfig, ScalesConfig, SurveyScoresParams};
 use crate::time::Calendar;
 
@@ -219,18 +219,7 @@ pub fn survey_scores(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Cale
             col("ci_high"),
             col("complete"),
         ])
-        .with_column(col("dimension").neq(lit(ALL)).alias("__not_all"))
-        .sort_by_exprs(
-            [
-                col("period"),
-                col("survey"),
-                col("__not_all"),
-                col("dimension"),
-                col("dimension_value"),
-            ],
-            Default::default(),
-        )
-        .drop(cols(["__not_all"]))
+        .sort_overall_first(&["period", "survey"], &[])
 }
 
 #[cfg(test)]
