@@ -482,22 +482,7 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-
-    fn us(s: &str) -> i64 {
-        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-            .unwrap()
-            .and_utc()
-            .timestamp_micros()
-    }
-
-    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
-        Column::new(name.into(), v)
-            .cast(&DataType::Datetime(
-                TimeUnit::Microseconds,
-                Some(TimeZone::UTC),
-            ))
-            .unwrap()
-    }
+    use crate::testutil::{us, utc};
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()

@@ -18,5 +18,7 @@ pub mod output;
 pub mod paths;
 pub mod pipelines;
 pub mod runner;
+#[cfg(test)]
+pub mod testutil;
 pub mod time;
 pub mod validate;

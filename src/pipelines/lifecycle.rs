@@ -121,27 +121,11 @@ pub fn attach_segments(lf: LazyFrame, inputs: &Inputs, by: &[String]) -> LazyFra
 /// Hand-built inputs for the lifecycle pipelines' unit tests.
 #[cfg(test)]
 pub mod testing {
-    use chrono::NaiveDateTime;
     use polars::prelude::*;
 
     use super::Inputs;
     use crate::contracts::InputKind;
-
-    pub fn us(s: &str) -> i64 {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-            .unwrap()
-            .and_utc()
-            .timestamp_micros()
-    }
-
-    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
-        Column::new(name.into(), v)
-            .cast(&DataType::Datetime(
-                TimeUnit::Microseconds,
-                Some(TimeZone::UTC),
-            ))
-            .unwrap()
-    }
+    pub use crate::testutil::{us, utc};
 
     #[derive(Default)]
     pub struct Data {
