@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck sample-data bench build
+.PHONY: run test fmt-check clippy unit crosscheck sample-data bench
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -33,3 +33,8 @@ crosscheck:
 sample-data:
 	$(CARGO) build --release --locked
 	$(RELEASE_BIN) generate --out sample-data --customers 5000 --days 548 --seed 42
+
+## Benchmark (release): 100k and 1M customers; results in bench/results.md.
+bench:
+	$(CARGO) build --release --locked
+	$(PYTHON) bench/run.py $(RELEASE_BIN) 100000 1000000
