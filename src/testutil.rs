@@ -1,4 +1,5 @@
-//! Helpers shared by the unit tests: UTC instants and timestamp columns from readable strings.
+//! Helpers shared by the unit tests: UTC instants and timestamp columns from readable strings,
+//! and plain vectors from result columns.
 
 use chrono::NaiveDateTime;
 use polars::prelude::*;
@@ -19,4 +20,37 @@ pub fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
             Some(TimeZone::UTC),
         ))
         .unwrap()
+}
+
+pub fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+pub fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name).unwrap().f64().unwrap().iter().collect()
+}
+
+pub fn bools(df: &DataFrame, name: &str) -> Vec<bool> {
+    df.column(name)
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+pub fn strs(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect()
 }

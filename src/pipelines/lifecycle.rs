@@ -125,7 +125,7 @@ pub mod testing {
 
     use super::Inputs;
     use crate::contracts::InputKind;
-    pub use crate::testutil::{us, utc};
+    pub use crate::testutil::{bools, f64s, i64s, strs, us, utc};
 
     #[derive(Default)]
     pub struct Data {
@@ -230,39 +230,6 @@ pub mod testing {
             );
             m
         }
-    }
-
-    pub fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
-        df.column(name)
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect()
-    }
-
-    pub fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
-        df.column(name).unwrap().f64().unwrap().iter().collect()
-    }
-
-    pub fn bools(df: &DataFrame, name: &str) -> Vec<bool> {
-        df.column(name)
-            .unwrap()
-            .bool()
-            .unwrap()
-            .iter()
-            .map(|b| b.unwrap())
-            .collect()
-    }
-
-    pub fn strs(df: &DataFrame, name: &str) -> Vec<String> {
-        df.column(name)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|s| s.unwrap().to_string())
-            .collect()
     }
 
     pub fn dates(df: &DataFrame, name: &str) -> Vec<String> {

@@ -228,6 +228,7 @@ mod tests {
 
     use super::*;
     use crate::config::Period;
+    use crate::testutil::{i64s, strs};
 
     fn ts(s: &str) -> i64 {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
@@ -290,25 +291,6 @@ mod tests {
             .f64()
             .unwrap()
             .into_no_null_iter()
-            .collect()
-    }
-
-    fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
-        df.column(name)
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect()
-    }
-
-    fn strs(df: &DataFrame, name: &str) -> Vec<String> {
-        df.column(name)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap().to_string())
             .collect()
     }
 
