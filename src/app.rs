@@ -60,6 +60,7 @@ fn dispatch(cli: Cli) -> Result<(), CxError> {
                 customers: args.customers,
                 days: args.days,
                 seed: args.seed,
+                intensity: args.intensity,
             })?;
             println!("cxmetrics: generated into {}", args.out.display());
             for (name, rows) in counts {

@@ -66,4 +66,8 @@ pub struct GenerateArgs {
     /// Random seed; the same seed and sizes give the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Activity multiplier: ticket and purchase rates scale by it, drop-out per purchase divides
+    /// by it, product events scale by its square root. 1 gives the committed sample data.
+    #[arg(long, default_value_t = 1.0)]
+    pub intensity: f64,
 }

@@ -22,6 +22,9 @@
 //! - A little dirt on purpose (about 0.1 % duplicate order rows, 0.2 % out-of-scale survey
 //!   scores) so `rejected_rows` has something to show, well under the default 1 % threshold.
 //!
+//! `intensity` (default 1) scales activity for benchmarks: ticket and purchase rates times
+//! `intensity`, drop-out per purchase divided by it, product events times its square root.
+//!
 //! Memory is bounded: customers are generated and written in batches of `BATCH` customers.
 
 use std::fs::{self, File};
@@ -41,6 +44,11 @@ pub struct GenerateOptions {
     pub customers: u64,
     pub days: u32,
     pub seed: u64,
+    /// Activity multiplier (1 = the sample data's rates): ticket and purchase rates scale by
+    /// it, the per-purchase drop-out probability divides by it and the product-event mean
+    /// scales by its square root, so a benchmark can reach about ten orders per customer
+    /// without changing the default bytes.
+    pub intensity: f64,
 }
 
 const BATCH: u64 = 20_000;
@@ -229,6 +237,7 @@ fn customer(
     idx: u64,
     start_us: i64,
     days: u32,
+    intensity: f64,
     ids: &mut Ids,
     b: &mut Batch,
 ) {
@@ -252,7 +261,7 @@ fn customer(
         "free" => 0.004,
         "pro" => 0.007,
         _ => 0.010,
-    };
+    } * intensity;
     let n_tickets = poisson(rng, life_days * ticket_rate);
     struct T {
         created: i64,
@@ -360,8 +369,8 @@ fn customer(
     };
 
     // Purchases: BG/NBD with drop-out raised by bad support.
-    let rate_per_day = gamma(rng, 0.9, 1.0 / 30.0);
-    let p_drop = Beta::new(1.2, 5.0).expect("valid").sample(rng);
+    let rate_per_day = gamma(rng, 0.9, 1.0 / 30.0) * intensity;
+    let p_drop = Beta::new(1.2, 5.0).expect("valid").sample(rng) / intensity;
     let p_drop = (p_drop * (1.0 + 3.0 * bad_share) * (-0.6 * affinity).exp()).min(0.95);
     let spend_mean = gamma(rng, 3.0, 20.0);
     let mut purchases: Vec<i64> = Vec::new();
@@ -532,7 +541,7 @@ fn customer(
     }
 
     // Product events: an early burst that decays, thinning out, none after drop-out.
-    let mean_events = 12.0 + 25.0 * rng.gen::<f64>();
+    let mean_events = (12.0 + 25.0 * rng.gen::<f64>()) * intensity.sqrt();
     let n_events = poisson(rng, mean_events);
     let decay = Exp::new(1.0 / 40.0).expect("valid");
     for _ in 0..n_events {
@@ -660,6 +669,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<(&'static str, u64)>> {
     if opts.days == 0 {
         return Err(CxError::Usage("--days must be at least 1".into()));
     }
+    if !(opts.intensity.is_finite() && opts.intensity > 0.0) {
+        return Err(CxError::Usage(
+            "--intensity must be a positive number".into(),
+        ));
+    }
     fs::create_dir_all(&opts.out)
         .map_err(|e| CxError::internal(format!("creating {}", opts.out.display()), e))?;
     let gen_err = |e: PolarsError| CxError::internal("generating data", e);
@@ -677,7 +691,15 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<(&'static str, u64)>> {
         let n = BATCH.min(opts.customers - idx);
         let mut batch = Batch::default();
         for i in idx..idx + n {
-            customer(&mut rng, i, start_us, opts.days, &mut ids, &mut batch);
+            customer(
+                &mut rng,
+                i,
+                start_us,
+                opts.days,
+                opts.intensity,
+                &mut ids,
+                &mut batch,
+            );
         }
         idx += n;
         let frames = batch.frames().map_err(gen_err)?;

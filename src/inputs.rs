@@ -435,10 +435,11 @@ fn clean(
         ]),
         None => lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
     };
+    let any_rejected = marked.column("__reason")?.null_count() < marked.height();
     let summary = marked
         .clone()
         .lazy()
-        .filter(col("__reason").is_not_null())
+        .filter(col("__reason").is_not_null().and(lit(any_rejected)))
         .sort(["__row"], Default::default())
         .group_by([col("__reason")])
         .agg([len().alias("n"), example.first().alias("example")])
@@ -456,11 +457,16 @@ fn clean(
         })
         .collect();
 
-    let data = marked
-        .lazy()
-        .filter(col("__reason").is_null())
-        .drop(cols(["__reason", "__row"]))
-        .collect()?;
+    // Most inputs are clean: then there is nothing to filter out, and no copy to make.
+    let data = if any_rejected {
+        marked
+            .lazy()
+            .filter(col("__reason").is_null())
+            .drop(cols(["__reason", "__row"]))
+            .collect()?
+    } else {
+        marked.drop_many(["__reason", "__row"])
+    };
     let null_signup_at = match kind {
         InputKind::Customers => Some(data.column("signup_at")?.null_count() as u64),
         _ => None,

@@ -13,6 +13,7 @@ pub mod contracts;
 pub mod error;
 pub mod generate;
 pub mod inputs;
+pub mod keys;
 pub mod log;
 pub mod output;
 pub mod paths;

@@ -13,6 +13,7 @@ use crate::cli::LogFormat;
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
 use crate::inputs::{self, InputReport};
+use crate::keys::CustomerKeys;
 use crate::log::{Field, Log};
 use crate::output::{self, OutputPlan, Staging, WrittenTable};
 use crate::pipelines::{BuildContext, Inputs, Pipeline, NAMES};
@@ -84,7 +85,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         .collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
-    let mut frames: Inputs = BTreeMap::new();
+    let mut loaded_frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
     let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
     let mut input_problems = Vec::new();
     for (kind, source) in &sources {
@@ -104,7 +105,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
                     fields.push(("rows_null_signup_at", Field::Int(n)));
                 }
                 log.stage("input", kind.name(), t.elapsed(), &fields);
-                frames.insert(*kind, loaded.data.lazy());
+                loaded_frames.insert(*kind, loaded.data);
                 reports.insert(*kind, loaded.report);
             }
             Err(CxError::Input { problems }) => input_problems.extend(problems),
@@ -141,10 +142,20 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         return Err(CxError::Quality { breaches });
     }
 
+    let t = Instant::now();
+    let keys = CustomerKeys::encode(&mut loaded_frames)
+        .map_err(|e| CxError::internal("encoding customer ids", e))?;
+    log.stage("input", "customer_keys", t.elapsed(), &[]);
+    let frames: Inputs = loaded_frames
+        .into_iter()
+        .map(|(k, df)| (k, df.lazy()))
+        .collect();
+
     // Pipelines.
-    let ctx = BuildContext {
+    let mut ctx = BuildContext {
         cal: &cal,
         customers_have_signup: customers_have_signup(&frames)?,
+        predicted_clv: None,
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
     for p in &pipelines {
@@ -152,9 +163,20 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         let outputs = p
             .build(&frames, &ctx)
             .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
-        for (name, lf) in outputs {
-            let df = guarded_collect(lf).map_err(|e| {
-                CxError::internal(format!("computing pipeline {} (table {name})", p.name()), e)
+        let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
+        // One query for all of a pipeline's tables, so the parts they share run once.
+        let dfs = guarded_collect_all(outputs.into_iter().map(|(_, lf)| lf).collect())
+            .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
+        for (name, df) in names.into_iter().zip(dfs) {
+            if name == "customer_ltv" {
+                ctx.predicted_clv = Some(
+                    df.select(["customer_id", "predicted_clv"])
+                        .map_err(|e| CxError::internal("customer_ltv columns", e))?
+                        .lazy(),
+                );
+            }
+            let df = keys.decode(df).map_err(|e| {
+                CxError::internal(format!("decoding customer ids of table {name}"), e)
             })?;
             log.stage(
                 "pipeline",
@@ -308,9 +330,16 @@ fn model_summary(tables: &[(String, DataFrame)]) -> Option<serde_json::Value> {
     Some(serde_json::Value::Array(rows))
 }
 
-fn guarded_collect(lf: LazyFrame) -> std::result::Result<DataFrame, String> {
-    match catch_unwind(AssertUnwindSafe(|| lf.collect())) {
-        Ok(Ok(df)) => Ok(df),
+fn guarded_collect_all(lfs: Vec<LazyFrame>) -> std::result::Result<Vec<DataFrame>, String> {
+    let Some(first) = lfs.first() else {
+        return Ok(Vec::new());
+    };
+    let opt = first.get_current_optimizations();
+    let plans = lfs.into_iter().map(|lf| lf.logical_plan).collect();
+    match catch_unwind(AssertUnwindSafe(|| {
+        LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt)
+    })) {
+        Ok(Ok(dfs)) => Ok(dfs),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("polars panicked while computing (a bug in cxmetrics or polars)".into()),
     }

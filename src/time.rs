@@ -38,14 +38,15 @@ impl Calendar {
         local_midnight_us(self.tz, self.as_of + Duration::days(1))
     }
 
-    /// Local calendar date of a UTC timestamp expression.
+    /// Local calendar date of a UTC timestamp expression (`Datetime(us)`), as a `Date`.
     pub fn local_date(&self, ts: Expr) -> Expr {
-        // The zone was validated when the calendar was built.
-        let tz = polars::prelude::TimeZone::opt_try_new(Some(self.timezone.as_str()))
-            .ok()
-            .flatten()
-            .unwrap_or(polars::prelude::TimeZone::UTC);
-        ts.dt().convert_time_zone(tz).dt().date()
+        // polars' convert_time_zone asks chrono-tz about every row; with a few transitions a
+        // year, looking the offset up in a table built once per column is many times faster.
+        let tz = self.tz;
+        ts.map(
+            move |c: Column| local_dates(tz, &c),
+            |_, f: &Field| Ok(Field::new(f.name().clone(), DataType::Date)),
+        )
     }
 
     /// `complete` flag: the whole period starting at `start` lies at or before `as_of`.
@@ -60,6 +61,87 @@ impl Calendar {
     pub fn as_of_period_start(&self, period: Period) -> NaiveDate {
         period_start_of(self.as_of, period)
     }
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// The zone's UTC offsets over a span of instants: `offsets[i]` (µs) holds from `starts[i]`.
+struct OffsetTable {
+    starts: Vec<i64>,
+    offsets: Vec<i64>,
+}
+
+fn utc_offset_us(tz: Tz, at_us: i64) -> i64 {
+    use chrono::Offset as _;
+    let at = chrono::DateTime::from_timestamp_micros(at_us)
+        .unwrap_or_default()
+        .naive_utc();
+    tz.offset_from_utc_datetime(&at).fix().local_minus_utc() as i64 * 1_000_000
+}
+
+impl OffsetTable {
+    /// Samples the offset once per UTC day from `min_us` to `max_us` and pins each change
+    /// to the second by bisection. Assumes at most one offset change per day, true of every
+    /// zone in the tz database since 1900.
+    fn new(tz: Tz, min_us: i64, max_us: i64) -> Self {
+        let mut t = min_us.div_euclid(DAY_US) * DAY_US;
+        let mut off = utc_offset_us(tz, t);
+        let mut table = OffsetTable {
+            starts: vec![i64::MIN],
+            offsets: vec![off],
+        };
+        while t <= max_us {
+            let next = t + DAY_US;
+            let next_off = utc_offset_us(tz, next);
+            if next_off != off {
+                let (mut lo, mut hi) = (t, next);
+                while hi - lo > 1_000_000 {
+                    let mid = lo + (hi - lo) / 2 / 1_000_000 * 1_000_000;
+                    let mid = if mid == lo { lo + 1_000_000 } else { mid };
+                    if utc_offset_us(tz, mid) == off {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                table.starts.push(hi);
+                table.offsets.push(next_off);
+                off = next_off;
+            }
+            t = next;
+        }
+        table
+    }
+
+    fn local_day(&self, at_us: i64) -> i32 {
+        let i = self.starts.partition_point(|s| *s <= at_us) - 1;
+        (at_us + self.offsets[i]).div_euclid(DAY_US) as i32
+    }
+}
+
+/// The `Calendar::local_date` kernel: `Datetime` column -> local `Date` column in `tz`.
+fn local_dates(tz: Tz, c: &Column) -> PolarsResult<Column> {
+    let per_us = match c.dtype() {
+        DataType::Datetime(TimeUnit::Microseconds, _) => 1,
+        DataType::Datetime(TimeUnit::Milliseconds, _) => -1_000,
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => 1_000,
+        dt => polars_bail!(ComputeError: "local_date expects a Datetime, got {dt}"),
+    };
+    let ca = c.cast(&DataType::Int64)?;
+    let ca = ca.i64()?;
+    let to_us = move |v: i64| match per_us {
+        1 => v,
+        -1_000 => v * 1_000,
+        n => v.div_euclid(n),
+    };
+    let days: Int32Chunked = match (ca.min(), ca.max()) {
+        (Some(lo), Some(hi)) => {
+            let table = OffsetTable::new(tz, to_us(lo), to_us(hi));
+            ca.apply_nonnull_values_generic(DataType::Int32, |v| table.local_day(to_us(v)))
+        }
+        _ => Int32Chunked::full_null(ca.name().clone(), ca.len()),
+    };
+    days.into_column().cast(&DataType::Date)
 }
 
 /// A `Date` literal. (`lit(NaiveDate)` makes a nanosecond Datetime in this polars version.)

@@ -12,25 +12,60 @@ pub const UNKNOWN: &str = "unknown";
 /// `by` column (dimension = the column name, dimension_value = its value as a string, nulls as
 /// "unknown"), and stacks the results. Output columns: keys..., dimension, dimension_value, aggs...
 pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr]) -> LazyFrame {
-    let mut dims: Vec<(String, Expr)> = vec![(ALL.to_string(), lit(ALL))];
+    let mut parts: Vec<LazyFrame> =
+        vec![lf.clone().group_by(keys.to_vec()).agg(aggs).with_columns([
+            lit(ALL).alias("dimension"),
+            lit(ALL).alias("dimension_value"),
+        ])];
     for b in by {
-        dims.push((
-            b.clone(),
+        let mut group: Vec<Expr> = keys.to_vec();
+        group.push(
             col(b.as_str())
                 .cast(DataType::String)
-                .fill_null(lit(UNKNOWN)),
-        ));
+                .fill_null(lit(UNKNOWN))
+                .alias("dimension_value"),
+        );
+        parts.push(
+            lf.clone()
+                .group_by(group)
+                .agg(aggs)
+                .with_column(lit(b.clone()).alias("dimension")),
+        );
     }
-    let parts: Vec<LazyFrame> = dims
-        .into_iter()
-        .map(|(name, value)| {
-            let mut group: Vec<Expr> = keys.to_vec();
-            group.push(lit(name).alias("dimension"));
-            group.push(value.alias("dimension_value"));
-            lf.clone().group_by(group).agg(aggs)
-        })
-        .collect();
+    // The literal dimension is added after aggregating: a constant group key would make every
+    // row of a large grid go through the slower multi-column hashing.
+    let mut overall = parts[0].clone();
+    let names: Vec<String> = overall
+        .collect_schema()
+        .map(|s| s.iter_names().map(|n| n.to_string()).collect())
+        .unwrap_or_default();
+    let (key_names, agg_names) = names.split_at(keys.len().min(names.len()));
+    let mut order: Vec<Expr> = key_names.iter().map(|k| col(k.as_str())).collect();
+    order.push(col("dimension"));
+    order.push(col("dimension_value"));
+    order.extend(
+        agg_names
+            .iter()
+            .filter(|n| !n.starts_with("dimension"))
+            .map(|a| col(a.as_str())),
+    );
+    let parts: Vec<LazyFrame> = parts.into_iter().map(|p| p.select(order.clone())).collect();
     concat(parts, UnionArgs::default()).expect("at least the overall row set")
+}
+
+/// True when `customer_id` holds the runner's integer keys (see `crate::keys`) rather than
+/// the raw strings that unit tests use.
+pub fn keyed(lf: &mut LazyFrame) -> bool {
+    lf.collect_schema()
+        .map(|s| s.get("customer_id") == Some(&DataType::UInt32))
+        .unwrap_or(false)
+}
+
+/// One UInt64 holding (customer key, a 32-bit integer such as a day number), for
+/// single-column hashing where the pair is a key. Only for `keyed` frames.
+pub fn customer_pair(other: Expr) -> Expr {
+    (col("customer_id").cast(DataType::UInt64) * lit(1u64 << 32))
+        + (other.cast(DataType::Int64) + lit(1i64 << 31)).cast(DataType::UInt64)
 }
 
 /// Sorts a table with `dimension` / `dimension_value` columns: by the `leading` columns, then

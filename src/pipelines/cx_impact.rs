@@ -223,6 +223,7 @@ pub fn cx_impact(
     inputs: &Inputs,
     p: &CxImpact,
     cal: &Calendar,
+    fitted: Option<LazyFrame>,
 ) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
     let orders = inputs[&InputKind::Orders].clone();
     let as_of = day_num(date_lit(cal.as_of));
@@ -248,7 +249,10 @@ pub fn cx_impact(
         );
     base = match &p.ltv {
         Some(ltv) => base.join(
-            ltv_segments::predicted_clv(orders, ltv, cal)?.lazy(),
+            match fitted {
+                Some(f) => f,
+                None => ltv_segments::predicted_clv(orders, ltv, cal)?.lazy(),
+            },
             [col("customer_id")],
             [col("customer_id")],
             JoinArgs::new(JoinType::Left),
@@ -623,7 +627,7 @@ mod tests {
     #[test]
     fn every_driver_and_outcome_by_hand() {
         let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
-        let out = cx_impact(&inputs(), &params(), &cal).unwrap();
+        let out = cx_impact(&inputs(), &params(), &cal, None).unwrap();
         let impact = out[0].1.clone().collect().unwrap();
         let values = |driver: &str| -> Vec<(String, i64)> {
             let d = impact

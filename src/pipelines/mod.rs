@@ -56,11 +56,14 @@ pub enum Pipeline {
 }
 
 /// Facts about the loaded data that some defaults depend on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BuildContext<'a> {
     pub cal: &'a Calendar,
     /// The job has `customers` and some customer has a `signup_at` (activation's anchor default).
     pub customers_have_signup: bool,
+    /// (customer_id, predicted_clv) from this run's `ltv_segments`, once it has run, so that
+    /// `cx_impact` does not fit the same model a second time.
+    pub predicted_clv: Option<LazyFrame>,
 }
 
 type Problems = Vec<(String, String)>;
@@ -394,7 +397,9 @@ impl Pipeline {
                 vec![("activation", activation::activation(inputs, p, anchor, cal))]
             }
             Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
-            Pipeline::CxImpact(p) => cx_impact::cx_impact(inputs, p, cal)?,
+            Pipeline::CxImpact(p) => {
+                cx_impact::cx_impact(inputs, p, cal, ctx.predicted_clv.clone())?
+            }
         })
     }
 }

@@ -1,8 +1,11 @@
 """Shared pieces of the DuckDB cross-checks: the input cleaning rules of the README, written
 independently of the Rust code, and the row-by-row comparison."""
 import datetime
+import json
 import math
+import os
 import sys
+import tempfile
 
 import duckdb
 
@@ -72,8 +75,25 @@ def period_end_complete(con, period_start, period, as_of):
     return end <= datetime.date.fromisoformat(as_of) + datetime.timedelta(days=1)
 
 
+def write_expected(table, expected, columns, key_len):
+    """When CROSSCHECK_EXPECTED_DIR is set (by `make bench`), writes this implementation's own
+    table there as Parquet, so the benchmark's DuckDB side produces files like cxmetrics."""
+    out_dir = os.environ.get("CROSSCHECK_EXPECTED_DIR")
+    if not out_dir:
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    names = [f"key{i}" for i in range(key_len)] + list(columns)
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for key, vals in expected.items():
+            row = [v.isoformat() if isinstance(v, datetime.date) else v for v in (*key, *vals)]
+            f.write(json.dumps(dict(zip(names, row))) + "\n")
+    duckdb.execute(f"COPY (SELECT * FROM read_json_auto('{f.name}')) TO '{out_dir}/{table}.parquet' (FORMAT parquet)")
+    os.unlink(f.name)
+
+
 def compare(table, got_rows, expected, columns, key_len):
     """got_rows: tuples (key..., values...); expected: {key: tuple(values)} in `columns` order."""
+    write_expected(table, expected, columns, key_len)
     problems = []
     seen = set()
     for row in got_rows:
