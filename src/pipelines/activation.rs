@@ -12,7 +12,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, SortOverallFirst};
+use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
@@ -60,14 +60,15 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
             (col("day").cast(DataType::Int32) - col("__s")).alias("__o"),
         ]);
     let grid = match p.mode {
-        ActivationMode::OnDay => grid.join(
-            offsets
-                .unique(None, UniqueKeepStrategy::Any)
-                .with_column(lit(true).alias("__hit")),
-            [col("customer_id"), col("day")],
-            [col("customer_id"), col("__o")],
-            JoinArgs::new(JoinType::Left),
-        ),
+        ActivationMode::OnDay => {
+            let mut offsets = offsets.select([col("customer_id"), col("__o").alias("day")]);
+            let pair = PairKey::new(&mut offsets, "day");
+            pair.left_join(
+                grid,
+                pair.unique(offsets).with_column(lit(true).alias("__hit")),
+                &["__hit"],
+            )
+        }
         ActivationMode::Within => grid
             .join(
                 offsets

@@ -18,7 +18,7 @@
 use chrono::Duration;
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, SortOverallFirst};
+use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
@@ -86,24 +86,30 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
             acts.clone()
                 .with_column(days(col("day")).alias("__d"))
                 .sort(["customer_id", "__d"], Default::default())
+                // Sorted by customer, a span starts at each customer's first day and after
+                // each gap of more than n days; numbering the starts over the whole frame
+                // gives every span its own id without per-customer windows.
                 .with_column(
-                    (col("__d") - col("__d").shift(lit(1)).over([col("customer_id")])?)
+                    when(col("customer_id").eq(col("customer_id").shift(lit(1))))
+                        .then(col("__d") - col("__d").shift(lit(1)))
+                        .otherwise(lit(NULL).cast(DataType::Int32))
                         .alias("__gap"),
                 )
                 .with_column(
                     col("__gap")
                         .is_null()
                         .or(col("__gap").gt(lit(n)))
-                        .cast(DataType::Int32)
+                        .cast(DataType::UInt32)
                         .cum_sum(false)
-                        .over([col("customer_id")])?
                         .alias("__span"),
                 )
-                .group_by([col("customer_id"), col("__span")])
+                .group_by([col("__span")])
                 .agg([
+                    col("customer_id").first(),
                     col("__d").min().alias("__a"),
                     (col("__d").max() + lit(n - 1)).alias("__b"),
                 ])
+                .drop(cols(["__span"]))
         }
         ChurnMode::Subscription => inputs[&InputKind::Customers]
             .clone()
@@ -128,7 +134,7 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
     let periods = period_table(p.period, cal);
     let to_idx = |d: Expr| p.period.index(d.cast(DataType::Date));
     // Each span touches the periods from the one containing a through the one after b's.
-    let membership = spans
+    let touched = spans
         .with_column(
             int_ranges(
                 to_idx(col("__a")),
@@ -160,9 +166,11 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
                 .gt_eq(col("__a"))
                 .and(days(col("__end")).lt_eq(col("__b")))
                 .alias("__e"),
-        ])
-        .group_by([col("customer_id"), col("__pidx")])
-        .agg([col("__s").any(true), col("__e").any(true)])
+        ]);
+    let mut touched = touched;
+    let pair = PairKey::new(&mut touched, "__pidx");
+    let membership = pair
+        .group_by(touched, vec![col("__s").any(true), col("__e").any(true)])
         .filter(col("__s").or(col("__e")));
 
     let flows = membership

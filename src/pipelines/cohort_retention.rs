@@ -18,7 +18,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, SortOverallFirst};
+use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
@@ -84,14 +84,15 @@ pub fn cohort_retention(
                 .alias("period"),
         )
         .filter(col("period").gt_eq(lit(0)))
-        .select([col("customer_id"), col("period")])
-        .unique(None, UniqueKeepStrategy::Any);
+        .select([col("customer_id"), col("period")]);
+    let mut active_k = active_k;
+    let pair = PairKey::new(&mut active_k, "period");
+    let active_k = pair.unique(active_k);
     let grid = match p.mode {
-        RetentionMode::On => grid.join(
+        RetentionMode::On => pair.left_join(
+            grid,
             active_k.with_column(lit(true).alias("__active")),
-            [col("customer_id"), col("period")],
-            [col("customer_id"), col("period")],
-            JoinArgs::new(JoinType::Left),
+            &["__active"],
         ),
         RetentionMode::OnOrAfter => grid
             .join(
@@ -120,16 +121,10 @@ pub fn cohort_retention(
                     .cast(DataType::Int32)
                     .alias("period"),
             )
-            .filter(col("period").gt_eq(lit(0)))
-            .group_by([col("customer_id"), col("period")])
-            .agg([col("amount").sum().alias("__revenue")]);
-        grid.join(
-            revenue,
-            [col("customer_id"), col("period")],
-            [col("customer_id"), col("period")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(col("__revenue").fill_null(lit(0.0)))
+            .filter(col("period").gt_eq(lit(0)));
+        let revenue = pair.group_by(revenue, vec![col("amount").sum().alias("__revenue")]);
+        pair.left_join(grid, revenue, &["__revenue"])
+            .with_column(col("__revenue").fill_null(lit(0.0)))
     } else {
         grid.with_column(lit(NULL).cast(DataType::Float64).alias("__revenue"))
     };

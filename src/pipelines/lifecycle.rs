@@ -10,7 +10,7 @@
 
 use polars::prelude::*;
 
-use super::common::{customer_pair, keyed};
+use super::common::PairKey;
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor};
 use crate::contracts::InputKind;
@@ -75,13 +75,7 @@ pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
         concat(parts, UnionArgs::default()).expect("same schema")
     };
     let mut all = all;
-    if keyed(&mut all) {
-        all.with_column(customer_pair(col("day")).alias("__cd"))
-            .unique(Some(cols(["__cd"])), UniqueKeepStrategy::Any)
-            .drop(cols(["__cd"]))
-    } else {
-        all.unique(None, UniqueKeepStrategy::Any)
-    }
+    PairKey::new(&mut all, "day").unique(all)
 }
 
 /// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_days`.

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, SortOverallFirst};
+use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
@@ -148,9 +148,10 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
     let purchase = col("amount").gt_eq(lit(0.0));
     let per_customer = orders
         .clone()
+        // A stable sort: ties keep file order, so sums come out the same on every rerun.
         .sort(
-            ["customer_id", "ordered_at", "order_id"],
-            Default::default(),
+            ["customer_id", "ordered_at"],
+            SortMultipleOptions::default().with_maintain_order(true),
         )
         .group_by_stable([col("customer_id")])
         .agg([
@@ -165,10 +166,10 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
                 .max()
                 .alias("last_order_at"),
         ]);
-    let days = orders
-        .filter(purchase)
-        .group_by([col("customer_id"), col("__day")])
-        .agg([col("amount").sum().alias("__day_amount")])
+    let mut purchases = orders.filter(purchase);
+    let pair = PairKey::new(&mut purchases, "__day");
+    let days = pair
+        .group_by(purchases, vec![col("amount").sum().alias("__day_amount")])
         // Sums of floats depend on their order: fix it, so reruns give identical bytes.
         .sort(["customer_id", "__day"], Default::default())
         .group_by_stable([col("customer_id")])
@@ -177,10 +178,8 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
             col("__day").min().alias("__first_day"),
             col("__day").max().alias("__last_day"),
             col("__day_amount").sum().alias("__sum"),
-            col("__day_amount")
-                .sort_by([col("__day")], Default::default())
-                .first()
-                .alias("__first_amount"),
+            // Already in day order within each customer.
+            col("__day_amount").first().alias("__first_amount"),
         ]);
     let day_num = |c: &str| col(c).cast(DataType::Int32).cast(DataType::Float64);
     per_customer
