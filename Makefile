@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck sample-data bench
+.PHONY: run test fmt-check clippy unit crosscheck sample-data bench bench-large
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -34,7 +34,16 @@ sample-data:
 	$(CARGO) build --release --locked
 	$(RELEASE_BIN) generate --out sample-data --customers 5000 --days 548 --seed 42
 
-## Benchmark (release): 100k and 1M customers; results in bench/results.md.
+## Benchmark (release): cxmetrics vs DuckDB vs the read floor at 100k and 1M customers;
+## results in bench/results.md. Installs the duckdb Python package with pip if missing.
 bench:
 	$(CARGO) build --release --locked
+	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
 	$(PYTHON) bench/run.py $(RELEASE_BIN) 100000 1000000
+
+## The same at 10M customers (only when asked: about 110M orders and 420M events on disk);
+## results in bench/results-large.md.
+bench-large:
+	$(CARGO) build --release --locked
+	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
+	BENCH_RESULTS=bench/results-large.md $(PYTHON) bench/run.py $(RELEASE_BIN) 10000000

@@ -11,7 +11,7 @@ Per data set (number of customers on the command line):
    inputs with the job's parameters, writing its table as Parquet, and comparing it with
    cxmetrics' table row by row (counts exactly, floats to 1e-9 relative). Timed per table.
 
-Writes bench/results.md and prints it. Exit status 1 if any table differs.
+Writes bench/results.md ($BENCH_RESULTS if set) and prints it. Exit status 1 if any table differs.
 
 Usage: python3 bench/run.py CXMETRICS_BIN SIZE [SIZE ...]
 """
@@ -202,7 +202,7 @@ def main():
         lines.append("")
         print("\n".join(lines[-40:]), flush=True)
     text = "\n".join(lines)
-    with open(os.path.join(HERE, "results.md"), "w") as f:
+    with open(os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results.md")), "w") as f:
         f.write(text + "\n")
     print(text)
     sys.exit(1 if failed else 0)

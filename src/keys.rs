@@ -124,11 +124,12 @@ mod tests {
         let orders = &frames[&InputKind::Orders];
         let k: Vec<Option<u32>> = orders.column(KEY).unwrap().u32().unwrap().iter().collect();
         assert_eq!(k, vec![Some(2), Some(0), Some(2)]);
-        assert_eq!(
-            orders.get_column_names_str(),
-            vec!["customer_id", "amount"],
-            "column order is kept"
-        );
+        let names: Vec<&str> = orders
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(names, vec!["customer_id", "amount"], "column order is kept");
         let back = keys.decode(orders.clone()).unwrap();
         assert_eq!(strs(&back, KEY), vec!["C3", "C1", "C3"]);
         let customers = keys.decode(frames[&InputKind::Customers].clone()).unwrap();

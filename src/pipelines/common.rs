@@ -12,11 +12,10 @@ pub const UNKNOWN: &str = "unknown";
 /// `by` column (dimension = the column name, dimension_value = its value as a string, nulls as
 /// "unknown"), and stacks the results. Output columns: keys..., dimension, dimension_value, aggs...
 pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr]) -> LazyFrame {
-    let mut parts: Vec<LazyFrame> =
-        vec![lf.clone().group_by(keys.to_vec()).agg(aggs).with_columns([
-            lit(ALL).alias("dimension"),
-            lit(ALL).alias("dimension_value"),
-        ])];
+    let mut parts: Vec<LazyFrame> = vec![lf.clone().group_by(keys).agg(aggs).with_columns([
+        lit(ALL).alias("dimension"),
+        lit(ALL).alias("dimension_value"),
+    ])];
     for b in by {
         let mut group: Vec<Expr> = keys.to_vec();
         group.push(
@@ -119,12 +118,16 @@ impl PairKey {
     pub fn left_join(&self, left: LazyFrame, right: LazyFrame, values: &[&str]) -> LazyFrame {
         let mut right_cols = self.keys();
         right_cols.extend(values.iter().map(|v| col(*v)));
-        left_join_on(
+        let joined = left_join_on(
             self.add(left),
             self.add(right).select(right_cols),
             self.keys(),
-        )
-        .drop(cols(["__pair"]))
+        );
+        if self.packed {
+            joined.drop(cols(["__pair"]))
+        } else {
+            joined
+        }
     }
 
     /// Group-by on the pair, keeping customer_id and `other` as columns.
