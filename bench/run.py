@@ -67,7 +67,7 @@ def job_text(n, d, out):
             f"output:\n  dir: {out}\n")
 
 
-def duckdb_checks(d, out, expected):
+def duckdb_checks(d, out):
     """(table, pipeline, command) of each DuckDB implementation, for the job above."""
     py = sys.executable
     cc = lambda s: os.path.join(CROSSCHECK, s)
@@ -161,7 +161,7 @@ def main():
 
         env = dict(os.environ, CROSSCHECK_EXPECTED_DIR=expected)
         duck = []
-        for table, pipeline, cmd in duckdb_checks(d, out, expected):
+        for table, pipeline, cmd in duckdb_checks(d, out):
             q, dwall, drss = timed(cmd, env=env, timeout=TIMEOUT_S)
             if q is None:
                 status = f"timed out after {TIMEOUT_S} s"

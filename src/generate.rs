@@ -38,6 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson};
 
 use crate::error::{CxError, Result};
+use crate::time::DAY_US;
 
 pub struct GenerateOptions {
     pub out: PathBuf,
@@ -52,7 +53,6 @@ pub struct GenerateOptions {
 }
 
 const BATCH: u64 = 20_000;
-const DAY_US: i64 = 86_400_000_000;
 const SEC_US: i64 = 1_000_000;
 
 /// The generator's fixed last day (so a seed always gives the same bytes).

@@ -435,37 +435,19 @@ fn clean(
         ]),
         None => lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
     };
+    // Most inputs are clean: then there is no summary to build, nothing to filter out and no
+    // copy to make.
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
-    let summary = marked
-        .clone()
-        .lazy()
-        .filter(col("__reason").is_not_null().and(lit(any_rejected)))
-        .sort(["__row"], Default::default())
-        .group_by([col("__reason")])
-        .agg([len().alias("n"), example.first().alias("example")])
-        .sort(["__reason"], Default::default())
-        .collect()?;
-    let reasons = summary.column("__reason")?.str()?;
-    let counts = summary.column("n")?.cast(&DataType::UInt64)?;
-    let counts = counts.u64()?;
-    let examples = summary.column("example")?.str()?;
-    let rejected = (0..summary.height())
-        .map(|i| Rejection {
-            reason: reasons.get(i).unwrap_or_default().to_string(),
-            row_count: counts.get(i).unwrap_or_default(),
-            example_id: examples.get(i).unwrap_or_default().to_string(),
-        })
-        .collect();
-
-    // Most inputs are clean: then there is nothing to filter out, and no copy to make.
-    let data = if any_rejected {
-        marked
+    let (rejected, data) = if any_rejected {
+        let rejected = rejections(&marked, example)?;
+        let data = marked
             .lazy()
             .filter(col("__reason").is_null())
             .drop(cols(["__reason", "__row"]))
-            .collect()?
+            .collect()?;
+        (rejected, data)
     } else {
-        marked.drop_many(["__reason", "__row"])
+        (Vec::new(), marked.drop_many(["__reason", "__row"]))
     };
     let null_signup_at = match kind {
         InputKind::Customers => Some(data.column("signup_at")?.null_count() as u64),
@@ -481,6 +463,30 @@ fn clean(
             null_signup_at,
         },
     })
+}
+
+/// One `Rejection` per reason (sorted), with its count and the first such row's example id.
+fn rejections(marked: &DataFrame, example: Expr) -> PolarsResult<Vec<Rejection>> {
+    let summary = marked
+        .clone()
+        .lazy()
+        .filter(col("__reason").is_not_null())
+        .sort(["__row"], Default::default())
+        .group_by([col("__reason")])
+        .agg([len().alias("n"), example.first().alias("example")])
+        .sort(["__reason"], Default::default())
+        .collect()?;
+    let reasons = summary.column("__reason")?.str()?;
+    let counts = summary.column("n")?.cast(&DataType::UInt64)?;
+    let counts = counts.u64()?;
+    let examples = summary.column("example")?.str()?;
+    Ok((0..summary.height())
+        .map(|i| Rejection {
+            reason: reasons.get(i).unwrap_or_default().to_string(),
+            row_count: counts.get(i).unwrap_or_default(),
+            example_id: examples.get(i).unwrap_or_default().to_string(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -28,6 +28,22 @@ fn left_join_in_order(frame: LazyFrame, dict: LazyFrame, left: &str, right: &str
     frame.join(dict, [col(left)], [col(right)], args)
 }
 
+/// `table`'s columns in order, with `replacement` (renamed `customer_id`) where
+/// `customer_id` was.
+fn in_place_of_key(table: &DataFrame, replacement: &str) -> Vec<Expr> {
+    table
+        .get_column_names()
+        .iter()
+        .map(|n| {
+            if n.as_str() == KEY {
+                col(replacement).alias(KEY)
+            } else {
+                col(n.as_str())
+            }
+        })
+        .collect()
+}
+
 impl CustomerKeys {
     /// Replaces `customer_id` in every frame by its key.
     pub fn encode(frames: &mut BTreeMap<InputKind, DataFrame>) -> PolarsResult<CustomerKeys> {
@@ -58,19 +74,8 @@ impl CustomerKeys {
         let ids = ids.with_row_index("__key".into(), None)?;
         let dict = ids.clone().lazy();
         for df in frames.values_mut() {
-            let names: Vec<Expr> = df
-                .get_column_names()
-                .iter()
-                .map(|n| {
-                    if n.as_str() == KEY {
-                        col("__key").alias(KEY)
-                    } else {
-                        col(n.as_str())
-                    }
-                })
-                .collect();
             *df = left_join_in_order(df.clone().lazy(), dict.clone(), KEY, KEY)
-                .select(names)
+                .select(in_place_of_key(df, "__key"))
                 .collect()?;
         }
         Ok(CustomerKeys { ids })
@@ -82,17 +87,7 @@ impl CustomerKeys {
             Ok(c) if c.dtype() == &DataType::UInt32 => {}
             _ => return Ok(table),
         }
-        let names: Vec<Expr> = table
-            .get_column_names()
-            .iter()
-            .map(|n| {
-                if n.as_str() == KEY {
-                    col("__id").alias(KEY)
-                } else {
-                    col(n.as_str())
-                }
-            })
-            .collect();
+        let names = in_place_of_key(&table, "__id");
         let dict = self
             .ids
             .clone()

@@ -155,7 +155,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let mut ctx = BuildContext {
         cal: &cal,
         customers_have_signup: customers_have_signup(&frames)?,
-        predicted_clv: None,
+        computed: BTreeMap::new(),
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
     for p in &pipelines {
@@ -168,13 +168,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         let dfs = guarded_collect_all(outputs.into_iter().map(|(_, lf)| lf).collect())
             .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
         for (name, df) in names.into_iter().zip(dfs) {
-            if name == "customer_ltv" {
-                ctx.predicted_clv = Some(
-                    df.select(["customer_id", "predicted_clv"])
-                        .map_err(|e| CxError::internal("customer_ltv columns", e))?
-                        .lazy(),
-                );
-            }
+            ctx.computed.insert(name, df.clone().lazy());
             let df = keys.decode(df).map_err(|e| {
                 CxError::internal(format!("decoding customer ids of table {name}"), e)
             })?;

@@ -22,6 +22,15 @@ pub fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
         .unwrap()
 }
 
+pub fn i32s(df: &DataFrame, name: &str) -> Vec<i32> {
+    df.column(name)
+        .unwrap()
+        .i32()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 pub fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
     df.column(name)
         .unwrap()

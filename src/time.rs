@@ -63,7 +63,8 @@ impl Calendar {
     }
 }
 
-const DAY_US: i64 = 86_400_000_000;
+/// Microseconds in a (24-hour) day.
+pub const DAY_US: i64 = 86_400_000_000;
 
 /// The zone's UTC offsets over a span of instants: `offsets[i]` (µs) holds from `starts[i]`.
 struct OffsetTable {
@@ -121,23 +122,18 @@ impl OffsetTable {
 
 /// The `Calendar::local_date` kernel: `Datetime` column -> local `Date` column in `tz`.
 fn local_dates(tz: Tz, c: &Column) -> PolarsResult<Column> {
-    let per_us = match c.dtype() {
-        DataType::Datetime(TimeUnit::Microseconds, _) => 1,
-        DataType::Datetime(TimeUnit::Milliseconds, _) => -1_000,
-        DataType::Datetime(TimeUnit::Nanoseconds, _) => 1_000,
-        dt => polars_bail!(ComputeError: "local_date expects a Datetime, got {dt}"),
+    let DataType::Datetime(_, zone) = c.dtype() else {
+        polars_bail!(ComputeError: "local_date expects a Datetime, got {}", c.dtype());
     };
-    let ca = c.cast(&DataType::Int64)?;
-    let ca = ca.i64()?;
-    let to_us = move |v: i64| match per_us {
-        1 => v,
-        -1_000 => v * 1_000,
-        n => v.div_euclid(n),
-    };
+    // Same zone, so only the unit changes; the physical values are UTC instants either way.
+    let micros = c
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, zone.clone()))?
+        .cast(&DataType::Int64)?;
+    let ca = micros.i64()?;
     let days: Int32Chunked = match (ca.min(), ca.max()) {
         (Some(lo), Some(hi)) => {
-            let table = OffsetTable::new(tz, to_us(lo), to_us(hi));
-            ca.apply_nonnull_values_generic(DataType::Int32, |v| table.local_day(to_us(v)))
+            let table = OffsetTable::new(tz, lo, hi);
+            ca.apply_nonnull_values_generic(DataType::Int32, |v| table.local_day(v))
         }
         _ => Int32Chunked::full_null(ca.name().clone(), ca.len()),
     };
@@ -288,6 +284,53 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn local_dates_agree_with_chrono_across_dst_changes() {
+        // Every 7 minutes through 2025-2026 (both DST changes each year, a 30-minute zone and
+        // a southern one), plus a null, in milliseconds to exercise the unit conversion.
+        let start = chrono::NaiveDate::from_ymd_opt(2025, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let mut ms: Vec<Option<i64>> = (0..150_000).map(|i| Some(start + i * 7 * 60_000)).collect();
+        ms.push(None);
+        let column = Column::new("t".into(), ms.clone())
+            .cast(&DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap();
+        for zone in [
+            "America/New_York",
+            "Europe/Berlin",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ] {
+            let tz: Tz = zone.parse().unwrap();
+            let got: Vec<Option<i32>> = local_dates(tz, &column)
+                .unwrap()
+                .cast(&DataType::Int32)
+                .unwrap()
+                .i32()
+                .unwrap()
+                .iter()
+                .collect();
+            let epoch = d(1970, 1, 1);
+            let want: Vec<Option<i32>> = ms
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        let at = chrono::DateTime::from_timestamp_millis(v).unwrap();
+                        (at.with_timezone(&tz).date_naive() - epoch).num_days() as i32
+                    })
+                })
+                .collect();
+            assert_eq!(got, want, "{zone}");
+        }
     }
 
     #[test]

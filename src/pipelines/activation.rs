@@ -12,7 +12,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
@@ -49,11 +49,9 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
         .with_column((col("__s") + col("day")).lt_eq(as_of).alias("__eligible"));
     // Activity offsets in days from the anchor.
     let offsets = acts
-        .join(
+        .join_on_customer(
             customers.select([col("customer_id"), col("__s")]),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Inner),
+            JoinType::Inner,
         )
         .select([
             col("customer_id"),
@@ -61,8 +59,8 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
         ]);
     let grid = match p.mode {
         ActivationMode::OnDay => {
-            let mut offsets = offsets.select([col("customer_id"), col("__o").alias("day")]);
-            let pair = PairKey::new(&mut offsets, "day");
+            let offsets = offsets.select([col("customer_id"), col("__o").alias("day")]);
+            let pair = PairKey::new(&offsets, "day");
             pair.left_join(
                 grid,
                 pair.unique(offsets).with_column(lit(true).alias("__hit")),
@@ -70,24 +68,20 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
             )
         }
         ActivationMode::Within => grid
-            .join(
+            .join_on_customer(
                 offsets
                     .filter(col("__o").gt_eq(lit(1)))
                     .group_by([col("customer_id")])
                     .agg([col("__o").min().alias("__first")]),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
+                JoinType::Left,
             )
             .with_column(col("__first").lt_eq(col("day")).alias("__hit")),
         ActivationMode::OnOrAfter => grid
-            .join(
+            .join_on_customer(
                 offsets
                     .group_by([col("customer_id")])
                     .agg([col("__o").max().alias("__last")]),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
+                JoinType::Left,
             )
             .with_column(col("__last").gt_eq(col("day")).alias("__hit")),
     };
@@ -175,13 +169,7 @@ mod tests {
     fn on_day_within_and_on_or_after_with_eligibility_near_as_of() {
         // as_of July 10: D30 is eligible for A (July 1) and B (July 10 = as_of), not for C.
         let on = run(ActivationMode::OnDay, "2026-07-10");
-        let day: Vec<i32> = on
-            .column("day")
-            .unwrap()
-            .i32()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let day = i32s(&on, "day");
         assert_eq!(day, [1, 7, 30]);
         assert_eq!(i64s(&on, "signups"), [3, 3, 3]);
         assert_eq!(i64s(&on, "eligible"), [3, 3, 2]);

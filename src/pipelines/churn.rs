@@ -18,7 +18,7 @@
 use chrono::Duration;
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
@@ -167,8 +167,7 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
                 .and(days(col("__end")).lt_eq(col("__b")))
                 .alias("__e"),
         ]);
-    let mut touched = touched;
-    let pair = PairKey::new(&mut touched, "__pidx");
+    let pair = PairKey::new(&touched, "__pidx");
     let membership = pair
         .group_by(touched, vec![col("__s").any(true), col("__e").any(true)])
         .filter(col("__s").or(col("__e")));
@@ -182,12 +181,7 @@ pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFra
             [col("__pidx")],
             JoinArgs::new(JoinType::Inner),
         )
-        .join(
-            anchors.clone(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+        .join_on_customer(anchors.clone(), JoinType::Left)
         .with_column(
             col("__e")
                 .and(col("__s").not())

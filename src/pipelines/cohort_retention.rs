@@ -18,7 +18,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
 use super::lifecycle::{activity_days, anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
@@ -72,12 +72,7 @@ pub fn cohort_retention(
         .clone()
         .select([col("customer_id"), col("__cidx")]);
     let active_k = acts
-        .join(
-            cidx.clone(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
+        .join_on_customer(cidx.clone(), JoinType::Inner)
         .with_column(
             (p.period.index(col("day")) - col("__cidx"))
                 .cast(DataType::Int32)
@@ -85,8 +80,7 @@ pub fn cohort_retention(
         )
         .filter(col("period").gt_eq(lit(0)))
         .select([col("customer_id"), col("period")]);
-    let mut active_k = active_k;
-    let pair = PairKey::new(&mut active_k, "period");
+    let pair = PairKey::new(&active_k, "period");
     let active_k = pair.unique(active_k);
     let grid = match p.mode {
         RetentionMode::On => pair.left_join(
@@ -95,13 +89,11 @@ pub fn cohort_retention(
             &["__active"],
         ),
         RetentionMode::OnOrAfter => grid
-            .join(
+            .join_on_customer(
                 active_k
                     .group_by([col("customer_id")])
                     .agg([col("period").max().alias("__last")]),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
+                JoinType::Left,
             )
             .with_column(col("period").lt_eq(col("__last")).alias("__active")),
     };
@@ -110,12 +102,7 @@ pub fn cohort_retention(
     let grid = if has_orders {
         let revenue = inputs[&InputKind::Orders]
             .clone()
-            .join(
-                cidx,
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Inner),
-            )
+            .join_on_customer(cidx, JoinType::Inner)
             .with_column(
                 (p.period.index(cal.local_date(col("ordered_at"))) - col("__cidx"))
                     .cast(DataType::Int32)
@@ -233,13 +220,7 @@ mod tests {
                 "2026-02-01"
             ]
         );
-        let k: Vec<i32> = on
-            .column("period")
-            .unwrap()
-            .i32()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let k = i32s(&on, "period");
         assert_eq!(k, [0, 1, 2, 0, 1]);
         assert_eq!(i64s(&on, "cohort_size"), [2, 2, 2, 1, 1]);
         // Jan: A, B; Feb: B; Mar: A. C is not active in March: a zero cell.
@@ -280,13 +261,7 @@ mod tests {
             .unwrap()
             .collect()
             .unwrap();
-        let k: Vec<i32> = df
-            .column("period")
-            .unwrap()
-            .i32()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let k = i32s(&df, "period");
         assert_eq!(k, [0, 1, 0, 1]);
         let rates = f64s(&df, "retention_rate");
         assert_eq!(rates[0], Some(1.0));

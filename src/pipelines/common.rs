@@ -12,10 +12,28 @@ pub const UNKNOWN: &str = "unknown";
 /// `by` column (dimension = the column name, dimension_value = its value as a string, nulls as
 /// "unknown"), and stacks the results. Output columns: keys..., dimension, dimension_value, aggs...
 pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr]) -> LazyFrame {
-    let mut parts: Vec<LazyFrame> = vec![lf.clone().group_by(keys).agg(aggs).with_columns([
-        lit(ALL).alias("dimension"),
-        lit(ALL).alias("dimension_value"),
-    ])];
+    let overall = lf.clone().group_by(keys).agg(aggs);
+    // Output order: the keys, the two dimension columns, then the aggregates.
+    let names: Vec<String> = overall
+        .clone()
+        .collect_schema()
+        .map(|s| s.iter_names().map(|n| n.to_string()).collect())
+        .unwrap_or_default();
+    let (key_names, agg_names) = names.split_at(keys.len().min(names.len()));
+    let order: Vec<Expr> = key_names
+        .iter()
+        .map(|k| col(k.as_str()))
+        .chain([col("dimension"), col("dimension_value")])
+        .chain(agg_names.iter().map(|a| col(a.as_str())))
+        .collect();
+    // The literal dimension is added after aggregating: a constant group key would make every
+    // row of a large grid go through the slower multi-column hashing.
+    let mut parts = vec![overall
+        .with_columns([
+            lit(ALL).alias("dimension"),
+            lit(ALL).alias("dimension_value"),
+        ])
+        .select(order.clone())];
     for b in by {
         let mut group: Vec<Expr> = keys.to_vec();
         group.push(
@@ -28,41 +46,41 @@ pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr])
             lf.clone()
                 .group_by(group)
                 .agg(aggs)
-                .with_column(lit(b.clone()).alias("dimension")),
+                .with_column(lit(b.clone()).alias("dimension"))
+                .select(order.clone()),
         );
     }
-    // The literal dimension is added after aggregating: a constant group key would make every
-    // row of a large grid go through the slower multi-column hashing.
-    let mut overall = parts[0].clone();
-    let names: Vec<String> = overall
-        .collect_schema()
-        .map(|s| s.iter_names().map(|n| n.to_string()).collect())
-        .unwrap_or_default();
-    let (key_names, agg_names) = names.split_at(keys.len().min(names.len()));
-    let mut order: Vec<Expr> = key_names.iter().map(|k| col(k.as_str())).collect();
-    order.push(col("dimension"));
-    order.push(col("dimension_value"));
-    order.extend(
-        agg_names
-            .iter()
-            .filter(|n| !n.starts_with("dimension"))
-            .map(|a| col(a.as_str())),
-    );
-    let parts: Vec<LazyFrame> = parts.into_iter().map(|p| p.select(order.clone())).collect();
     concat(parts, UnionArgs::default()).expect("at least the overall row set")
+}
+
+/// Joins on `customer_id`, the key of nearly every join in the pipelines.
+pub trait JoinOnCustomer {
+    fn join_on_customer(self, other: LazyFrame, how: JoinType) -> LazyFrame;
+}
+
+impl JoinOnCustomer for LazyFrame {
+    fn join_on_customer(self, other: LazyFrame, how: JoinType) -> LazyFrame {
+        self.join(
+            other,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(how),
+        )
+    }
 }
 
 /// True when `customer_id` holds the runner's integer keys (see `crate::keys`) rather than
 /// the raw strings that unit tests use.
-pub fn keyed(lf: &mut LazyFrame) -> bool {
-    lf.collect_schema()
+fn keyed(lf: &LazyFrame) -> bool {
+    lf.clone()
+        .collect_schema()
         .map(|s| s.get("customer_id") == Some(&DataType::UInt32))
         .unwrap_or(false)
 }
 
 /// One UInt64 holding (customer key, a 32-bit integer such as a day number), for
 /// single-column hashing where the pair is a key. Only for `keyed` frames.
-pub fn customer_pair(other: Expr) -> Expr {
+fn customer_pair(other: Expr) -> Expr {
     (col("customer_id").cast(DataType::UInt64) * lit(1u64 << 32))
         + (other.cast(DataType::Int64) + lit(1i64 << 31)).cast(DataType::UInt64)
 }
@@ -77,7 +95,8 @@ pub struct PairKey {
 }
 
 impl PairKey {
-    pub fn new(lf: &mut LazyFrame, other: &str) -> Self {
+    /// The key for (customer_id, `other`) in frames shaped like `lf`.
+    pub fn new(lf: &LazyFrame, other: &str) -> Self {
         PairKey {
             packed: keyed(lf),
             other: other.to_string(),
@@ -85,7 +104,7 @@ impl PairKey {
     }
 
     /// `lf` with the key column added (when packed).
-    pub fn add(&self, lf: LazyFrame) -> LazyFrame {
+    fn add(&self, lf: LazyFrame) -> LazyFrame {
         if self.packed {
             lf.with_column(customer_pair(col(self.other.as_str())).alias("__pair"))
         } else {
@@ -94,7 +113,7 @@ impl PairKey {
     }
 
     /// The key columns.
-    pub fn keys(&self) -> Vec<Expr> {
+    fn keys(&self) -> Vec<Expr> {
         if self.packed {
             vec![col("__pair")]
         } else {

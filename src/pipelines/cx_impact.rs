@@ -36,7 +36,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::ltv_segments::{self, LtvSegments};
 use super::support_kpis::SlaTargets;
@@ -219,6 +219,9 @@ fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
         ])
 }
 
+/// Computes `cx_impact` and `nps_migration`. `fitted` is (customer_id, predicted_clv) from
+/// this run's `customer_ltv` when it exists; without it, and with a model in `p.ltv`, the
+/// same model is fitted here.
 pub fn cx_impact(
     inputs: &Inputs,
     p: &CxImpact,
@@ -248,14 +251,12 @@ pub fn cx_impact(
                 .alias("__churned"),
         );
     base = match &p.ltv {
-        Some(ltv) => base.join(
+        Some(ltv) => base.join_on_customer(
             match fitted {
                 Some(f) => f,
                 None => ltv_segments::predicted_clv(orders, ltv, cal)?.lazy(),
             },
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
+            JoinType::Left,
         ),
         None => base.with_column(lit(NULL).cast(DataType::Float64).alias("predicted_clv")),
     };
@@ -265,12 +266,7 @@ pub fn cx_impact(
     for (driver, default, values) in drivers(inputs, p, cal) {
         let per = base
             .clone()
-            .join(
-                values,
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
-            )
+            .join_on_customer(values, JoinType::Left)
             .with_columns([
                 lit(driver).alias("driver"),
                 col("driver_value").fill_null(lit(default)),
@@ -287,12 +283,7 @@ pub fn cx_impact(
             .clone()
             .filter(col("__outcome"))
             .select([col("customer_id"), col("__e")])
-            .join(
-                days.clone(),
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Inner),
-            )
+            .join_on_customer(days.clone(), JoinType::Inner)
             .filter(
                 col("__d")
                     .gt(col("__e"))
@@ -303,18 +294,10 @@ pub fn cx_impact(
                 col("__amount").sum().alias("__after"),
                 col("__purchase").any(true).alias("__repurchased"),
             ]);
-        long.push(
-            per.join(
-                after,
-                [col("customer_id")],
-                [col("customer_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_columns([
-                col("__after").fill_null(lit(0.0)),
-                col("__repurchased").fill_null(lit(false)),
-            ]),
-        );
+        long.push(per.join_on_customer(after, JoinType::Left).with_columns([
+            col("__after").fill_null(lit(0.0)),
+            col("__repurchased").fill_null(lit(false)),
+        ]));
     }
     let schema_cols = [
         col("driver"),
@@ -445,12 +428,7 @@ pub fn cx_impact(
             let window_sum = |cond: Expr, name: &str| {
                 journeys
                     .clone()
-                    .join(
-                        days.clone(),
-                        [col("customer_id")],
-                        [col("customer_id")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .join_on_customer(days.clone(), JoinType::Inner)
                     .filter(cond)
                     .group_by([col("customer_id")])
                     .agg([col("__amount").sum().alias(name)])
@@ -468,18 +446,8 @@ pub fn cx_impact(
                 "__after",
             );
             journeys
-                .join(
-                    before,
-                    [col("customer_id")],
-                    [col("customer_id")],
-                    JoinArgs::new(JoinType::Left),
-                )
-                .join(
-                    after,
-                    [col("customer_id")],
-                    [col("customer_id")],
-                    JoinArgs::new(JoinType::Left),
-                )
+                .join_on_customer(before, JoinType::Left)
+                .join_on_customer(after, JoinType::Left)
                 .group_by([col("from_category"), col("to_category")])
                 .agg([
                     len().cast(DataType::Int64).alias("customers"),

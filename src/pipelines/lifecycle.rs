@@ -10,7 +10,7 @@
 
 use polars::prelude::*;
 
-use super::common::PairKey;
+use super::common::{JoinOnCustomer, PairKey};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor};
 use crate::contracts::InputKind;
@@ -74,8 +74,7 @@ pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
     } else {
         concat(parts, UnionArgs::default()).expect("same schema")
     };
-    let mut all = all;
-    PairKey::new(&mut all, "day").unique(all)
+    PairKey::new(&all, "day").unique(all)
 }
 
 /// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_days`.
@@ -112,12 +111,7 @@ pub fn attach_segments(lf: LazyFrame, inputs: &Inputs, by: &[String]) -> LazyFra
     let mut cols = vec![col("customer_id")];
     cols.extend(by.iter().map(|b| col(b.as_str())));
     let segments = input(inputs, InputKind::Customers).select(cols);
-    lf.join(
-        segments,
-        [col("customer_id")],
-        [col("customer_id")],
-        JoinArgs::new(JoinType::Left),
-    )
+    lf.join_on_customer(segments, JoinType::Left)
 }
 
 /// Hand-built inputs for the lifecycle pipelines' unit tests.
@@ -127,7 +121,7 @@ pub mod testing {
 
     use super::Inputs;
     use crate::contracts::InputKind;
-    pub use crate::testutil::{bools, f64s, i64s, strs, us, utc};
+    pub use crate::testutil::{bools, f64s, i32s, i64s, strs, us, utc};
 
     #[derive(Default)]
     pub struct Data {

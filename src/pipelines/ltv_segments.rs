@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, PairKey, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
@@ -166,8 +166,8 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
                 .max()
                 .alias("last_order_at"),
         ]);
-    let mut purchases = orders.filter(purchase);
-    let pair = PairKey::new(&mut purchases, "__day");
+    let purchases = orders.filter(purchase);
+    let pair = PairKey::new(&purchases, "__day");
     let days = pair
         .group_by(purchases, vec![col("amount").sum().alias("__day_amount")])
         // Sums of floats depend on their order: fix it, so reruns give identical bytes.
@@ -183,12 +183,7 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
         ]);
     let day_num = |c: &str| col(c).cast(DataType::Int32).cast(DataType::Float64);
     per_customer
-        .join(
-            days,
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
+        .join_on_customer(days, JoinType::Inner)
         .filter(col("orders").gt(lit(0)))
         .with_columns([
             (col("revenue") / col("orders").cast(DataType::Float64)).alias("avg_order_value"),
@@ -442,12 +437,7 @@ pub fn ltv_segments(
     let share = (tier_rank.cast(DataType::Float64) - lit(1.0)) / n.clone();
     let customers = hist
         .lazy()
-        .join(
-            models.columns.clone().lazy(),
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+        .join_on_customer(models.columns.clone().lazy(), JoinType::Left)
         .with_columns([
             score(-col("recency_days"), n.clone()).alias("r_score"),
             score(col("orders"), n.clone()).alias("f_score"),
@@ -569,15 +559,6 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|(_, lf)| lf.collect().unwrap())
-            .collect()
-    }
-
-    fn i32s(df: &DataFrame, name: &str) -> Vec<i32> {
-        df.column(name)
-            .unwrap()
-            .i32()
-            .unwrap()
-            .into_no_null_iter()
             .collect()
     }
 

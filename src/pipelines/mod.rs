@@ -61,9 +61,10 @@ pub struct BuildContext<'a> {
     pub cal: &'a Calendar,
     /// The job has `customers` and some customer has a `signup_at` (activation's anchor default).
     pub customers_have_signup: bool,
-    /// (customer_id, predicted_clv) from this run's `ltv_segments`, once it has run, so that
-    /// `cx_impact` does not fit the same model a second time.
-    pub predicted_clv: Option<LazyFrame>,
+    /// The tables this run has computed so far, by name, so that a pipeline can build on an
+    /// earlier one's result instead of computing it again (`cx_impact` takes its predicted
+    /// CLV from `customer_ltv`).
+    pub computed: BTreeMap<&'static str, LazyFrame>,
 }
 
 type Problems = Vec<(String, String)>;
@@ -398,7 +399,11 @@ impl Pipeline {
             }
             Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
             Pipeline::CxImpact(p) => {
-                cx_impact::cx_impact(inputs, p, cal, ctx.predicted_clv.clone())?
+                let fitted = ctx
+                    .computed
+                    .get("customer_ltv")
+                    .map(|t| t.clone().select([col("customer_id"), col("predicted_clv")]));
+                cx_impact::cx_impact(inputs, p, cal, fitted)?
             }
         })
     }

@@ -232,27 +232,14 @@ pub fn support_kpis(
 
 #[cfg(test)]
 mod tests {
-    use chrono::{NaiveDate, NaiveDateTime};
+    use chrono::NaiveDate;
 
     use super::*;
     use crate::pipelines::survey_scores::Scales;
+    use crate::testutil::{self, strs, utc};
 
     fn us(s: &str) -> Option<i64> {
-        Some(
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-                .unwrap()
-                .and_utc()
-                .timestamp_micros(),
-        )
-    }
-
-    fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
-        Column::new(name.into(), v)
-            .cast(&DataType::Datetime(
-                TimeUnit::Microseconds,
-                Some(TimeZone::UTC),
-            ))
-            .unwrap()
+        Some(testutil::us(s))
     }
 
     /// T1-T5 in the week of 2026-06-01, T6 in the week of 2026-06-08 (all UTC).
@@ -452,25 +439,9 @@ mod tests {
             )))
             .collect()
             .unwrap();
-        let keys: Vec<(String, String)> = (0..df.height())
-            .map(|r| {
-                (
-                    df.column("dimension")
-                        .unwrap()
-                        .str()
-                        .unwrap()
-                        .get(r)
-                        .unwrap()
-                        .to_string(),
-                    df.column("dimension_value")
-                        .unwrap()
-                        .str()
-                        .unwrap()
-                        .get(r)
-                        .unwrap()
-                        .to_string(),
-                )
-            })
+        let keys: Vec<(String, String)> = strs(&df, "dimension")
+            .into_iter()
+            .zip(strs(&df, "dimension_value"))
             .collect();
         let k = |a: &str, b: &str| (a.to_string(), b.to_string());
         assert_eq!(

@@ -25,6 +25,12 @@ def local_date(expr, tz):
     return f"(({expr})::TIMESTAMPTZ AT TIME ZONE '{tz}')::DATE"
 
 
+def not_yet_null(column, c):
+    """SQL: the timestamp `column`, or NULL when it is at or after the cutoff `c` (it has not
+    happened yet as of the run)."""
+    return f"CASE WHEN {column}::TIMESTAMPTZ >= {c} THEN NULL ELSE {column}::TIMESTAMPTZ END AS {column}"
+
+
 def clean_surveys(con, path, as_of, tz):
     """Creates table `surveys`: valid rows at or before as_of, first occurrence per id."""
     con.execute(f"""
@@ -50,8 +56,7 @@ def clean_tickets(con, path, as_of, tz):
         CREATE TABLE tickets AS
         WITH raw AS (
             SELECT * REPLACE (
-                CASE WHEN first_response_at::TIMESTAMPTZ >= {c} THEN NULL ELSE first_response_at::TIMESTAMPTZ END AS first_response_at,
-                CASE WHEN resolved_at::TIMESTAMPTZ >= {c} THEN NULL ELSE resolved_at::TIMESTAMPTZ END AS resolved_at)
+                {not_yet_null("first_response_at", c)}, {not_yet_null("resolved_at", c)})
             FROM read_parquet('{path}', file_row_number = true)
             WHERE created_at::TIMESTAMPTZ < {c}
         ),
@@ -150,7 +155,7 @@ def clean_customers(con, path, as_of, tz):
         CREATE TABLE customers AS
         WITH raw AS (
             SELECT * REPLACE (
-                CASE WHEN churned_at::TIMESTAMPTZ >= {c} THEN NULL ELSE churned_at::TIMESTAMPTZ END AS churned_at)
+                {not_yet_null("churned_at", c)})
             FROM read_parquet('{path}', file_row_number = true)
             WHERE customer_id IS NOT NULL AND (signup_at IS NULL OR signup_at::TIMESTAMPTZ < {c})
         )
