@@ -39,7 +39,7 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
             col("anchor").cast(DataType::Int32).alias("__s"),
         ]);
     let day_list: Vec<i32> = p.days.iter().map(|d| *d as i32).collect();
-    let days = DataFrame::new_infer_height(vec![Column::new("day".into(), day_list)])
+    let days = DataFrame::new_infer_height(vec![Column::new("day".into(), day_list.clone())])
         .expect("one column")
         .lazy();
     let grid = customers
@@ -59,7 +59,16 @@ pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calenda
         ]);
     let grid = match p.mode {
         ActivationMode::OnDay => {
-            let offsets = offsets.select([col("customer_id"), col("__o").alias("day")]);
+            // Only activity on one of the asked days can count: drop the rest before the
+            // distinct step, which otherwise sees every active day of every customer.
+            let asked = day_list
+                .iter()
+                .map(|d| col("__o").eq(lit(*d)))
+                .reduce(|a, b| a.or(b))
+                .unwrap_or(lit(false));
+            let offsets = offsets
+                .filter(asked)
+                .select([col("customer_id"), col("__o").alias("day")]);
             let pair = PairKey::new(&offsets, "day");
             pair.left_join(
                 grid,

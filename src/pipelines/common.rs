@@ -69,19 +69,12 @@ impl JoinOnCustomer for LazyFrame {
     }
 }
 
-/// True when `customer_id` holds the runner's integer keys (see `crate::keys`) rather than
-/// the raw strings that unit tests use.
-fn keyed(lf: &LazyFrame) -> bool {
-    lf.clone()
-        .collect_schema()
-        .map(|s| s.get("customer_id") == Some(&DataType::UInt32))
-        .unwrap_or(false)
-}
+const HALF: u64 = 1 << 32;
 
 /// One UInt64 holding (customer key, a 32-bit integer such as a day number), for
-/// single-column hashing where the pair is a key. Only for `keyed` frames.
+/// single-column hashing where the pair is a key. Only for UInt32 customer keys.
 fn customer_pair(other: Expr) -> Expr {
-    (col("customer_id").cast(DataType::UInt64) * lit(1u64 << 32))
+    (col("customer_id").cast(DataType::UInt64) * lit(HALF))
         + (other.cast(DataType::Int64) + lit(1i64 << 31)).cast(DataType::UInt64)
 }
 
@@ -90,22 +83,28 @@ fn customer_pair(other: Expr) -> Expr {
 /// one integer; with integer customer keys the pair is packed into one UInt64 `__pair`
 /// column instead. Both forms give the same groups.
 pub struct PairKey {
-    packed: bool,
     other: String,
+    /// With the runner's integer customer keys (see `crate::keys`), rather than the strings
+    /// that unit tests use: the type of `other`, and the pair is packed.
+    packed: Option<DataType>,
 }
 
 impl PairKey {
     /// The key for (customer_id, `other`) in frames shaped like `lf`.
     pub fn new(lf: &LazyFrame, other: &str) -> Self {
+        let packed = match lf.clone().collect_schema() {
+            Ok(s) if s.get("customer_id") == Some(&DataType::UInt32) => s.get(other).cloned(),
+            _ => None,
+        };
         PairKey {
-            packed: keyed(lf),
             other: other.to_string(),
+            packed,
         }
     }
 
     /// `lf` with the key column added (when packed).
     fn add(&self, lf: LazyFrame) -> LazyFrame {
-        if self.packed {
+        if self.packed.is_some() {
             lf.with_column(customer_pair(col(self.other.as_str())).alias("__pair"))
         } else {
             lf
@@ -114,7 +113,7 @@ impl PairKey {
 
     /// The key columns.
     fn keys(&self) -> Vec<Expr> {
-        if self.packed {
+        if self.packed.is_some() {
             vec![col("__pair")]
         } else {
             vec![col("customer_id"), col(self.other.as_str())]
@@ -123,13 +122,19 @@ impl PairKey {
 
     /// Distinct (customer_id, other) rows of `lf`, which must have exactly those columns.
     pub fn unique(&self, lf: LazyFrame) -> LazyFrame {
-        if self.packed {
-            // A hash-set mask: cheaper than `unique`, which materialises every group's rows.
-            self.add(lf)
-                .filter(col("__pair").is_first_distinct())
-                .drop(cols(["__pair"]))
-        } else {
-            lf.unique(None, UniqueKeepStrategy::Any)
+        match &self.packed {
+            // The distinct packed values, unpacked: no row gathering and no per-row mask,
+            // which is what costs most on tens of millions of activity rows.
+            Some(other_type) => self.add(lf).select([col("__pair").unique()]).select([
+                (col("__pair") / lit(HALF))
+                    .cast(DataType::UInt32)
+                    .alias("customer_id"),
+                ((col("__pair") % lit(HALF)).cast(DataType::Int64) - lit(1i64 << 31))
+                    .cast(DataType::Int32)
+                    .cast(other_type.clone())
+                    .alias(self.other.as_str()),
+            ]),
+            None => lf.unique(None, UniqueKeepStrategy::Any),
         }
     }
 
@@ -142,7 +147,7 @@ impl PairKey {
             self.add(right).select(right_cols),
             self.keys(),
         );
-        if self.packed {
+        if self.packed.is_some() {
             joined.drop(cols(["__pair"]))
         } else {
             joined
@@ -151,7 +156,7 @@ impl PairKey {
 
     /// Group-by on the pair, keeping customer_id and `other` as columns.
     pub fn group_by(&self, lf: LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
-        if self.packed {
+        if self.packed.is_some() {
             let mut all = vec![col("customer_id").first(), col(self.other.as_str()).first()];
             all.extend(aggs);
             self.add(lf)

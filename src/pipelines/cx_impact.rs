@@ -36,7 +36,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, JoinOnCustomer, SortOverallFirst};
+use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
 use super::lifecycle::attach_segments;
 use super::ltv_segments::{self, LtvSegments};
 use super::support_kpis::SlaTargets;
@@ -210,13 +210,14 @@ fn drivers(
 
 /// Order amounts per customer and local day (all amounts), and purchase flags.
 fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
-    orders
-        .with_column(day_num(cal.local_date(col("ordered_at"))).alias("__d"))
-        .group_by([col("customer_id"), col("__d")])
-        .agg([
+    let orders = orders.with_column(day_num(cal.local_date(col("ordered_at"))).alias("__d"));
+    PairKey::new(&orders, "__d").group_by(
+        orders,
+        vec![
             col("amount").sum().alias("__amount"),
             col("amount").gt_eq(lit(0.0)).any(true).alias("__purchase"),
-        ])
+        ],
+    )
 }
 
 /// Computes `cx_impact` and `nps_migration`. `fitted` is (customer_id, predicted_clv) from
@@ -231,7 +232,8 @@ pub fn cx_impact(
     let orders = inputs[&InputKind::Orders].clone();
     let as_of = day_num(date_lit(cal.as_of));
     let w = p.window_days as i32;
-    let days = order_days(orders.clone(), cal);
+    // Used for the universe, the outcome windows and the migration windows: compute once.
+    let days = order_days(orders.clone(), cal).cache();
 
     // The universe and its all-time outcomes.
     let mut base = days
@@ -262,42 +264,68 @@ pub fn cx_impact(
     };
     let base = attach_segments(base, inputs, &p.by);
 
+    let pers: Vec<LazyFrame> = drivers(inputs, p, cal)
+        .into_iter()
+        .map(|(driver, default, values)| {
+            base.clone()
+                .join_on_customer(values, JoinType::Left)
+                .with_columns([
+                    lit(driver).alias("driver"),
+                    col("driver_value").fill_null(lit(default)),
+                    day_num(col("__event")).alias("__e"),
+                ])
+                .with_column(
+                    col("__e")
+                        .is_not_null()
+                        .and((col("__e") + lit(w)).lt_eq(as_of.clone()))
+                        .alias("__outcome"),
+                )
+                // Read twice below (event days and the table rows): compute it once.
+                .cache()
+        })
+        .collect();
+    // Orders in (event, event + window] for each distinct (customer, event day) with an
+    // outcome window. Drivers share event days (the three ticket drivers all use the latest
+    // ticket), so the orders are joined once for all of them, not once per driver.
     let mut long = Vec::new();
-    for (driver, default, values) in drivers(inputs, p, cal) {
-        let per = base
-            .clone()
-            .join_on_customer(values, JoinType::Left)
-            .with_columns([
-                lit(driver).alias("driver"),
-                col("driver_value").fill_null(lit(default)),
-                day_num(col("__event")).alias("__e"),
-            ])
-            .with_column(
-                col("__e")
-                    .is_not_null()
-                    .and((col("__e") + lit(w)).lt_eq(as_of.clone()))
-                    .alias("__outcome"),
-            );
-        // Orders in (event, event + window] of each customer with an outcome window.
-        let after = per
-            .clone()
-            .filter(col("__outcome"))
-            .select([col("customer_id"), col("__e")])
+    if !pers.is_empty() {
+        let events = concat(
+            pers.iter()
+                .map(|per| {
+                    per.clone()
+                        .filter(col("__outcome"))
+                        .select([col("customer_id"), col("__e")])
+                })
+                .collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )?;
+        let pair = PairKey::new(&events, "__e");
+        let windows = pair
+            .unique(events)
             .join_on_customer(days.clone(), JoinType::Inner)
             .filter(
                 col("__d")
                     .gt(col("__e"))
                     .and(col("__d").lt_eq(col("__e") + lit(w))),
+            );
+        let after = pair
+            .group_by(
+                windows,
+                vec![
+                    col("__amount").sum().alias("__after"),
+                    col("__purchase").any(true).alias("__repurchased"),
+                ],
             )
-            .group_by([col("customer_id")])
-            .agg([
-                col("__amount").sum().alias("__after"),
-                col("__purchase").any(true).alias("__repurchased"),
-            ]);
-        long.push(per.join_on_customer(after, JoinType::Left).with_columns([
-            col("__after").fill_null(lit(0.0)),
-            col("__repurchased").fill_null(lit(false)),
-        ]));
+            .cache();
+        for per in pers {
+            long.push(
+                pair.left_join(per, after.clone(), &["__after", "__repurchased"])
+                    .with_columns([
+                        col("__after").fill_null(lit(0.0)),
+                        col("__repurchased").fill_null(lit(false)),
+                    ]),
+            );
+        }
     }
     let schema_cols = [
         col("driver"),
