@@ -355,8 +355,16 @@ fn clean(
     let null_str = || lit(NULL).cast(DataType::String);
 
     // 1. Missing required values: rejected wherever they are (their time may be unknown).
+    // Columns without nulls (the usual case; the count is kept with the data) cannot
+    // contribute a reason, so they stay out of the per-row expression.
+    let has_nulls = |name: &str| df.column(name).map(|c| c.null_count() > 0).unwrap_or(true);
     let mut null_reason = null_str();
-    for spec in contract.columns.iter().rev().filter(|c| !c.nullable) {
+    for spec in contract
+        .columns
+        .iter()
+        .rev()
+        .filter(|c| !c.nullable && has_nulls(c.name))
+    {
         null_reason = when(col(spec.name).is_null())
             .then(lit(format!("null {}", spec.name)))
             .otherwise(null_reason);

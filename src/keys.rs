@@ -22,26 +22,20 @@ pub struct CustomerKeys {
     ids: DataFrame,
 }
 
-fn left_join_in_order(frame: LazyFrame, dict: LazyFrame, left: &str, right: &str) -> LazyFrame {
+/// Replaces `customer_id` in `table` by its translation in `dict`, whose column `from` holds
+/// the current values and `to` their replacements. Only the id column goes through the join;
+/// the other columns stay as they are instead of being copied into a new frame.
+fn replace_ids(table: &mut DataFrame, dict: LazyFrame, from: &str, to: &str) -> PolarsResult<()> {
     let mut args = JoinArgs::new(JoinType::Left);
     args.maintain_order = MaintainOrderJoin::Left;
-    frame.join(dict, [col(left)], [col(right)], args)
-}
-
-/// `table`'s columns in order, with `replacement` (renamed `customer_id`) where
-/// `customer_id` was.
-fn in_place_of_key(table: &DataFrame, replacement: &str) -> Vec<Expr> {
-    table
-        .get_column_names()
-        .iter()
-        .map(|n| {
-            if n.as_str() == KEY {
-                col(replacement).alias(KEY)
-            } else {
-                col(n.as_str())
-            }
-        })
-        .collect()
+    let translated = table
+        .select([KEY])?
+        .lazy()
+        .join(dict, [col(KEY)], [col(from)], args)
+        .select([col(to).alias(KEY)])
+        .collect()?;
+    table.replace(KEY, translated.column(KEY)?.clone())?;
+    Ok(())
 }
 
 impl CustomerKeys {
@@ -74,28 +68,24 @@ impl CustomerKeys {
         let ids = ids.with_row_index("__key".into(), None)?;
         let dict = ids.clone().lazy();
         for df in frames.values_mut() {
-            *df = left_join_in_order(df.clone().lazy(), dict.clone(), KEY, KEY)
-                .select(in_place_of_key(df, "__key"))
-                .collect()?;
+            replace_ids(df, dict.clone(), KEY, "__key")?;
         }
         Ok(CustomerKeys { ids })
     }
 
     /// Gives an output table its `customer_id` strings back (tables without keys pass through).
-    pub fn decode(&self, table: DataFrame) -> PolarsResult<DataFrame> {
+    pub fn decode(&self, mut table: DataFrame) -> PolarsResult<DataFrame> {
         match table.column(KEY) {
             Ok(c) if c.dtype() == &DataType::UInt32 => {}
             _ => return Ok(table),
         }
-        let names = in_place_of_key(&table, "__id");
         let dict = self
             .ids
             .clone()
             .lazy()
             .select([col("__key"), col(KEY).alias("__id")]);
-        left_join_in_order(table.lazy(), dict, KEY, "__key")
-            .select(names)
-            .collect()
+        replace_ids(&mut table, dict, "__key", "__id")?;
+        Ok(table)
     }
 }
 
