@@ -37,13 +37,13 @@ sample-data:
 ## Benchmark (release): cxmetrics vs DuckDB vs the read floor at 100k and 1M customers;
 ## results in bench/results.md. Installs the duckdb Python package with pip if missing.
 bench:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bin cxmetrics --examples
 	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
 	$(PYTHON) bench/run.py $(RELEASE_BIN) 100000 1000000
 
 ## The same at 10M customers (only when asked: about 110M orders and 420M events on disk);
 ## results in bench/results-large.md.
 bench-large:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bin cxmetrics --examples
 	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
 	BENCH_RESULTS=bench/results-large.md $(PYTHON) bench/run.py $(RELEASE_BIN) 10000000

@@ -159,6 +159,11 @@ def main():
                 key = (s["stage"], s["name"])
                 own[key] = max(own.get(key, 0.0), s["elapsed_ms"] / 1000)
 
+        # The model fits alone, on the model inputs cxmetrics just wrote (examples/fit_time.rs).
+        fit_bin = os.path.join(os.path.dirname(binary), "examples", "fit_time")
+        q, _, _ = timed([fit_bin, os.path.join(out, "customer_ltv.parquet")])
+        fits = json.loads(q.stdout.strip().splitlines()[-1]) if q and q.returncode == 0 else None
+
         env = dict(os.environ, CROSSCHECK_EXPECTED_DIR=expected)
         duck = []
         for table, pipeline, cmd in duckdb_checks(d, out):
@@ -178,6 +183,10 @@ def main():
                   f"- cxmetrics, whole job (11 tables): **{wall:.1f} s** wall, peak RSS **{rss:.0f} MiB**",
                   f"- read floor (DuckDB loading every input column into memory): **{floor:.1f} s** "
                   f"(process {floor_wall:.1f} s, peak RSS {floor_rss:.0f} MiB); cxmetrics / floor = **{wall / floor:.1f}x**",
+                  (f"- model fits alone (`examples/fit_time`): BG/NBD on {fits['groups']:,} groups of "
+                   f"{fits['customers']:,} customers **{fits['bgnbd_fit_s']:.2f} s** (grouping {fits['group_s']:.2f} s), "
+                   f"Gamma-Gamma on {fits['gamma_gamma_customers']:,} repeat buyers **{fits['gamma_gamma_fit_s']:.2f} s**"
+                   if fits else "- model fits alone: not measured (examples/fit_time failed)"),
                   ""]
         duck_total = sum(x[2] for x in duck)
         cx_same = sum(own.get(("pipeline", x[1]), 0.0) for x in duck)

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use super::optimize::maximize;
 use super::special::{hyp2f1, ln_gamma};
-use super::{Fit, FitError};
+use super::{distinct_index, split_sum, Fit, FitError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BgNbd {
@@ -101,19 +101,17 @@ struct Prepared {
 
 impl Prepared {
     fn new(groups: &[Group]) -> Option<Self> {
-        let mut values: Vec<f64> = groups.iter().flat_map(|g| [g.t_x, g.t]).collect();
-        values.sort_by(f64::total_cmp);
-        values.dedup();
-        let index = |v: f64| values.partition_point(|w| *w < v) as u32;
+        let both: Vec<f64> = groups.iter().flat_map(|g| [g.t_x, g.t]).collect();
+        let (values, index) = distinct_index(&both);
         let mut max_x = 0usize;
         let mut rows = Vec::with_capacity(groups.len());
-        for g in groups {
+        for (g, ix) in groups.iter().zip(index.chunks(2)) {
             // Frequencies are whole counts; anything else takes the general path.
             if g.x < 0.0 || g.x.fract() != 0.0 || g.x > 1e6 {
                 return None;
             }
             max_x = max_x.max(g.x as usize);
-            rows.push((g.x as u32, index(g.t_x), index(g.t), g.weight));
+            rows.push((g.x as u32, ix[0], ix[1], g.weight));
         }
         Some(Prepared {
             values,
@@ -157,15 +155,7 @@ impl Prepared {
             }
             total
         };
-        let (left, right) = self.rows.split_at(self.rows.len() / 2);
-        if left.len() < 10_000 {
-            return part(&self.rows);
-        }
-        std::thread::scope(|s| {
-            let h = s.spawn(|| part(right));
-            let l = part(left);
-            l + h.join().unwrap_or(f64::NAN)
-        })
+        split_sum(&self.rows, part)
     }
 }
 

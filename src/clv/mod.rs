@@ -27,3 +27,30 @@ pub struct Fit<P> {
 
 /// Why a model could not be fitted (written to `clv_model` and the manifest).
 pub type FitError = String;
+
+/// Sum of `part` over `rows`, split in two halves summed on two threads. The split is fixed,
+/// so the total (and every fit built on it) is the same on every run. Small inputs stay on
+/// one thread.
+pub(crate) fn split_sum<T: Sync>(rows: &[T], part: impl Fn(&[T]) -> f64 + Sync) -> f64 {
+    let (left, right) = rows.split_at(rows.len() / 2);
+    if left.len() < 10_000 {
+        return part(rows);
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(|| part(right));
+        let l = part(left);
+        l + h.join().unwrap_or(f64::NAN)
+    })
+}
+
+/// Distinct values of `values` (sorted) and, per value, its index among them.
+pub(crate) fn distinct_index(values: &[f64]) -> (Vec<f64>, Vec<u32>) {
+    let mut distinct = values.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let index = values
+        .iter()
+        .map(|v| distinct.partition_point(|w| *w < *v) as u32)
+        .collect();
+    (distinct, index)
+}
