@@ -225,6 +225,36 @@ fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
         .collect())
 }
 
+/// The models' inputs per customer, from a frame with `customer_ltv`'s frequency, recency,
+/// t and monetary_value columns (the pipeline's history, or a written `customer_ltv`).
+pub struct ModelInputs {
+    pub x: Vec<f64>,
+    pub t_x: Vec<f64>,
+    pub t: Vec<f64>,
+    pub m: Vec<f64>,
+}
+
+impl ModelInputs {
+    pub fn from_history(df: &DataFrame) -> PolarsResult<Self> {
+        Ok(ModelInputs {
+            x: f64_vec(df, "frequency")?,
+            t_x: f64_vec(df, "recency")?,
+            t: f64_vec(df, "t")?,
+            m: f64_vec(df, "monetary_value")?,
+        })
+    }
+
+    /// (x, m) of the repeat buyers with a positive mean spend: Gamma-Gamma's data.
+    pub fn repeat_buyers(&self) -> (Vec<f64>, Vec<f64>) {
+        self.x
+            .iter()
+            .zip(&self.m)
+            .filter(|(x, m)| **x > 0.0 && **m > 0.0)
+            .map(|(x, m)| (*x, *m))
+            .unzip()
+    }
+}
+
 fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
     let n = hist.height();
     let ids = hist.column("customer_id")?.clone();
@@ -245,18 +275,11 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
             )?,
         });
     }
-    let x = f64_vec(hist, "frequency")?;
-    let t_x = f64_vec(hist, "recency")?;
-    let t = f64_vec(hist, "t")?;
-    let m = f64_vec(hist, "monetary_value")?;
-    let bg = bgnbd::fit(&bgnbd::group(&x, &t_x, &t));
-    let (gx, gm): (Vec<f64>, Vec<f64>) = x
-        .iter()
-        .zip(&m)
-        .filter(|(x, m)| **x > 0.0 && **m > 0.0)
-        .map(|(x, m)| (*x, *m))
-        .unzip();
+    let inputs = ModelInputs::from_history(hist)?;
+    let bg = bgnbd::fit(&bgnbd::group(&inputs.x, &inputs.t_x, &inputs.t));
+    let (gx, gm) = inputs.repeat_buyers();
     let gg = gamma_gamma::fit(&gx, &gm);
+    let ModelInputs { x, t_x, t, m } = inputs;
 
     let month = MONTH_DAYS / p.unit.days();
     let horizon = p.horizon_months as usize;
