@@ -113,6 +113,10 @@ pub struct ColSpec {
     pub ty: ColType,
     /// Nullable columns may also be absent from the file (they are then all null).
     pub nullable: bool,
+    /// Whether a metric definition reads it. Columns no metric reads are still type-checked
+    /// against the file's schema, but loaded only when a pipeline's `by` names them: an unused
+    /// text column of the largest input would otherwise cost seconds and gigabytes at scale.
+    pub read: bool,
 }
 
 #[derive(Debug)]
@@ -135,6 +139,7 @@ const fn req(name: &'static str, ty: ColType) -> ColSpec {
         name,
         ty,
         nullable: false,
+        read: true,
     }
 }
 
@@ -143,6 +148,17 @@ const fn opt(name: &'static str, ty: ColType) -> ColSpec {
         name,
         ty,
         nullable: true,
+        read: true,
+    }
+}
+
+/// An optional column that no metric reads (see [`ColSpec::read`]).
+const fn unread(name: &'static str, ty: ColType) -> ColSpec {
+    ColSpec {
+        name,
+        ty,
+        nullable: true,
+        read: false,
     }
 }
 
@@ -208,7 +224,7 @@ static EVENTS: Contract = Contract {
     columns: &[
         req("customer_id", Id),
         req("event_at", Timestamp),
-        opt("event_type", Text),
+        unread("event_type", Text),
     ],
     key: None,
     time: "event_at",

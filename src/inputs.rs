@@ -285,6 +285,9 @@ fn read_file(
     let mut wanted: Vec<String> = Vec::new();
     let mut exprs: Vec<Expr> = Vec::new();
     for spec in contract.columns {
+        if !spec.read && !extra.iter().any(|e| e == spec.name) {
+            continue;
+        }
         let file_col = source.file_col(spec.name);
         match dtype_of(file_col) {
             Some(dt) => {

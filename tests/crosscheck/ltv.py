@@ -5,6 +5,7 @@ the fit itself is checked against the published CDNOW estimates in tests/cli.rs.
 
     python3 tests/crosscheck/ltv.py DATA_DIR OUT_DIR AS_OF TIMEZONE UNIT HORIZON RATE [BY ...]
 """
+import bisect
 import datetime
 import math
 import sys
@@ -57,8 +58,8 @@ def main():
         vals = sorted(c[key] if better_high else -c[key] for c in cust)
         for c in cust:
             v = c[key] if better_high else -c[key]
-            lo = next(i for i, w in enumerate(vals) if w == v)  # 0-based first position
-            hi = len(vals) - 1 - next(i for i, w in enumerate(reversed(vals)) if w == v)
+            lo = bisect.bisect_left(vals, v)  # 0-based first position of v
+            hi = bisect.bisect_right(vals, v) - 1  # and its last
             rank = (lo + hi) / 2 + 1
             yield c, min(5, math.floor(5 * (rank - 0.5) / n) + 1)
 
@@ -97,8 +98,9 @@ def main():
                 c["predicted_clv"] = sum((curve[k] - curve[k - 1]) * c["expected_order_value"] / (1 + rate) ** k
                                          for k in range(1, horizon + 1))
     tier_key = "predicted_clv" if any(c["predicted_clv"] is not None for c in cust) else "revenue"
+    tier_vals = sorted(c[tier_key] for c in cust)
     for c in cust:
-        rank = 1 + sum(1 for o in cust if o[tier_key] > c[tier_key])
+        rank = 1 + n - bisect.bisect_right(tier_vals, c[tier_key])  # 1 + customers strictly above
         share = (rank - 1) / n
         c["value_tier"] = "top_1pct" if share < 0.01 else "top_10pct" if share < 0.10 else "top_50pct" if share < 0.5 else "bottom_50pct"
 
