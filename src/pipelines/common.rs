@@ -217,3 +217,97 @@ pub fn ratio(num: Expr, den: Expr) -> Expr {
 pub fn count_true(e: Expr) -> Expr {
     e.cast(DataType::Int64).sum()
 }
+
+/// Exact sums of money amounts. A float sum depends on the order of its terms: 39.79 + 18.54 +
+/// 22.19 + 4.68 is 85.19999999999999 in file order and 85.2 in others. Ranks that share places
+/// between equal values (RFM scores, value tiers) would then split customers with the same total
+/// differently from run to run or from any implementation that adds in another order. So each
+/// amount is split into whole units (its floor) and millionths of a unit of the rest (rounded half
+/// to even); both parts are summed as integers, and turned back into one float only at the end,
+/// after carrying whole millions of millionths into the units: equal totals give equal floats.
+///
+/// `split_amount(e, "__x")` adds the parts `__x_w`, `__x_m`; sum them with `sum_amount_parts`
+/// and recombine with `amount_from_parts`.
+pub fn split_amount(e: Expr, name: &str) -> [Expr; 2] {
+    let whole = e.clone().floor();
+    [
+        whole
+            .clone()
+            .strict_cast(DataType::Int64)
+            .alias(format!("{name}_w")),
+        ((e - whole) * lit(MICROS_PER_UNIT as f64))
+            .round(0, RoundMode::HalfToEven)
+            .strict_cast(DataType::Int64)
+            .alias(format!("{name}_m")),
+    ]
+}
+
+/// Sums of the parts `{from}_w`, `{from}_m` as `{to}_w`, `{to}_m` (aggregations).
+pub fn sum_amount_parts(from: &str, to: &str) -> [Expr; 2] {
+    [
+        col(format!("{from}_w")).sum().alias(format!("{to}_w")),
+        col(format!("{from}_m")).sum().alias(format!("{to}_m")),
+    ]
+}
+
+/// The amount with parts `whole` units and `micros` millionths, as Float64.
+pub fn amount_from_parts(whole: Expr, micros: Expr) -> Expr {
+    let carry = micros.clone().floor_div(lit(MICROS_PER_UNIT));
+    let rest = micros - carry.clone() * lit(MICROS_PER_UNIT);
+    (whole + carry).cast(DataType::Float64)
+        + rest.cast(DataType::Float64) / lit(MICROS_PER_UNIT as f64)
+}
+
+const MICROS_PER_UNIT: i64 = 1_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::f64s;
+
+    /// Sums `amounts` group by group with the exact-sum helpers.
+    fn exact_sums(groups: Vec<i32>, amounts: Vec<f64>) -> Vec<Option<f64>> {
+        let df = df!("g" => groups, "amount" => amounts).unwrap();
+        let out = df
+            .lazy()
+            .with_columns(split_amount(col("amount"), "__a"))
+            .group_by_stable([col("g")])
+            .agg(sum_amount_parts("__a", "__s"))
+            .select([amount_from_parts(col("__s_w"), col("__s_m")).alias("sum")])
+            .collect()
+            .unwrap();
+        f64s(&out, "sum")
+    }
+
+    #[test]
+    fn equal_totals_are_equal_floats_in_any_order() {
+        // In file order a float sum of the first four is 85.19999999999999.
+        assert_eq!(39.79 + 18.54 + 22.19 + 4.68, 85.19999999999999);
+        // Every order of the four (groups 0..24), and one order of 85.2 (group 24).
+        let four = [39.79, 18.54, 22.19, 4.68];
+        let (mut groups, mut amounts) = (vec![24], vec![85.2]);
+        for g in 0..24 {
+            let mut rest: Vec<f64> = four.to_vec();
+            let mut k = g;
+            for n in (1..=4).rev() {
+                groups.push(g as i32);
+                amounts.push(rest.remove(k % n));
+                k /= n;
+            }
+        }
+        let mut got = exact_sums(groups, amounts);
+        got.dedup();
+        assert_eq!(got, vec![Some(85.2)]);
+    }
+
+    #[test]
+    fn refunds_and_carries() {
+        // -10.05 = -11 + 0.95; + 5.10: whole -6, millionths 1_050_000 -> -5 + 0.05 = -4.95.
+        // 0.5 + 0.5 + 0.25: millionths carry into one whole unit.
+        let got = exact_sums(
+            vec![1, 1, 2, 2, 2, 3],
+            vec![-10.05, 5.10, 0.5, 0.5, 0.25, -0.0],
+        );
+        assert_eq!(got, vec![Some(-4.95), Some(1.25), Some(0.0)]);
+    }
+}

@@ -4,14 +4,16 @@
 //! Definitions (as of the end of as_of, local days in the job time zone). A purchase is an order
 //! with amount >= 0; a negative amount is a refund, which lowers revenue but is not a purchase.
 //! Customers: everyone with at least one purchase on or before as_of.
-//! - `orders` = purchases; `revenue` = sum of all amounts (refunds included); `avg_order_value`
+//! - `orders` = purchases; `revenue` = sum of all amounts (refunds included, summed exactly in
+//!   millionths of a unit: `common::split_amount`); `avg_order_value`
 //!   = revenue / orders; `first_order_at`, `last_order_at` = timestamps of the first and last
 //!   purchase; `recency_days` = as_of - local date of the last purchase; `tenure_days` = as_of -
 //!   local date of the first purchase; `purchase_days` = distinct local purchase dates.
 //! - Model inputs (Fader, Hardie & Lee 2005; the lifetimes library): `frequency` =
 //!   purchase_days minus 1; `recency` = (last purchase day - first purchase day) in `unit`;
 //!   `t` = (as_of - first purchase day) in `unit`; `monetary_value` = mean over the repeat
-//!   purchase days (all but the first) of the day's summed purchase amounts, 0 when
+//!   purchase days (all but the first) of the day's summed purchase amounts (summed exactly,
+//!   like revenue), 0 when
 //!   frequency = 0.
 //! - RFM scores 1-5: score = min(5, floor(5 (rank_avg - 0.5) / n) + 1), rank_avg the average
 //!   rank among the n customers with better values ranked higher: r on recency_days (smaller is
@@ -33,7 +35,10 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
+use super::common::{
+    amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
+    PairKey, SortOverallFirst,
+};
 use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
@@ -144,19 +149,13 @@ fn segment_grid() -> LazyFrame {
 fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<DataFrame> {
     let unit = p.unit.days();
     let as_of = date_lit(cal.as_of).cast(DataType::Int32);
-    let orders = orders.with_column(cal.local_date(col("ordered_at")).alias("__day"));
+    let orders = orders
+        .with_column(cal.local_date(col("ordered_at")).alias("__day"))
+        .with_columns(split_amount(col("amount"), "__amount"));
     let purchase = col("amount").gt_eq(lit(0.0));
-    let per_customer = orders
-        .clone()
-        // A stable sort: ties keep file order, so sums come out the same on every rerun.
-        .sort(
-            ["customer_id", "ordered_at"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .group_by_stable([col("customer_id")])
-        .agg([
+    let per_customer = orders.clone().group_by([col("customer_id")]).agg(
+        [
             purchase.clone().cast(DataType::Int64).sum().alias("orders"),
-            col("amount").sum().alias("revenue"),
             col("ordered_at")
                 .filter(purchase.clone())
                 .min()
@@ -165,26 +164,30 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
                 .filter(purchase.clone())
                 .max()
                 .alias("last_order_at"),
-        ]);
+        ]
+        .into_iter()
+        .chain(sum_amount_parts("__amount", "__revenue"))
+        .collect::<Vec<_>>(),
+    );
     let purchases = orders.filter(purchase);
     let pair = PairKey::new(&purchases, "__day");
     let days = pair
-        .group_by(purchases, vec![col("amount").sum().alias("__day_amount")])
-        // Sums of floats depend on their order: fix it, so reruns give identical bytes.
+        .group_by(purchases, sum_amount_parts("__amount", "__day").to_vec())
         .sort(["customer_id", "__day"], Default::default())
         .group_by_stable([col("customer_id")])
         .agg([
             len().cast(DataType::Int64).alias("purchase_days"),
             col("__day").min().alias("__first_day"),
             col("__day").max().alias("__last_day"),
-            col("__day_amount").sum().alias("__sum"),
-            // Already in day order within each customer.
-            col("__day_amount").first().alias("__first_amount"),
+            // All purchase days but the first (already in day order within each customer).
+            (col("__day_w").sum() - col("__day_w").first()).alias("__repeat_w"),
+            (col("__day_m").sum() - col("__day_m").first()).alias("__repeat_m"),
         ]);
     let day_num = |c: &str| col(c).cast(DataType::Int32).cast(DataType::Float64);
     per_customer
         .join_on_customer(days, JoinType::Inner)
         .filter(col("orders").gt(lit(0)))
+        .with_column(amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"))
         .with_columns([
             (col("revenue") / col("orders").cast(DataType::Float64)).alias("avg_order_value"),
             (as_of.clone() - col("__last_day").cast(DataType::Int32))
@@ -198,7 +201,7 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
             ((as_of.cast(DataType::Float64) - day_num("__first_day")) / lit(unit)).alias("t"),
             when(col("purchase_days").gt(lit(1)))
                 .then(
-                    (col("__sum") - col("__first_amount"))
+                    amount_from_parts(col("__repeat_w"), col("__repeat_m"))
                         / (col("purchase_days") - lit(1i64)).cast(DataType::Float64),
                 )
                 .otherwise(lit(0.0))

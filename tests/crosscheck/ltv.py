@@ -23,6 +23,15 @@ def hyp2f1(a, b, c, z):
             return total
 
 
+def exact_sum(amounts):
+    """README: amounts are summed exactly as whole units (floor) plus millionths of the rest
+    (rounded half to even), carried, and turned into one float at the end."""
+    whole = sum(math.floor(a) for a in amounts)
+    micros = sum(round((a - math.floor(a)) * 1e6) for a in amounts)
+    carry = micros // 1_000_000
+    return float(whole + carry) + (micros - carry * 1_000_000) / 1e6
+
+
 def main():
     data, out, as_of, tz, unit, horizon, rate, *by = sys.argv[1:]
     unit_days = {"day": 1.0, "week": 7.0}[unit]
@@ -32,11 +41,11 @@ def main():
     clean_customers(con, f"{data}/customers.parquet", as_of, tz)
     rows = con.execute(f"""
         WITH o AS (SELECT *, {local_date('ordered_at', tz)} AS day FROM orders),
-        days AS (SELECT customer_id, day, sum(amount) AS amt FROM o WHERE amount >= 0 GROUP BY ALL)
+        days AS (SELECT customer_id, day, list(amount) AS amts FROM o WHERE amount >= 0 GROUP BY ALL)
         SELECT customer_id,
                (SELECT count(*) FROM o o2 WHERE o2.customer_id = c.customer_id AND amount >= 0) AS n_orders,
-               (SELECT sum(amount) FROM o o2 WHERE o2.customer_id = c.customer_id) AS revenue,
-               list(amt ORDER BY day) AS amounts, min(day) AS first_day, max(day) AS last_day
+               (SELECT list(amount) FROM o o2 WHERE o2.customer_id = c.customer_id) AS all_amounts,
+               list(amts ORDER BY day) AS amounts, min(day) AS first_day, max(day) AS last_day
         FROM days c GROUP BY customer_id ORDER BY customer_id
     """).fetchall()
     as_of_d = datetime.date.fromisoformat(as_of)
@@ -45,14 +54,15 @@ def main():
     gg = [model.get(("gamma_gamma", k)) for k in ("p", "q", "v")]
     n = len(rows)
     cust = []
-    for cid, n_orders, revenue, amounts, first, last in rows:
+    for cid, n_orders, all_amounts, amounts, first, last in rows:
         x = len(amounts) - 1
+        revenue = exact_sum(all_amounts)
         cust.append(dict(
             customer_id=cid, orders=n_orders, purchase_days=len(amounts), revenue=revenue,
             avg_order_value=revenue / n_orders, recency_days=(as_of_d - last).days,
             tenure_days=(as_of_d - first).days, frequency=x,
             recency=(last - first).days / unit_days, t=(as_of_d - first).days / unit_days,
-            monetary_value=(sum(amounts[1:]) / x) if x > 0 else 0.0))
+            monetary_value=(exact_sum([a for day in amounts[1:] for a in day]) / x) if x > 0 else 0.0))
 
     def scores(key, better_high):
         vals = sorted(c[key] if better_high else -c[key] for c in cust)
