@@ -43,6 +43,20 @@ pub(crate) fn split_sum<T: Sync>(rows: &[T], part: impl Fn(&[T]) -> f64 + Sync) 
     })
 }
 
+/// `part` over the rows `0..n`, in two halves on two threads (one thread for small `n`): the
+/// results in row order.
+pub fn split_rows<R: Send>(n: usize, part: impl Fn(std::ops::Range<usize>) -> R + Sync) -> Vec<R> {
+    let mid = n / 2;
+    if mid < 10_000 {
+        return vec![part(0..n)];
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(|| part(mid..n));
+        let l = part(0..mid);
+        vec![l, h.join().expect("a model thread panicked")]
+    })
+}
+
 /// Distinct values of `values` (sorted) and, per value, its index among them.
 pub(crate) fn distinct_index(values: &[f64]) -> (Vec<f64>, Vec<u32>) {
     let mut distinct = values.to_vec();

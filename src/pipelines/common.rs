@@ -154,17 +154,28 @@ impl PairKey {
         }
     }
 
-    /// Group-by on the pair, keeping customer_id and `other` as columns.
+    /// Group-by on the pair, keeping customer_id and `other` as columns. The groups come out
+    /// sorted by (customer_id, other), and the rows of each group are aggregated in their order
+    /// in `lf`.
     pub fn group_by(&self, lf: LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
         if self.packed.is_some() {
             let mut all = vec![col("customer_id").first(), col(self.other.as_str()).first()];
             all.extend(aggs);
+            // Pairs are nearly as many as rows (most customers order once a day): hashing them
+            // builds a group per row, while sorting the one UInt64 column and grouping its
+            // runs is several times faster (4.9 s against 1.1 s on 10.7M orders).
             self.add(lf)
-                .group_by([col("__pair")])
+                .sort(
+                    ["__pair"],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                )
+                .group_by_stable([col("__pair")])
                 .agg(all)
                 .drop(cols(["__pair"]))
         } else {
-            lf.group_by(self.keys()).agg(aggs)
+            lf.group_by(self.keys())
+                .agg(aggs)
+                .sort(["customer_id", self.other.as_str()], Default::default())
         }
     }
 }

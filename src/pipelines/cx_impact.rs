@@ -241,8 +241,10 @@ pub fn cx_impact(
         .group_by([col("customer_id")])
         .agg([
             col("__amount").sum().alias("__revenue"),
-            col("__d")
-                .filter(col("__purchase"))
+            // when/then, not a filter inside the aggregation (see ltv_segments::history).
+            when(col("__purchase"))
+                .then(col("__d"))
+                .otherwise(lit(NULL))
                 .max()
                 .alias("__last_purchase"),
         ])
@@ -376,7 +378,11 @@ pub fn cx_impact(
                         .cast(DataType::Int64)
                         .sum()
                         .alias("__rep_n"),
-                    col("__after").filter(outcome).sum().alias("__after_sum"),
+                    when(outcome)
+                        .then(col("__after"))
+                        .otherwise(lit(0.0))
+                        .sum()
+                        .alias("__after_sum"),
                 ],
             )
             .with_columns([

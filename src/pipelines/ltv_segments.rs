@@ -43,6 +43,7 @@ use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
 use crate::clv::gamma_gamma::{self, GammaGamma};
+use crate::clv::split_rows;
 use crate::clv::Fit;
 use crate::config::{ClvModel, ModelUnit};
 use crate::contracts::InputKind;
@@ -156,12 +157,16 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
     let per_customer = orders.clone().group_by([col("customer_id")]).agg(
         [
             purchase.clone().cast(DataType::Int64).sum().alias("orders"),
-            col("ordered_at")
-                .filter(purchase.clone())
+            // when/then rather than a filter inside the aggregation: polars aggregates the
+            // masked column directly instead of filtering every group.
+            when(purchase.clone())
+                .then(col("ordered_at"))
+                .otherwise(lit(NULL))
                 .min()
                 .alias("first_order_at"),
-            col("ordered_at")
-                .filter(purchase.clone())
+            when(purchase.clone())
+                .then(col("ordered_at"))
+                .otherwise(lit(NULL))
                 .max()
                 .alias("last_order_at"),
         ]
@@ -172,8 +177,8 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
     let purchases = orders.filter(purchase);
     let pair = PairKey::new(&purchases, "__day");
     let days = pair
+        // In (customer_id, __day) order, which group_by_stable keeps.
         .group_by(purchases, sum_amount_parts("__amount", "__day").to_vec())
-        .sort(["customer_id", "__day"], Default::default())
         .group_by_stable([col("customer_id")])
         .agg([
             len().cast(DataType::Int64).alias("purchase_days"),
@@ -286,45 +291,52 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
 
     let month = MONTH_DAYS / p.unit.days();
     let horizon = p.horizon_months as usize;
-    let mut p_alive = vec![None; n];
-    let mut expected = vec![None; n];
-    let mut eov = vec![None; n];
-    let mut clv = vec![None; n];
-    // Customers sharing (x, t_x, T) share every BG/NBD quantity.
-    let mut cache: HashMap<(u64, u64, u64), (f64, Vec<f64>)> = HashMap::new();
-    for i in 0..n {
-        if let Ok(g) = &gg {
-            eov[i] = Some(if x[i] > 0.0 {
-                g.params.conditional_mean(x[i], m[i])
-            } else {
-                g.params.population_mean()
-            });
-        }
-        if let Ok(b) = &bg {
-            let (alive, curve) = cache
-                .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
-                .or_insert_with(|| {
-                    let curve = (0..=horizon)
-                        .map(|k| {
-                            b.params
-                                .expected_purchases(k as f64 * month, x[i], t_x[i], t[i])
-                        })
-                        .collect();
-                    (b.params.p_alive(x[i], t_x[i], t[i]), curve)
+    // Per customer: (p_alive, expected_purchases, expected_order_value, predicted_clv).
+    type Row = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    let rows = |range: std::ops::Range<usize>| -> Vec<Row> {
+        // Customers sharing (x, t_x, T) share every BG/NBD quantity.
+        let mut cache: HashMap<(u64, u64, u64), (f64, Vec<f64>)> = HashMap::new();
+        range
+            .map(|i| {
+                let eov = gg.as_ref().ok().map(|g| {
+                    if x[i] > 0.0 {
+                        g.params.conditional_mean(x[i], m[i])
+                    } else {
+                        g.params.population_mean()
+                    }
                 });
-            p_alive[i] = Some(*alive);
-            expected[i] = Some(curve[horizon]);
-            if let Some(value) = eov[i] {
-                let total: f64 = (1..=horizon)
-                    .map(|k| {
-                        (curve[k] - curve[k - 1]) * value
-                            / (1.0 + p.monthly_discount_rate).powi(k as i32)
-                    })
-                    .sum();
-                clv[i] = Some(total);
-            }
-        }
-    }
+                let Ok(b) = &bg else {
+                    return (None, None, eov, None);
+                };
+                let (alive, curve) = cache
+                    .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
+                    .or_insert_with(|| {
+                        let curve = (0..=horizon)
+                            .map(|k| {
+                                b.params
+                                    .expected_purchases(k as f64 * month, x[i], t_x[i], t[i])
+                            })
+                            .collect();
+                        (b.params.p_alive(x[i], t_x[i], t[i]), curve)
+                    });
+                let clv = eov.map(|value| {
+                    (1..=horizon)
+                        .map(|k| {
+                            (curve[k] - curve[k - 1]) * value
+                                / (1.0 + p.monthly_discount_rate).powi(k as i32)
+                        })
+                        .sum::<f64>()
+                });
+                (Some(*alive), Some(curve[horizon]), eov, clv)
+            })
+            .collect()
+    };
+    // Each customer's values depend on that customer alone: two threads, same numbers.
+    let rows: Vec<Row> = split_rows(n, rows).into_iter().flatten().collect();
+    let p_alive: Vec<Option<f64>> = rows.iter().map(|r| r.0).collect();
+    let expected: Vec<Option<f64>> = rows.iter().map(|r| r.1).collect();
+    let eov: Vec<Option<f64>> = rows.iter().map(|r| r.2).collect();
+    let clv: Vec<Option<f64>> = rows.iter().map(|r| r.3).collect();
     Ok(Models {
         bgnbd: Some(bg),
         gamma_gamma: Some(gg),
