@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -355,23 +356,31 @@ fn clean(
     let rows_read = df.height() as u64;
     let cutoff = calendar.cutoff_us();
     let ts_us = |name: &str| col(name).dt().timestamp(TimeUnit::Microseconds);
-    let null_str = || lit(NULL).cast(DataType::String);
+    // Rows are marked with the code of their reason (its index in `reasons`) rather than its
+    // text: a one-byte column instead of a string column over every row.
+    let mut reasons: Vec<String> = Vec::new();
+    let mut mark = |checks: Vec<(Expr, String)>| -> Expr {
+        let mut code = lit(NULL).cast(DataType::UInt8);
+        for (cond, reason) in checks.into_iter().rev() {
+            let c = reasons.len() as u32;
+            reasons.push(reason);
+            code = when(cond).then(lit(c).cast(DataType::UInt8)).otherwise(code);
+        }
+        code
+    };
 
     // 1. Missing required values: rejected wherever they are (their time may be unknown).
     // Columns without nulls (the usual case; the count is kept with the data) cannot
     // contribute a reason, so they stay out of the per-row expression.
     let has_nulls = |name: &str| df.column(name).map(|c| c.null_count() > 0).unwrap_or(true);
-    let mut null_reason = null_str();
-    for spec in contract
-        .columns
-        .iter()
-        .rev()
-        .filter(|c| !c.nullable && has_nulls(c.name))
-    {
-        null_reason = when(col(spec.name).is_null())
-            .then(lit(format!("null {}", spec.name)))
-            .otherwise(null_reason);
-    }
+    let null_reason = mark(
+        contract
+            .columns
+            .iter()
+            .filter(|c| !c.nullable && has_nulls(c.name))
+            .map(|spec| (col(spec.name).is_null(), format!("null {}", spec.name)))
+            .collect(),
+    );
     // 2. Rows from after as_of do not exist yet for this run. An export usually ends before
     // as_of: then there is nothing to cut, and no filtered copy of every column to make.
     let latest = df
@@ -403,36 +412,53 @@ fn clean(
         }
     }
     // 3. Values outside their domain.
-    let value_reason = match kind {
+    let value_checks: Vec<(Expr, &str)> = match kind {
         InputKind::Surveys => {
             lf = lf.with_column(col("survey").str().to_lowercase().alias("survey"));
-            scales.rejection_reason(col("survey"), col("score"))
+            scales
+                .rejection_checks(col("survey"), col("score"))
+                .into_iter()
+                .collect()
         }
-        InputKind::Orders => when(col("amount").is_nan().or(col("amount").is_infinite()))
-            .then(lit("non-finite amount"))
-            .otherwise(null_str()),
-        InputKind::Tickets => when(ts_us("first_response_at").lt(ts_us("created_at")))
-            .then(lit("first_response_at before created_at"))
-            .when(ts_us("resolved_at").lt(ts_us("created_at")))
-            .then(lit("resolved_at before created_at"))
-            .when(col("handle_time_s").lt(lit(0.0)))
-            .then(lit("negative handle_time_s"))
-            .when(col("contacts").lt(lit(0)))
-            .then(lit("negative contacts"))
-            .otherwise(null_str()),
-        InputKind::Customers | InputKind::Events => null_str(),
+        InputKind::Orders => vec![(
+            col("amount").is_nan().or(col("amount").is_infinite()),
+            "non-finite amount",
+        )],
+        InputKind::Tickets => vec![
+            (
+                ts_us("first_response_at").lt(ts_us("created_at")),
+                "first_response_at before created_at",
+            ),
+            (
+                ts_us("resolved_at").lt(ts_us("created_at")),
+                "resolved_at before created_at",
+            ),
+            (col("handle_time_s").lt(lit(0.0)), "negative handle_time_s"),
+            (col("contacts").lt(lit(0)), "negative contacts"),
+        ],
+        InputKind::Customers | InputKind::Events => Vec::new(),
     };
-    lf = lf.with_column(coalesce(&[col("__reason"), value_reason]).alias("__reason"));
-    let marked = lf.collect()?;
+    if !value_checks.is_empty() {
+        let value_reason = mark(
+            value_checks
+                .into_iter()
+                .map(|(c, r)| (c, r.to_string()))
+                .collect(),
+        );
+        lf = lf.with_column(coalesce(&[col("__reason"), value_reason]).alias("__reason"));
+    }
+    let mut marked = lf.collect()?;
     let rows_after_as_of = rows_read - marked.height() as u64;
 
     // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
-    let marked = match contract.key {
-        Some(key) => {
+    if let Some(key) = contract.key {
+        let valid = marked.column("__reason")?.is_null();
+        if keys_may_repeat(marked.column(key)?.str()?, &valid)? {
+            let dup_code = reasons.len() as u32;
+            reasons.push(format!("duplicate {key}"));
             let valid = col("__reason").is_null();
             // Valid rows have a key (a null one is a reason), so nulling the others' keys
-            // leaves the first distinct valid rows as they are; it is much faster than the
-            // same over a window partitioned by validity.
+            // leaves the first distinct valid rows as they are.
             let dup = valid.clone().and(
                 when(valid)
                     .then(col(key))
@@ -440,18 +466,17 @@ fn clean(
                     .is_first_distinct()
                     .not(),
             );
-            marked
+            marked = marked
                 .lazy()
                 .with_column(
                     when(dup)
-                        .then(lit(format!("duplicate {key}")))
+                        .then(lit(dup_code).cast(DataType::UInt8))
                         .otherwise(col("__reason"))
                         .alias("__reason"),
                 )
-                .collect()?
+                .collect()?;
         }
-        None => marked,
-    };
+    }
 
     let example = match contract.key {
         Some(key) => coalesce(&[
@@ -464,7 +489,7 @@ fn clean(
     // copy to make.
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
     let (rejected, data) = if any_rejected {
-        let rejected = rejections(&marked, example)?;
+        let rejected = rejections(&marked, example, &reasons)?;
         let data = marked
             .lazy()
             .filter(col("__reason").is_null())
@@ -490,8 +515,34 @@ fn clean(
     })
 }
 
+/// Whether two valid rows may share a key; `false` proves that none do. Sorting 64-bit hashes
+/// of the keys takes a fraction of the time of a set of the strings themselves, and inputs
+/// rarely repeat an id, so the exact search only runs when hashes collide.
+fn keys_may_repeat(keys: &StringChunked, valid: &BooleanChunked) -> PolarsResult<bool> {
+    let state = PlFixedStateQuality::default();
+    let hashes: Vec<u64> = keys
+        .iter()
+        .zip(valid.iter())
+        .filter_map(|(k, ok)| match (k, ok) {
+            (Some(k), Some(true)) => Some(state.hash_one(k)),
+            _ => None,
+        })
+        .collect();
+    let sorted = UInt64Chunked::from_vec("hash".into(), hashes)
+        .sort(false)
+        .rechunk()
+        .into_owned();
+    let sorted = sorted.cont_slice()?;
+    Ok(sorted.windows(2).any(|w| w[0] == w[1]))
+}
+
 /// One `Rejection` per reason (sorted), with its count and the first such row's example id.
-fn rejections(marked: &DataFrame, example: Expr) -> PolarsResult<Vec<Rejection>> {
+/// `reasons` names the codes in `__reason`.
+fn rejections(
+    marked: &DataFrame,
+    example: Expr,
+    reasons: &[String],
+) -> PolarsResult<Vec<Rejection>> {
     let summary = marked
         .clone()
         .lazy()
@@ -499,19 +550,24 @@ fn rejections(marked: &DataFrame, example: Expr) -> PolarsResult<Vec<Rejection>>
         .sort(["__row"], Default::default())
         .group_by([col("__reason")])
         .agg([len().alias("n"), example.first().alias("example")])
-        .sort(["__reason"], Default::default())
         .collect()?;
-    let reasons = summary.column("__reason")?.str()?;
+    let codes = summary.column("__reason")?.u8()?;
     let counts = summary.column("n")?.cast(&DataType::UInt64)?;
     let counts = counts.u64()?;
     let examples = summary.column("example")?.str()?;
-    Ok((0..summary.height())
+    let mut out: Vec<Rejection> = (0..summary.height())
         .map(|i| Rejection {
-            reason: reasons.get(i).unwrap_or_default().to_string(),
+            reason: codes
+                .get(i)
+                .and_then(|c| reasons.get(c as usize))
+                .cloned()
+                .unwrap_or_default(),
             row_count: counts.get(i).unwrap_or_default(),
             example_id: examples.get(i).unwrap_or_default().to_string(),
         })
-        .collect())
+        .collect();
+    out.sort_by(|a, b| a.reason.cmp(&b.reason));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -785,5 +841,19 @@ mod tests {
         assert!(resolve_files(d, "parts/*.csv")
             .unwrap_err()
             .ends_with("no files match"));
+    }
+
+    #[test]
+    fn only_valid_rows_can_repeat_a_key() {
+        let keys = StringChunked::new("k".into(), [Some("a"), Some("b"), None, Some("a")]);
+        let all = BooleanChunked::new("v".into(), [true, true, true, true]);
+        let first_invalid = BooleanChunked::new("v".into(), [false, true, true, true]);
+        let none_null = BooleanChunked::new("v".into(), [Some(true), Some(true), None, None]);
+        assert!(keys_may_repeat(&keys, &all).unwrap());
+        assert!(!keys_may_repeat(&keys, &first_invalid).unwrap());
+        assert!(!keys_may_repeat(&keys, &none_null).unwrap());
+        let empty = StringChunked::new("k".into(), Vec::<&str>::new());
+        let no_rows = BooleanChunked::new("v".into(), Vec::<bool>::new());
+        assert!(!keys_may_repeat(&empty, &no_rows).unwrap());
     }
 }

@@ -102,8 +102,9 @@ impl Scales {
         [("nps", self.nps), ("csat", self.csat), ("ces", self.ces)]
     }
 
-    /// Why a (lower-cased survey, score) row is invalid, or null.
-    pub fn rejection_reason(&self, survey: Expr, score: Expr) -> Expr {
+    /// The checks a (lower-cased survey, score) row must pass, in order: each condition that
+    /// holds names why the row is invalid (the first one that holds is the reason).
+    pub fn rejection_checks(&self, survey: Expr, score: Expr) -> [(Expr, &'static str); 2] {
         let mut known = lit(false);
         let mut in_scale = lit(false);
         for (name, s) in self.each() {
@@ -116,10 +117,20 @@ impl Scales {
                     .and(score.clone().lt_eq(lit(s.max))),
             ));
         }
-        when(known.not())
-            .then(lit("unknown survey type"))
-            .when(in_scale.not())
-            .then(lit("score out of scale"))
+        [
+            (known.not(), "unknown survey type"),
+            (in_scale.not(), "score out of scale"),
+        ]
+    }
+
+    /// Why a (lower-cased survey, score) row is invalid, or null.
+    #[cfg(test)]
+    fn rejection_reason(&self, survey: Expr, score: Expr) -> Expr {
+        let [(unknown, r1), (out, r2)] = self.rejection_checks(survey, score);
+        when(unknown)
+            .then(lit(r1))
+            .when(out)
+            .then(lit(r2))
             .otherwise(lit(NULL).cast(DataType::String))
     }
 
