@@ -364,7 +364,9 @@ fn clean(
         for (cond, reason) in checks.into_iter().rev() {
             let c = reasons.len() as u32;
             reasons.push(reason);
-            code = when(cond).then(lit(c).cast(DataType::UInt8)).otherwise(code);
+            code = when(cond)
+                .then(lit(c).cast(DataType::UInt8))
+                .otherwise(code);
         }
         code
     };

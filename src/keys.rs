@@ -22,10 +22,36 @@ pub struct CustomerKeys {
     ids: DataFrame,
 }
 
-/// Replaces `customer_id` in `table` by its translation in `dict`, whose column `from` holds
-/// the current values and `to` their replacements. Only the id column goes through the join;
-/// the other columns stay as they are instead of being copied into a new frame.
-fn replace_ids(table: &mut DataFrame, dict: LazyFrame, from: &str, to: &str) -> PolarsResult<()> {
+/// The ids in `frames`, sorted, with their keys (`__key`, their rank) beside them.
+fn sorted_unique_ids(frames: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
+    let ids = if frames.is_empty() {
+        DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
+            KEY.into(),
+            DataType::String,
+        )]))
+    } else {
+        concat(
+            frames
+                .into_iter()
+                .map(|f| f.select([col(KEY)]))
+                .collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )?
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort([KEY], Default::default())
+        .collect()?
+    };
+    polars_ensure!(
+        ids.height() < u32::MAX as usize,
+        ComputeError: "more than 2^32 - 1 distinct customer ids"
+    );
+    ids.with_row_index("__key".into(), None)
+}
+
+/// The translation of `table`'s `customer_id` column by `dict`, whose column `from` holds the
+/// current values and `to` their replacements (null where `dict` has no such value). Only the
+/// id column goes through the join, instead of a copy of every column.
+fn translate(table: &DataFrame, dict: LazyFrame, from: &str, to: &str) -> PolarsResult<Column> {
     let mut args = JoinArgs::new(JoinType::Left);
     args.maintain_order = MaintainOrderJoin::Left;
     let translated = table
@@ -34,41 +60,47 @@ fn replace_ids(table: &mut DataFrame, dict: LazyFrame, from: &str, to: &str) -> 
         .join(dict, [col(KEY)], [col(from)], args)
         .select([col(to).alias(KEY)])
         .collect()?;
-    table.replace(KEY, translated.column(KEY)?.clone())?;
-    Ok(())
+    Ok(translated.column(KEY)?.clone())
 }
 
 impl CustomerKeys {
     /// Replaces `customer_id` in every frame by its key.
     pub fn encode(frames: &mut BTreeMap<InputKind, DataFrame>) -> PolarsResult<CustomerKeys> {
-        let ids: Vec<LazyFrame> = frames
-            .values()
-            .map(|df| {
-                df.clone()
-                    .lazy()
-                    .select([col(KEY)])
-                    .unique(None, UniqueKeepStrategy::Any)
-            })
-            .collect();
-        let ids = if ids.is_empty() {
-            DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
-                KEY.into(),
-                DataType::String,
-            )]))
-        } else {
-            concat(ids, UnionArgs::default())?
-                .unique(None, UniqueKeepStrategy::Any)
-                .sort([KEY], Default::default())
-                .collect()?
-        };
-        polars_ensure!(
-            ids.height() < u32::MAX as usize,
-            ComputeError: "more than 2^32 - 1 distinct customer ids"
-        );
-        let ids = ids.with_row_index("__key".into(), None)?;
+        // Usually every id is a customer's: the customers' ids are then the whole dictionary,
+        // and the unique ids of tens of millions of event rows need not be found first.
+        if let Some(customers) = frames.get(&InputKind::Customers) {
+            let ids = sorted_unique_ids(vec![customers.clone().lazy()])?;
+            let dict = ids.clone().lazy();
+            let mut translated = Vec::with_capacity(frames.len());
+            for df in frames.values() {
+                let keys = translate(df, dict.clone(), KEY, "__key")?;
+                if keys.null_count() > df.column(KEY)?.null_count() {
+                    break;
+                }
+                translated.push(keys);
+            }
+            if translated.len() == frames.len() {
+                for (df, keys) in frames.values_mut().zip(translated) {
+                    df.replace(KEY, keys)?;
+                }
+                return Ok(CustomerKeys { ids });
+            }
+        }
+        let ids = sorted_unique_ids(
+            frames
+                .values()
+                .map(|df| {
+                    df.clone()
+                        .lazy()
+                        .select([col(KEY)])
+                        .unique(None, UniqueKeepStrategy::Any)
+                })
+                .collect(),
+        )?;
         let dict = ids.clone().lazy();
         for df in frames.values_mut() {
-            replace_ids(df, dict.clone(), KEY, "__key")?;
+            let keys = translate(df, dict.clone(), KEY, "__key")?;
+            df.replace(KEY, keys)?;
         }
         Ok(CustomerKeys { ids })
     }
@@ -84,7 +116,8 @@ impl CustomerKeys {
             .clone()
             .lazy()
             .select([col("__key"), col(KEY).alias("__id")]);
-        replace_ids(&mut table, dict, "__key", "__id")?;
+        let ids = translate(&table, dict, "__key", "__id")?;
+        table.replace(KEY, ids)?;
         Ok(table)
     }
 }
@@ -119,5 +152,29 @@ mod tests {
         assert_eq!(strs(&back, KEY), vec!["C3", "C1", "C3"]);
         let customers = keys.decode(frames[&InputKind::Customers].clone()).unwrap();
         assert_eq!(strs(&customers, KEY), vec!["C2", "C1"]);
+    }
+
+    #[test]
+    fn customers_alone_make_the_dictionary_when_they_hold_every_id() {
+        let mut frames = BTreeMap::new();
+        frames.insert(
+            InputKind::Events,
+            df!("customer_id" => [Some("C3"), None, Some("C1")]).unwrap(),
+        );
+        frames.insert(
+            InputKind::Customers,
+            df!("customer_id" => ["C3", "C2", "C1"]).unwrap(),
+        );
+        let keys = CustomerKeys::encode(&mut frames).unwrap();
+        let k: Vec<Option<u32>> = frames[&InputKind::Events]
+            .column(KEY)
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(k, vec![Some(2), None, Some(0)]);
+        let back = keys.decode(frames[&InputKind::Customers].clone()).unwrap();
+        assert_eq!(strs(&back, KEY), vec!["C3", "C2", "C1"]);
     }
 }
