@@ -156,6 +156,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         cal: &cal,
         customers_have_signup: customers_have_signup(&frames)?,
         computed: BTreeMap::new(),
+        activity: Default::default(),
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
     for p in &pipelines {

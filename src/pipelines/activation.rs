@@ -13,7 +13,7 @@
 use polars::prelude::*;
 
 use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
-use super::lifecycle::{activity_days, anchor_days, attach_segments};
+use super::lifecycle::{anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
 use crate::time::{date_lit, Calendar};
@@ -29,8 +29,14 @@ pub struct Activation {
     pub by: Vec<String>,
 }
 
-pub fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calendar) -> LazyFrame {
-    let acts = activity_days(inputs, &p.activity, cal);
+/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
+pub fn activation(
+    inputs: &Inputs,
+    acts: LazyFrame,
+    p: &Activation,
+    anchor: Anchor,
+    cal: &Calendar,
+) -> LazyFrame {
     let as_of = date_lit(cal.as_of).cast(DataType::Int32);
     let customers = anchor_days(anchor, &acts, inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)))
@@ -131,7 +137,19 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::pipelines::lifecycle::activity_days;
     use crate::pipelines::lifecycle::testing::*;
+
+    /// The pipeline on the activity of its parameters, as the runner calls it.
+    fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calendar) -> LazyFrame {
+        super::activation(
+            inputs,
+            activity_days(inputs, &p.activity, cal),
+            p,
+            anchor,
+            cal,
+        )
+    }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()

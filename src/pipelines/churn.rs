@@ -19,7 +19,7 @@ use chrono::Duration;
 use polars::prelude::*;
 
 use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
-use super::lifecycle::{activity_days, anchor_days, attach_segments};
+use super::lifecycle::{anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
 use crate::contracts::InputKind;
@@ -73,8 +73,13 @@ fn period_table(period: Period, cal: &Calendar) -> LazyFrame {
     )
 }
 
-pub fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFrame> {
-    let acts = activity_days(inputs, &p.activity, cal);
+/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
+pub fn churn(
+    inputs: &Inputs,
+    acts: LazyFrame,
+    p: &Churn,
+    cal: &Calendar,
+) -> PolarsResult<LazyFrame> {
     let anchors =
         anchor_days(p.anchor, &acts, inputs, cal).filter(col("anchor").lt_eq(date_lit(cal.as_of)));
     let as_of_day = date_lit(cal.as_of).cast(DataType::Int32);
@@ -288,7 +293,13 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::pipelines::lifecycle::activity_days;
     use crate::pipelines::lifecycle::testing::*;
+
+    /// The pipeline on the activity of its parameters, as the runner calls it.
+    fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFrame> {
+        super::churn(inputs, activity_days(inputs, &p.activity, cal), p, cal)
+    }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()

@@ -19,7 +19,7 @@
 use polars::prelude::*;
 
 use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
-use super::lifecycle::{activity_days, anchor_days, attach_segments};
+use super::lifecycle::{anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
 use crate::contracts::InputKind;
@@ -36,12 +36,13 @@ pub struct CohortRetention {
     pub by: Vec<String>,
 }
 
+/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
 pub fn cohort_retention(
     inputs: &Inputs,
+    acts: LazyFrame,
     p: &CohortRetention,
     cal: &Calendar,
 ) -> PolarsResult<LazyFrame> {
-    let acts = activity_days(inputs, &p.activity, cal);
     let as_of_idx = period_index(cal.as_of, p.period);
     let next_idx = period_index(cal.as_of + chrono::Duration::days(1), p.period);
 
@@ -170,7 +171,17 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::pipelines::lifecycle::activity_days;
     use crate::pipelines::lifecycle::testing::*;
+
+    /// The pipeline on the activity of its parameters, as the runner calls it.
+    fn cohort_retention(
+        inputs: &Inputs,
+        p: &CohortRetention,
+        cal: &Calendar,
+    ) -> PolarsResult<LazyFrame> {
+        super::cohort_retention(inputs, activity_days(inputs, &p.activity, cal), p, cal)
+    }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()

@@ -13,6 +13,7 @@ pub mod ltv_segments;
 pub mod support_kpis;
 pub mod survey_scores;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
@@ -65,6 +66,26 @@ pub struct BuildContext<'a> {
     /// earlier one's result instead of computing it again (`cx_impact` takes its predicted
     /// CLV from `customer_ltv`).
     pub computed: BTreeMap<&'static str, LazyFrame>,
+    /// `lifecycle::activity_days` of each list of activity sources used so far: cohort
+    /// retention and churn usually count the same activity, tens of millions of rows made
+    /// into distinct (customer, day) pairs, and it is computed once for both.
+    pub activity: RefCell<Vec<(Vec<ActivitySource>, DataFrame)>>,
+}
+
+impl BuildContext<'_> {
+    fn activity_days(
+        &self,
+        inputs: &Inputs,
+        sources: &[ActivitySource],
+    ) -> PolarsResult<LazyFrame> {
+        let mut cache = self.activity.borrow_mut();
+        if let Some((_, df)) = cache.iter().find(|(s, _)| s == sources) {
+            return Ok(df.clone().lazy());
+        }
+        let df = lifecycle::activity_days(inputs, sources, self.cal).collect()?;
+        cache.push((sources.to_vec(), df.clone()));
+        Ok(df.lazy())
+    }
 }
 
 type Problems = Vec<(String, String)>;
@@ -386,16 +407,28 @@ impl Pipeline {
             )],
             Pipeline::CohortRetention(p) => vec![(
                 "cohort_retention",
-                cohort_retention::cohort_retention(inputs, p, cal)?,
+                cohort_retention::cohort_retention(
+                    inputs,
+                    ctx.activity_days(inputs, &p.activity)?,
+                    p,
+                    cal,
+                )?,
             )],
-            Pipeline::Churn(p) => vec![("churn", churn::churn(inputs, p, cal)?)],
+            Pipeline::Churn(p) => vec![(
+                "churn",
+                churn::churn(inputs, ctx.activity_days(inputs, &p.activity)?, p, cal)?,
+            )],
             Pipeline::Activation(p) => {
                 let anchor = p.anchor.unwrap_or(if ctx.customers_have_signup {
                     Anchor::Signup
                 } else {
                     Anchor::FirstActivity
                 });
-                vec![("activation", activation::activation(inputs, p, anchor, cal))]
+                let acts = ctx.activity_days(inputs, &p.activity)?;
+                vec![(
+                    "activation",
+                    activation::activation(inputs, acts, p, anchor, cal),
+                )]
             }
             Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
             Pipeline::CxImpact(p) => {
