@@ -239,30 +239,21 @@ def main():
         fits = json.loads(q.stdout.strip().splitlines()[-1]) if q and q.returncode == 0 else None
 
         env = dict(os.environ, CROSSCHECK_EXPECTED_DIR=expected)
-        duck = []
-        for table, pipeline, cmd in duckdb_checks(d, out):
+
+        def check(cmd):
+            """Runs one check: (wall s, peak RSS MiB, status)."""
             q, dwall, drss = timed(cmd, env=env, timeout=TIMEOUT_S)
             if q is None:
                 status = f"timed out after {TIMEOUT_S} s"
-                failed = True
             elif q.returncode == 0:
                 status = "match"
             else:
                 status = "DIFFERS: " + " / ".join(q.stdout.strip().splitlines()[-3:])
-                failed = True
-            duck.append((table, pipeline, dwall, drss, status))
-        slow = []
-        for tables, cmd in python_checks(d, out):
-            q, dwall, drss = timed(cmd, env=env, timeout=TIMEOUT_S)
-            if q is None:
-                status = f"timed out after {TIMEOUT_S} s"
-                failed = True
-            elif q.returncode == 0:
-                status = "match"
-            else:
-                status = "DIFFERS: " + " / ".join(q.stdout.strip().splitlines()[-3:])
-                failed = True
-            slow.append((tables, dwall, drss, status))
+            return dwall, drss, status
+
+        duck = [(table, pipeline, *check(cmd)) for table, pipeline, cmd in duckdb_checks(d, out)]
+        slow = [(tables, *check(cmd)) for tables, cmd in python_checks(d, out)]
+        failed = failed or any(x[-1] != "match" for x in duck + slow)
 
         lines += [f"## {n:,} customers", "",
                   "Inputs: " + ", ".join(f"{k} {v:,} rows" for k, v in rows.items()) + f". Generation: {gen_note}.", "",
