@@ -48,6 +48,49 @@ fn sorted_unique_ids(frames: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
     ids.with_row_index("__key".into(), None)
 }
 
+/// `table`'s `customer_id` column as keys, for `ids` from `sorted_unique_ids` (null where an id
+/// is not in `ids`). Tens of millions of rows are translated per run, so a hash map of the ids
+/// is probed on every core; a join would also hash them and then gather the keys in row order.
+fn encode_column(ids: &DataFrame, table: &DataFrame) -> PolarsResult<Column> {
+    let names = ids.column(KEY)?.str()?;
+    let mut map: PlHashMap<&str, u32> = PlHashMap::with_capacity(names.len());
+    for (key, id) in names.iter().enumerate() {
+        if let Some(id) = id {
+            map.insert(id, key as u32);
+        }
+    }
+    let values = table.column(KEY)?.str()?;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let part = values.len().div_ceil(threads).max(1);
+    let parts: Vec<UInt32Chunked> = std::thread::scope(|s| {
+        let map = &map;
+        let handles: Vec<_> = (0..values.len())
+            .step_by(part)
+            .map(|start| {
+                let slice = values.slice(start as i64, part);
+                s.spawn(move || {
+                    slice
+                        .iter()
+                        .map(|v| v.and_then(|v| map.get(v).copied()))
+                        .collect::<UInt32Chunked>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| polars_err!(ComputeError: "customer id translation failed"))
+            })
+            .collect::<PolarsResult<Vec<_>>>()
+    })?;
+    let mut keys = UInt32Chunked::full_null(KEY.into(), 0);
+    for part in parts {
+        keys.append(&part)?;
+    }
+    Ok(keys.with_name(KEY.into()).into_column())
+}
+
 /// The translation of `table`'s `customer_id` column by `dict`, whose column `from` holds the
 /// current values and `to` their replacements (null where `dict` has no such value). Only the
 /// id column goes through the join, instead of a copy of every column.
@@ -70,10 +113,9 @@ impl CustomerKeys {
         // and the unique ids of tens of millions of event rows need not be found first.
         if let Some(customers) = frames.get(&InputKind::Customers) {
             let ids = sorted_unique_ids(vec![customers.clone().lazy()])?;
-            let dict = ids.clone().lazy();
             let mut translated = Vec::with_capacity(frames.len());
             for df in frames.values() {
-                let keys = translate(df, dict.clone(), KEY, "__key")?;
+                let keys = encode_column(&ids, df)?;
                 if keys.null_count() > df.column(KEY)?.null_count() {
                     break;
                 }
@@ -97,9 +139,8 @@ impl CustomerKeys {
                 })
                 .collect(),
         )?;
-        let dict = ids.clone().lazy();
         for df in frames.values_mut() {
-            let keys = translate(df, dict.clone(), KEY, "__key")?;
+            let keys = encode_column(&ids, df)?;
             df.replace(KEY, keys)?;
         }
         Ok(CustomerKeys { ids })
