@@ -455,27 +455,19 @@ fn clean(
     // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
     if let Some(key) = contract.key {
         let valid = marked.column("__reason")?.is_null();
-        if keys_may_repeat(marked.column(key)?.str()?, &valid)? {
+        if let Some(repeated) = repeated_keys(marked.column(key)?.str()?, &valid)? {
             let dup_code = reasons.len() as u32;
             reasons.push(format!("duplicate {key}"));
-            let valid = col("__reason").is_null();
-            // Valid rows have a key (a null one is a reason), so nulling the others' keys
-            // leaves the first distinct valid rows as they are.
-            let dup = valid.clone().and(
-                when(valid)
-                    .then(col(key))
-                    .otherwise(lit(NULL))
-                    .is_first_distinct()
-                    .not(),
-            );
+            marked.with_column(repeated.into_column())?;
             marked = marked
                 .lazy()
                 .with_column(
-                    when(dup)
+                    when(col("__repeated"))
                         .then(lit(dup_code).cast(DataType::UInt8))
                         .otherwise(col("__reason"))
                         .alias("__reason"),
                 )
+                .drop(cols(["__repeated"]))
                 .collect()?;
         }
     }
@@ -517,25 +509,48 @@ fn clean(
     })
 }
 
-/// Whether two valid rows may share a key; `false` proves that none do. Sorting 64-bit hashes
-/// of the keys takes a fraction of the time of a set of the strings themselves, and inputs
-/// rarely repeat an id, so the exact search only runs when hashes collide.
-fn keys_may_repeat(keys: &StringChunked, valid: &BooleanChunked) -> PolarsResult<bool> {
+/// The valid rows whose key an earlier valid row already has, as a mask (`None` when there are
+/// none). Sorting 64-bit hashes of the keys finds the few that may repeat, and only the rows
+/// with those hashes are compared as strings, in file order: a set of every key string takes
+/// several times longer, and ids rarely repeat.
+fn repeated_keys(
+    keys: &StringChunked,
+    valid: &BooleanChunked,
+) -> PolarsResult<Option<BooleanChunked>> {
     let state = PlFixedStateQuality::default();
-    let hashes: Vec<u64> = keys
+    let hashes: Vec<Option<u64>> = keys
         .iter()
         .zip(valid.iter())
-        .filter_map(|(k, ok)| match (k, ok) {
+        .map(|(k, ok)| match (k, ok) {
             (Some(k), Some(true)) => Some(state.hash_one(k)),
             _ => None,
         })
         .collect();
-    let sorted = UInt64Chunked::from_vec("hash".into(), hashes)
+    let sorted = UInt64Chunked::from_vec("hash".into(), hashes.iter().flatten().copied().collect())
         .sort(false)
         .rechunk()
         .into_owned();
-    let sorted = sorted.cont_slice()?;
-    Ok(sorted.windows(2).any(|w| w[0] == w[1]))
+    let shared: PlHashSet<u64> = sorted
+        .cont_slice()?
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    if shared.is_empty() {
+        return Ok(None);
+    }
+    let mut seen: PlHashSet<&str> = PlHashSet::new();
+    let mut repeated = vec![false; keys.len()];
+    for ((row, key), hash) in keys.iter().enumerate().zip(&hashes) {
+        if let (Some(key), Some(hash)) = (key, hash) {
+            if shared.contains(hash) && !seen.insert(key) {
+                repeated[row] = true;
+            }
+        }
+    }
+    Ok(repeated
+        .contains(&true)
+        .then(|| BooleanChunked::from_slice("__repeated".into(), &repeated)))
 }
 
 /// One `Rejection` per reason (sorted), with its count and the first such row's example id.
@@ -847,15 +862,30 @@ mod tests {
 
     #[test]
     fn only_valid_rows_can_repeat_a_key() {
-        let keys = StringChunked::new("k".into(), [Some("a"), Some("b"), None, Some("a")]);
-        let all = BooleanChunked::new("v".into(), [true, true, true, true]);
-        let first_invalid = BooleanChunked::new("v".into(), [false, true, true, true]);
-        let none_null = BooleanChunked::new("v".into(), [Some(true), Some(true), None, None]);
-        assert!(keys_may_repeat(&keys, &all).unwrap());
-        assert!(!keys_may_repeat(&keys, &first_invalid).unwrap());
-        assert!(!keys_may_repeat(&keys, &none_null).unwrap());
+        let keys = StringChunked::new(
+            "k".into(),
+            [Some("a"), Some("b"), None, Some("a"), Some("a"), Some("b")],
+        );
+        let mask = |valid: &[Option<bool>]| {
+            let valid = BooleanChunked::new("v".into(), valid);
+            repeated_keys(&keys, &valid)
+                .unwrap()
+                .map(|m| m.iter().map(|b| b.unwrap()).collect::<Vec<_>>())
+        };
+        let t = Some(true);
+        let f = Some(false);
+        assert_eq!(
+            mask(&[t, t, t, t, t, t]),
+            Some(vec![false, false, false, true, true, true])
+        );
+        // An invalid first row does not count: the next "a" is the first valid one.
+        assert_eq!(
+            mask(&[f, t, t, t, t, None]),
+            Some(vec![false, false, false, false, true, false])
+        );
+        assert_eq!(mask(&[f, t, t, t, f, f]), None);
         let empty = StringChunked::new("k".into(), Vec::<&str>::new());
         let no_rows = BooleanChunked::new("v".into(), Vec::<bool>::new());
-        assert!(!keys_may_repeat(&empty, &no_rows).unwrap());
+        assert!(repeated_keys(&empty, &no_rows).unwrap().is_none());
     }
 }
