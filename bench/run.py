@@ -32,7 +32,7 @@ DATA = os.environ.get("CXMETRICS_BENCH_DATA", os.path.join(HERE, "data"))
 INTENSITY = "5.5"
 AS_OF, TZ = "2026-06-30", "America/New_York"
 TIMEOUT_S = 1800
-RUNS = int(os.environ.get("BENCH_RUNS", 3))
+RUNS = int(os.environ.get("BENCH_RUNS", 5))
 
 # Every parameter spelled out, since the DuckDB side has no defaults of its own.
 SLA = {"chat": "60s", "phone": "30s", "email": "4h", "default": "24h"}
