@@ -100,6 +100,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
                     ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
                     ("rows_rejected", Field::Int(r.rows_rejected())),
                     ("rows_used", Field::Int(loaded.data.height() as u64)),
+                    ("memory_mib", Field::Int(mib(loaded.data.estimated_size()))),
                 ];
                 if let Some(n) = r.null_signup_at {
                     fields.push(("rows_null_signup_at", Field::Int(n)));
@@ -145,7 +146,13 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let t = Instant::now();
     let keys = CustomerKeys::encode(&mut loaded_frames)
         .map_err(|e| CxError::internal("encoding customer ids", e))?;
-    log.stage("input", "customer_keys", t.elapsed(), &[]);
+    let held: usize = loaded_frames.values().map(|df| df.estimated_size()).sum();
+    log.stage(
+        "input",
+        "customer_keys",
+        t.elapsed(),
+        &[("inputs_memory_mib", Field::Int(mib(held)))],
+    );
     let frames: Inputs = loaded_frames
         .into_iter()
         .map(|(k, df)| (k, df.lazy()))
@@ -483,4 +490,9 @@ fn manifest(
         "inputs": inputs,
         "outputs": outputs,
     })
+}
+
+/// Whole mebibytes, for the run log's memory fields (polars' estimate of a frame's buffers).
+fn mib(bytes: usize) -> u64 {
+    (bytes >> 20) as u64
 }

@@ -607,6 +607,15 @@ fn hive_layout_and_json_logs() {
     assert!(lines
         .iter()
         .any(|l| l["stage"] == "pipeline" && l["rows"].as_u64().is_some()));
+    let inputs: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["stage"] == "input" && l["name"] != "customer_keys")
+        .collect();
+    assert!(!inputs.is_empty());
+    assert!(inputs.iter().all(|l| l["memory_mib"].as_u64().is_some()));
+    assert!(lines
+        .iter()
+        .any(|l| l["name"] == "customer_keys" && l["inputs_memory_mib"].as_u64().is_some()));
 }
 
 #[test]
