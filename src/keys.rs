@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use crate::contracts::InputKind;
+use crate::parallel::split_rows;
 
 const KEY: &str = "customer_id";
 
@@ -48,47 +49,39 @@ fn sorted_unique_ids(frames: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
     ids.with_row_index("__key".into(), None)
 }
 
-/// `table`'s `customer_id` column as keys, for `ids` from `sorted_unique_ids` (null where an id
-/// is not in `ids`). Tens of millions of rows are translated per run, so a hash map of the ids
-/// is probed on every core; a join would also hash them and then gather the keys in row order.
-fn encode_column(ids: &DataFrame, table: &DataFrame) -> PolarsResult<Column> {
-    let names = ids.column(KEY)?.str()?;
-    let mut map: PlHashMap<&str, u32> = PlHashMap::with_capacity(names.len());
-    for (key, id) in names.iter().enumerate() {
-        if let Some(id) = id {
-            map.insert(id, key as u32);
+/// The keys of the ids in `ids` (from `sorted_unique_ids`), hashed once for every frame they
+/// translate. Tens of millions of rows are translated per run, so the map is probed on two
+/// threads; a join would also hash the ids and then gather the keys in row order.
+struct KeyMap<'a>(PlHashMap<&'a str, u32>);
+
+impl<'a> KeyMap<'a> {
+    fn new(ids: &'a DataFrame) -> PolarsResult<KeyMap<'a>> {
+        let names = ids.column(KEY)?.str()?;
+        let mut map = PlHashMap::with_capacity(names.len());
+        for (key, id) in names.iter().enumerate() {
+            if let Some(id) = id {
+                map.insert(id, key as u32);
+            }
         }
+        Ok(KeyMap(map))
     }
-    let values = table.column(KEY)?.str()?;
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let part = values.len().div_ceil(threads).max(1);
-    let parts: Vec<UInt32Chunked> = std::thread::scope(|s| {
-        let map = &map;
-        let handles: Vec<_> = (0..values.len())
-            .step_by(part)
-            .map(|start| {
-                let slice = values.slice(start as i64, part);
-                s.spawn(move || {
-                    slice
-                        .iter()
-                        .map(|v| v.and_then(|v| map.get(v).copied()))
-                        .collect::<UInt32Chunked>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| polars_err!(ComputeError: "customer id translation failed"))
-            })
-            .collect::<PolarsResult<Vec<_>>>()
-    })?;
-    let mut keys = UInt32Chunked::full_null(KEY.into(), 0);
-    for part in parts {
-        keys.append(&part)?;
+
+    /// `table`'s `customer_id` column as keys (null where an id is not in the map).
+    fn encode(&self, table: &DataFrame) -> PolarsResult<Column> {
+        let values = table.column(KEY)?.str()?;
+        let parts = split_rows(values.len(), |rows| {
+            values
+                .slice(rows.start as i64, rows.len())
+                .iter()
+                .map(|v| v.and_then(|v| self.0.get(v).copied()))
+                .collect::<UInt32Chunked>()
+        });
+        let mut keys = UInt32Chunked::full_null(KEY.into(), 0);
+        for part in parts {
+            keys.append(&part)?;
+        }
+        Ok(keys.with_name(KEY.into()).into_column())
     }
-    Ok(keys.with_name(KEY.into()).into_column())
 }
 
 /// The translation of `table`'s `customer_id` column by `dict`, whose column `from` holds the
@@ -113,14 +106,18 @@ impl CustomerKeys {
         // and the unique ids of tens of millions of event rows need not be found first.
         if let Some(customers) = frames.get(&InputKind::Customers) {
             let ids = sorted_unique_ids(vec![customers.clone().lazy()])?;
-            let mut translated = Vec::with_capacity(frames.len());
-            for df in frames.values() {
-                let keys = encode_column(&ids, df)?;
-                if keys.null_count() > df.column(KEY)?.null_count() {
-                    break;
+            let translated = {
+                let map = KeyMap::new(&ids)?;
+                let mut translated = Vec::with_capacity(frames.len());
+                for df in frames.values() {
+                    let keys = map.encode(df)?;
+                    if keys.null_count() > df.column(KEY)?.null_count() {
+                        break;
+                    }
+                    translated.push(keys);
                 }
-                translated.push(keys);
-            }
+                translated
+            };
             if translated.len() == frames.len() {
                 for (df, keys) in frames.values_mut().zip(translated) {
                     df.replace(KEY, keys)?;
@@ -139,9 +136,12 @@ impl CustomerKeys {
                 })
                 .collect(),
         )?;
-        for df in frames.values_mut() {
-            let keys = encode_column(&ids, df)?;
-            df.replace(KEY, keys)?;
+        {
+            let map = KeyMap::new(&ids)?;
+            for df in frames.values_mut() {
+                let keys = map.encode(df)?;
+                df.replace(KEY, keys)?;
+            }
         }
         Ok(CustomerKeys { ids })
     }

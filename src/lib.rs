@@ -16,6 +16,7 @@ pub mod inputs;
 pub mod keys;
 pub mod log;
 pub mod output;
+pub mod parallel;
 pub mod paths;
 pub mod pipelines;
 pub mod runner;

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 
 use super::optimize::maximize;
 use super::special::{hyp2f1, ln_gamma};
-use super::{distinct_index, split_sum, Fit, FitError};
+use super::{distinct_index, Fit, FitError};
+use crate::parallel::split_sum;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BgNbd {

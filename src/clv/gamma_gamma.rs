@@ -10,7 +10,8 @@
 
 use super::optimize::maximize;
 use super::special::ln_gamma;
-use super::{distinct_index, split_sum, Fit, FitError};
+use super::{distinct_index, Fit, FitError};
+use crate::parallel::split_sum;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GammaGamma {

@@ -28,35 +28,6 @@ pub struct Fit<P> {
 /// Why a model could not be fitted (written to `clv_model` and the manifest).
 pub type FitError = String;
 
-/// Sum of `part` over `rows`, split in two halves summed on two threads. The split is fixed,
-/// so the total (and every fit built on it) is the same on every run. Small inputs stay on
-/// one thread.
-pub(crate) fn split_sum<T: Sync>(rows: &[T], part: impl Fn(&[T]) -> f64 + Sync) -> f64 {
-    let (left, right) = rows.split_at(rows.len() / 2);
-    if left.len() < 10_000 {
-        return part(rows);
-    }
-    std::thread::scope(|s| {
-        let h = s.spawn(|| part(right));
-        let l = part(left);
-        l + h.join().unwrap_or(f64::NAN)
-    })
-}
-
-/// `part` over the rows `0..n`, in two halves on two threads (one thread for small `n`): the
-/// results in row order.
-pub fn split_rows<R: Send>(n: usize, part: impl Fn(std::ops::Range<usize>) -> R + Sync) -> Vec<R> {
-    let mid = n / 2;
-    if mid < 10_000 {
-        return vec![part(0..n)];
-    }
-    std::thread::scope(|s| {
-        let h = s.spawn(|| part(mid..n));
-        let l = part(0..mid);
-        vec![l, h.join().expect("a model thread panicked")]
-    })
-}
-
 /// Distinct values of `values` (sorted) and, per value, its index among them.
 pub(crate) fn distinct_index(values: &[f64]) -> (Vec<f64>, Vec<u32>) {
     let mut distinct = values.to_vec();

@@ -43,10 +43,10 @@ use super::lifecycle::attach_segments;
 use super::Inputs;
 use crate::clv::bgnbd::{self, BgNbd};
 use crate::clv::gamma_gamma::{self, GammaGamma};
-use crate::clv::split_rows;
 use crate::clv::Fit;
 use crate::config::{ClvModel, ModelUnit};
 use crate::contracts::InputKind;
+use crate::parallel::split_rows;
 use crate::time::{date_lit, Calendar};
 
 /// Resolved parameters.
