@@ -456,17 +456,12 @@ fn clean(
     if let Some(key) = contract.key {
         let valid = marked.column("__reason")?.is_null();
         if let Some(repeated) = repeated_keys(marked.column(key)?.str()?, &valid)? {
-            let dup_code = reasons.len() as u32;
-            reasons.push(format!("duplicate {key}"));
+            // Repeated rows are valid ones, so their reason is still null.
+            let dup_reason = mark(vec![(col("__repeated"), format!("duplicate {key}"))]);
             marked.with_column(repeated.into_column())?;
             marked = marked
                 .lazy()
-                .with_column(
-                    when(col("__repeated"))
-                        .then(lit(dup_code).cast(DataType::UInt8))
-                        .otherwise(col("__reason"))
-                        .alias("__reason"),
-                )
+                .with_column(coalesce(&[col("__reason"), dup_reason]).alias("__reason"))
                 .drop(cols(["__repeated"]))
                 .collect()?;
         }
