@@ -166,7 +166,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         activity: Default::default(),
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
-    for p in &pipelines {
+    for (i, p) in pipelines.iter().enumerate() {
         let t = Instant::now();
         let outputs = p
             .build(&frames, &ctx)
@@ -191,6 +191,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             );
             tables.push((name.to_string(), df));
         }
+        ctx.keep_activity_for(&pipelines[i + 1..]);
     }
     tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
     let headlines = headlines(&tables);

@@ -86,6 +86,16 @@ impl BuildContext<'_> {
         cache.push((sources.to_vec(), df.clone()));
         Ok(df.lazy())
     }
+
+    /// Forgets the activity days that no pipeline in `later` counts, so that they are not held
+    /// in memory for the rest of the run.
+    pub fn keep_activity_for(&self, later: &[Pipeline]) {
+        self.activity.borrow_mut().retain(|(sources, _)| {
+            later
+                .iter()
+                .any(|p| p.activity_sources() == Some(sources.as_slice()))
+        });
+    }
 }
 
 type Problems = Vec<(String, String)>;
@@ -300,6 +310,16 @@ impl Pipeline {
         }
     }
 
+    /// The activity a lifecycle pipeline counts (`lifecycle::activity_days`), or None.
+    pub fn activity_sources(&self) -> Option<&[ActivitySource]> {
+        match self {
+            Pipeline::CohortRetention(p) => Some(&p.activity),
+            Pipeline::Churn(p) => Some(&p.activity),
+            Pipeline::Activation(p) => Some(&p.activity),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Pipeline::SurveyScores(_) => "survey_scores",
@@ -450,4 +470,74 @@ pub fn job_scales(cfg: &PipelinesConfig) -> Scales {
         .as_ref()
         .map(|p| Scales::from_config(&p.scales))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::pipelines::lifecycle::testing::Data;
+
+    fn churn_on(activity: Vec<ActivitySource>) -> Pipeline {
+        Pipeline::Churn(Churn {
+            period: Period::Month,
+            mode: ChurnMode::Inactivity,
+            inactive_after_days: 30,
+            activity,
+            anchor: Anchor::FirstActivity,
+            by: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn activity_days_are_kept_only_while_a_later_pipeline_counts_them() {
+        let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
+        let mut d = Data::default();
+        d.order("A", "2026-06-01 10:00:00", 5.0)
+            .order("A", "2026-06-01 12:00:00", 7.0)
+            .event("A", "2026-06-02 10:00:00");
+        let inputs = d.inputs();
+        let ctx = BuildContext {
+            cal: &cal,
+            customers_have_signup: false,
+            computed: BTreeMap::new(),
+            activity: Default::default(),
+        };
+        let orders = vec![ActivitySource::Orders];
+        let both = vec![ActivitySource::Orders, ActivitySource::Events];
+        // Two orders on one day: one (customer, day) pair.
+        let first = ctx
+            .activity_days(&inputs, &orders)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(first.height(), 1);
+        let with_events = ctx
+            .activity_days(&inputs, &both)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(with_events.height(), 2);
+        assert_eq!(ctx.activity.borrow().len(), 2);
+        // The same sources again are the cached frame, not a second entry.
+        let again = ctx
+            .activity_days(&inputs, &orders)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert!(again.equals(&first));
+        assert_eq!(ctx.activity.borrow().len(), 2);
+
+        ctx.keep_activity_for(&[churn_on(both.clone())]);
+        let kept: Vec<Vec<ActivitySource>> = ctx
+            .activity
+            .borrow()
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
+        assert_eq!(kept, vec![both]);
+        ctx.keep_activity_for(&[]);
+        assert!(ctx.activity.borrow().is_empty());
+    }
 }
