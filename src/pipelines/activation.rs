@@ -29,7 +29,8 @@ pub struct Activation {
     pub by: Vec<String>,
 }
 
-/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
+/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (distinct or not:
+/// every mode reads the first, last or particular active days, which repeats do not change).
 pub fn activation(
     inputs: &Inputs,
     acts: LazyFrame,
@@ -137,14 +138,14 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_days;
+    use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
 
     /// The pipeline on the activity of its parameters, as the runner calls it.
     fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calendar) -> LazyFrame {
         super::activation(
             inputs,
-            activity_days(inputs, &p.activity, cal),
+            activity_rows(inputs, &p.activity, cal),
             p,
             anchor,
             cal,
@@ -166,7 +167,7 @@ mod tests {
         }
     }
 
-    /// A signs up June 1 23:30 local (New York), active June 2 and June 8 local;
+    /// A signs up June 1 23:30 local (New York), active June 2 (twice) and June 8 local;
     /// B signs up June 10, active June 12 (day 2) and July 10 (day 30); C signs up June 20,
     /// never active.
     fn data() -> Data {
@@ -175,6 +176,7 @@ mod tests {
             .customer("B", Some("2026-06-10 15:00:00"), None, "free")
             .customer("C", Some("2026-06-20 15:00:00"), None, "free")
             .event("A", "2026-06-02 15:00:00")
+            .event("A", "2026-06-02 18:00:00")
             .event("A", "2026-06-08 15:00:00")
             .event("B", "2026-06-12 15:00:00")
             .event("B", "2026-07-10 15:00:00");

@@ -52,6 +52,14 @@ fn input(inputs: &Inputs, kind: InputKind) -> LazyFrame {
 
 /// Distinct (customer_id, day) pairs of activity, `day` a local Date.
 pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
+    let all = activity_rows(inputs, sources, cal);
+    PairKey::new(&all, "day").unique(all)
+}
+
+/// (customer_id, day) of every activity row, `day` a local Date: `activity_days` before the
+/// distinct step, for a pipeline that only takes minima, maxima or membership of days and so
+/// need not pay for making tens of millions of rows distinct.
+pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
     let parts: Vec<LazyFrame> = sources
         .iter()
         .map(|s| {
@@ -65,7 +73,7 @@ pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
             ])
         })
         .collect();
-    let all = if parts.is_empty() {
+    if parts.is_empty() {
         DataFrame::empty_with_schema(&Schema::from_iter([
             Field::new("customer_id".into(), DataType::String),
             Field::new("day".into(), DataType::Date),
@@ -73,8 +81,7 @@ pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
         .lazy()
     } else {
         concat(parts, UnionArgs::default()).expect("same schema")
-    };
-    PairKey::new(&all, "day").unique(all)
+    }
 }
 
 /// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_days`.

@@ -87,6 +87,15 @@ impl BuildContext<'_> {
         Ok(df.lazy())
     }
 
+    /// The activity of `sources` as `lifecycle::activity_rows` (repeated days allowed): the
+    /// distinct days when an earlier pipeline has computed them, else every row, uncached.
+    fn activity_rows(&self, inputs: &Inputs, sources: &[ActivitySource]) -> LazyFrame {
+        match self.activity.borrow().iter().find(|(s, _)| s == sources) {
+            Some((_, df)) => df.clone().lazy(),
+            None => lifecycle::activity_rows(inputs, sources, self.cal),
+        }
+    }
+
     /// Forgets the activity days that no pipeline in `later` counts, so that they are not held
     /// in memory for the rest of the run.
     pub fn keep_activity_for(&self, later: &[Pipeline]) {
@@ -444,7 +453,9 @@ impl Pipeline {
                 } else {
                     Anchor::FirstActivity
                 });
-                let acts = ctx.activity_days(inputs, &p.activity)?;
+                // Activation reads first, last and particular days of activity, for which
+                // repeated rows make no difference.
+                let acts = ctx.activity_rows(inputs, &p.activity);
                 vec![(
                     "activation",
                     activation::activation(inputs, acts, p, anchor, cal),
