@@ -163,10 +163,12 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         cal: &cal,
         customers_have_signup: customers_have_signup(&frames)?,
         computed: BTreeMap::new(),
+        later: &pipelines[..],
         activity: Default::default(),
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
     for (i, p) in pipelines.iter().enumerate() {
+        ctx.later = &pipelines[i + 1..];
         let t = Instant::now();
         let outputs = p
             .build(&frames, &ctx)
@@ -191,7 +193,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             );
             tables.push((name.to_string(), df));
         }
-        ctx.keep_activity_for(&pipelines[i + 1..]);
+        ctx.keep_activity_for_later();
     }
     tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
     let headlines = headlines(&tables);

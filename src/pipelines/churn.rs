@@ -73,7 +73,8 @@ fn period_table(period: Period, cal: &Calendar) -> LazyFrame {
     )
 }
 
-/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
+/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (repeated
+/// (customer, day) rows allowed).
 pub fn churn(
     inputs: &Inputs,
     acts: LazyFrame,
@@ -293,12 +294,12 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_days;
+    use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
 
     /// The pipeline on the activity of its parameters, as the runner calls it.
     fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> PolarsResult<LazyFrame> {
-        super::churn(inputs, activity_days(inputs, &p.activity, cal), p, cal)
+        super::churn(inputs, activity_rows(inputs, &p.activity, cal), p, cal)
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
@@ -374,6 +375,7 @@ mod tests {
     fn lapsed_customer_comes_back_as_reactivated_and_refunds_are_not_activity() {
         let mut d = Data::default();
         d.order("A", "2026-01-10 12:00:00", 50.0)
+            .order("A", "2026-01-10 13:00:00", 0.0) // a second purchase the same day
             // Gone by the end of February with N = 30 ...
             .order("A", "2026-04-15 12:00:00", 20.0) // ... back in April.
             .order("A", "2026-04-20 12:00:00", -20.0) // a refund: revenue, not activity

@@ -36,7 +36,8 @@ pub struct CohortRetention {
     pub by: Vec<String>,
 }
 
-/// The table, from the inputs and `acts`, the `activity_days` of `p.activity`.
+/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (repeated
+/// (customer, day) rows allowed).
 pub fn cohort_retention(
     inputs: &Inputs,
     acts: LazyFrame,
@@ -171,7 +172,7 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_days;
+    use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
 
     /// The pipeline on the activity of its parameters, as the runner calls it.
@@ -180,7 +181,7 @@ mod tests {
         p: &CohortRetention,
         cal: &Calendar,
     ) -> PolarsResult<LazyFrame> {
-        super::cohort_retention(inputs, activity_days(inputs, &p.activity, cal), p, cal)
+        super::cohort_retention(inputs, activity_rows(inputs, &p.activity, cal), p, cal)
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
@@ -202,6 +203,7 @@ mod tests {
         let mut d = Data::default();
         d.order("A", "2026-01-05 10:00:00", 100.0)
             .order("A", "2026-03-02 10:00:00", 50.0)
+            .order("A", "2026-03-02 16:00:00", 0.0) // a second purchase the same day
             .order("A", "2026-03-09 10:00:00", -30.0) // refund: revenue only
             .order("B", "2026-01-20 10:00:00", 40.0)
             .order("B", "2026-02-14 10:00:00", 60.0)

@@ -10,7 +10,7 @@
 
 use polars::prelude::*;
 
-use super::common::{JoinOnCustomer, PairKey};
+use super::common::JoinOnCustomer;
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor};
 use crate::contracts::InputKind;
@@ -50,15 +50,10 @@ fn input(inputs: &Inputs, kind: InputKind) -> LazyFrame {
         .expect("the runner loads every input a pipeline requires")
 }
 
-/// Distinct (customer_id, day) pairs of activity, `day` a local Date.
-pub fn activity_days(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
-    let all = activity_rows(inputs, sources, cal);
-    PairKey::new(&all, "day").unique(all)
-}
-
-/// (customer_id, day) of every activity row, `day` a local Date: `activity_days` before the
-/// distinct step, for a pipeline that only takes minima, maxima or membership of days and so
-/// need not pay for making tens of millions of rows distinct.
+/// (customer_id, day) of every activity row, `day` a local Date. Not made distinct: the
+/// lifecycle pipelines read first and last active days, and whether a customer was active in a
+/// period or on a day, none of which a repeated (customer, day) changes, and making tens of
+/// millions of rows distinct is a sort or hash of all of them.
 pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
     let parts: Vec<LazyFrame> = sources
         .iter()
@@ -84,7 +79,7 @@ pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
     }
 }
 
-/// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_days`.
+/// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_rows`.
 pub fn anchor_days(
     anchor: Anchor,
     activity: &LazyFrame,

@@ -66,41 +66,47 @@ pub struct BuildContext<'a> {
     /// earlier one's result instead of computing it again (`cx_impact` takes its predicted
     /// CLV from `customer_ltv`).
     pub computed: BTreeMap<&'static str, LazyFrame>,
-    /// `lifecycle::activity_days` of each list of activity sources used so far: cohort
-    /// retention and churn usually count the same activity, tens of millions of rows made
-    /// into distinct (customer, day) pairs, and it is computed once for both.
+    /// The pipelines after the one being built (the runner moves this along), so that
+    /// activity another pipeline will count again is kept instead of computed twice.
+    pub later: &'a [Pipeline],
+    /// `lifecycle::activity_rows` of the lists of activity sources that a later pipeline
+    /// counts too: cohort retention and churn usually count the same activity, tens of
+    /// millions of rows made into (customer, local day) pairs, and it is computed once for
+    /// both.
     pub activity: RefCell<Vec<(Vec<ActivitySource>, DataFrame)>>,
 }
 
 impl BuildContext<'_> {
-    fn activity_days(
+    /// The activity of `sources` (`lifecycle::activity_rows`): the kept frame when an earlier
+    /// pipeline counted the same sources; else computed, and kept when a later pipeline will
+    /// count them too.
+    fn activity_rows(
         &self,
         inputs: &Inputs,
         sources: &[ActivitySource],
     ) -> PolarsResult<LazyFrame> {
-        let mut cache = self.activity.borrow_mut();
-        if let Some((_, df)) = cache.iter().find(|(s, _)| s == sources) {
+        let mut kept = self.activity.borrow_mut();
+        if let Some((_, df)) = kept.iter().find(|(s, _)| s == sources) {
             return Ok(df.clone().lazy());
         }
-        let df = lifecycle::activity_days(inputs, sources, self.cal).collect()?;
-        cache.push((sources.to_vec(), df.clone()));
+        let rows = lifecycle::activity_rows(inputs, sources, self.cal);
+        if !self
+            .later
+            .iter()
+            .any(|p| p.activity_sources() == Some(sources))
+        {
+            return Ok(rows);
+        }
+        let df = rows.collect()?;
+        kept.push((sources.to_vec(), df.clone()));
         Ok(df.lazy())
     }
 
-    /// The activity of `sources` as `lifecycle::activity_rows` (repeated days allowed): the
-    /// distinct days when an earlier pipeline has computed them, else every row, uncached.
-    fn activity_rows(&self, inputs: &Inputs, sources: &[ActivitySource]) -> LazyFrame {
-        match self.activity.borrow().iter().find(|(s, _)| s == sources) {
-            Some((_, df)) => df.clone().lazy(),
-            None => lifecycle::activity_rows(inputs, sources, self.cal),
-        }
-    }
-
-    /// Forgets the activity days that no pipeline in `later` counts, so that they are not held
-    /// in memory for the rest of the run.
-    pub fn keep_activity_for(&self, later: &[Pipeline]) {
+    /// Forgets the activity that no pipeline in `self.later` counts, so that it is not held in
+    /// memory for the rest of the run.
+    pub fn keep_activity_for_later(&self) {
         self.activity.borrow_mut().retain(|(sources, _)| {
-            later
+            self.later
                 .iter()
                 .any(|p| p.activity_sources() == Some(sources.as_slice()))
         });
@@ -319,7 +325,7 @@ impl Pipeline {
         }
     }
 
-    /// The activity a lifecycle pipeline counts (`lifecycle::activity_days`), or None.
+    /// The activity a lifecycle pipeline counts (`lifecycle::activity_rows`), or None.
     pub fn activity_sources(&self) -> Option<&[ActivitySource]> {
         match self {
             Pipeline::CohortRetention(p) => Some(&p.activity),
@@ -438,14 +444,14 @@ impl Pipeline {
                 "cohort_retention",
                 cohort_retention::cohort_retention(
                     inputs,
-                    ctx.activity_days(inputs, &p.activity)?,
+                    ctx.activity_rows(inputs, &p.activity)?,
                     p,
                     cal,
                 )?,
             )],
             Pipeline::Churn(p) => vec![(
                 "churn",
-                churn::churn(inputs, ctx.activity_days(inputs, &p.activity)?, p, cal)?,
+                churn::churn(inputs, ctx.activity_rows(inputs, &p.activity)?, p, cal)?,
             )],
             Pipeline::Activation(p) => {
                 let anchor = p.anchor.unwrap_or(if ctx.customers_have_signup {
@@ -453,9 +459,7 @@ impl Pipeline {
                 } else {
                     Anchor::FirstActivity
                 });
-                // Activation reads first, last and particular days of activity, for which
-                // repeated rows make no difference.
-                let acts = ctx.activity_rows(inputs, &p.activity);
+                let acts = ctx.activity_rows(inputs, &p.activity)?;
                 vec![(
                     "activation",
                     activation::activation(inputs, acts, p, anchor, cal),
@@ -502,45 +506,43 @@ mod tests {
     }
 
     #[test]
-    fn activity_days_are_kept_only_while_a_later_pipeline_counts_them() {
+    fn activity_is_kept_only_while_a_later_pipeline_counts_it() {
         let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
         let mut d = Data::default();
         d.order("A", "2026-06-01 10:00:00", 5.0)
             .order("A", "2026-06-01 12:00:00", 7.0)
             .event("A", "2026-06-02 10:00:00");
         let inputs = d.inputs();
-        let ctx = BuildContext {
+        let orders = vec![ActivitySource::Orders];
+        let both = vec![ActivitySource::Orders, ActivitySource::Events];
+        let later = [churn_on(orders.clone()), churn_on(both.clone())];
+        let mut ctx = BuildContext {
             cal: &cal,
             customers_have_signup: false,
             computed: BTreeMap::new(),
+            later: &later,
             activity: Default::default(),
         };
-        let orders = vec![ActivitySource::Orders];
-        let both = vec![ActivitySource::Orders, ActivitySource::Events];
-        // Two orders on one day: one (customer, day) pair.
-        let first = ctx
-            .activity_days(&inputs, &orders)
-            .unwrap()
-            .collect()
-            .unwrap();
-        assert_eq!(first.height(), 1);
-        let with_events = ctx
-            .activity_days(&inputs, &both)
-            .unwrap()
-            .collect()
-            .unwrap();
-        assert_eq!(with_events.height(), 2);
+        let rows = |ctx: &BuildContext, sources: &[ActivitySource]| {
+            ctx.activity_rows(&inputs, sources)
+                .unwrap()
+                .collect()
+                .unwrap()
+        };
+        // Two orders on one day stay two rows: activity is not made distinct.
+        let first = rows(&ctx, &orders);
+        assert_eq!(first.height(), 2);
+        assert_eq!(rows(&ctx, &both).height(), 3);
         assert_eq!(ctx.activity.borrow().len(), 2);
-        // The same sources again are the cached frame, not a second entry.
-        let again = ctx
-            .activity_days(&inputs, &orders)
-            .unwrap()
-            .collect()
-            .unwrap();
-        assert!(again.equals(&first));
+        // The same sources again are the kept frame, not a second entry.
+        assert!(rows(&ctx, &orders).equals(&first));
+        assert_eq!(ctx.activity.borrow().len(), 2);
+        // Sources no later pipeline counts are computed but not kept.
+        assert_eq!(rows(&ctx, &[ActivitySource::Events]).height(), 1);
         assert_eq!(ctx.activity.borrow().len(), 2);
 
-        ctx.keep_activity_for(&[churn_on(both.clone())]);
+        ctx.later = &later[1..];
+        ctx.keep_activity_for_later();
         let kept: Vec<Vec<ActivitySource>> = ctx
             .activity
             .borrow()
@@ -548,7 +550,8 @@ mod tests {
             .map(|(s, _)| s.clone())
             .collect();
         assert_eq!(kept, vec![both]);
-        ctx.keep_activity_for(&[]);
+        ctx.later = &[];
+        ctx.keep_activity_for_later();
         assert!(ctx.activity.borrow().is_empty());
     }
 }
