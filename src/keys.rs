@@ -23,7 +23,7 @@ pub struct CustomerKeys {
     ids: DataFrame,
 }
 
-/// The ids in `frames`, sorted, with their keys (`__key`, their rank) beside them.
+/// The distinct ids in `frames`, sorted: row k holds the id whose key is k.
 fn sorted_unique_ids(frames: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
     let ids = if frames.is_empty() {
         DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
@@ -46,7 +46,7 @@ fn sorted_unique_ids(frames: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
         ids.height() < u32::MAX as usize,
         ComputeError: "more than 2^32 - 1 distinct customer ids"
     );
-    ids.with_row_index("__key".into(), None)
+    Ok(ids)
 }
 
 /// The keys of the ids in `ids` (from `sorted_unique_ids`), hashed once for every frame they
@@ -82,21 +82,6 @@ impl<'a> KeyMap<'a> {
         }
         Ok(keys.with_name(KEY.into()).into_column())
     }
-}
-
-/// The translation of `table`'s `customer_id` column by `dict`, whose column `from` holds the
-/// current values and `to` their replacements (null where `dict` has no such value). Only the
-/// id column goes through the join, instead of a copy of every column.
-fn translate(table: &DataFrame, dict: LazyFrame, from: &str, to: &str) -> PolarsResult<Column> {
-    let mut args = JoinArgs::new(JoinType::Left);
-    args.maintain_order = MaintainOrderJoin::Left;
-    let translated = table
-        .select([KEY])?
-        .lazy()
-        .join(dict, [col(KEY)], [col(from)], args)
-        .select([col(to).alias(KEY)])
-        .collect()?;
-    Ok(translated.column(KEY)?.clone())
 }
 
 impl CustomerKeys {
@@ -147,17 +132,12 @@ impl CustomerKeys {
     }
 
     /// Gives an output table its `customer_id` strings back (tables without keys pass through).
+    /// Key k is row k of the dictionary, so this is a gather, not a join.
     pub fn decode(&self, mut table: DataFrame) -> PolarsResult<DataFrame> {
-        match table.column(KEY) {
-            Ok(c) if c.dtype() == &DataType::UInt32 => {}
+        let ids = match table.column(KEY) {
+            Ok(c) if c.dtype() == &DataType::UInt32 => self.ids.column(KEY)?.take(c.u32()?)?,
             _ => return Ok(table),
-        }
-        let dict = self
-            .ids
-            .clone()
-            .lazy()
-            .select([col("__key"), col(KEY).alias("__id")]);
-        let ids = translate(&table, dict, "__key", "__id")?;
+        };
         table.replace(KEY, ids)?;
         Ok(table)
     }
@@ -215,6 +195,10 @@ mod tests {
             .iter()
             .collect();
         assert_eq!(k, vec![Some(2), None, Some(0)]);
+        // A null key (a null id) decodes to a null id.
+        let events = keys.decode(frames[&InputKind::Events].clone()).unwrap();
+        let ids: Vec<Option<&str>> = events.column(KEY).unwrap().str().unwrap().iter().collect();
+        assert_eq!(ids, vec![Some("C3"), None, Some("C1")]);
         let back = keys.decode(frames[&InputKind::Customers].clone()).unwrap();
         assert_eq!(strs(&back, KEY), vec!["C3", "C2", "C1"]);
     }
