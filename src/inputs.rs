@@ -488,6 +488,10 @@ fn clean(
     } else {
         (Vec::new(), marked.drop_many(["__reason", "__row"]))
     };
+    let mut data = data;
+    if let (Some(key), false) = (contract.key, contract.key_read) {
+        data.drop_in_place(key)?;
+    }
     let null_signup_at = match kind {
         InputKind::Customers => Some(data.column("signup_at")?.null_count() as u64),
         _ => None,
@@ -673,7 +677,15 @@ mod tests {
         );
         // 4 rejected of the 5 rows at or before as_of.
         assert!((out.report.rejected_fraction() - 0.8).abs() < 1e-12);
-        assert_eq!(strs(&out.data, "order_id"), [Some("O1".to_string())]);
+        // No metric reads order_id: it is dropped once checked. The first O1 (C1, 10.0) is kept.
+        let names: Vec<&str> = out
+            .data
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(names, ["customer_id", "ordered_at", "amount"]);
+        assert_eq!(strs(&out.data, "customer_id"), [Some("C1".to_string())]);
         let amount = out.data.column("amount").unwrap().f64().unwrap().get(0);
         assert_eq!(amount, Some(10.0), "the first O1 is kept");
     }
