@@ -97,10 +97,16 @@ pub fn anchor_days(
                 col("customer_id"),
                 cal.local_date(col("signup_at")).alias("anchor"),
             ]),
+        // Local dates row-wise, then the minimum: inside the aggregation they would be
+        // computed group by group.
         Anchor::FirstOrder => input(inputs, InputKind::Orders)
             .filter(col("amount").gt_eq(lit(0.0)))
+            .select([
+                col("customer_id"),
+                cal.local_date(col("ordered_at")).alias("__day"),
+            ])
             .group_by([col("customer_id")])
-            .agg([cal.local_date(col("ordered_at")).min().alias("anchor")]),
+            .agg([col("__day").min().alias("anchor")]),
     }
 }
 
