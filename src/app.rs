@@ -24,6 +24,7 @@ fn dispatch(cli: Cli) -> Result<(), CxError> {
                 output_dir: args.output_dir,
                 only: args.only,
                 log_format: args.log_format,
+                profile: args.profile,
             };
             let s = runner::run(&args.job, &opts)?;
             println!(

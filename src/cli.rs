@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Format of the progress log on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Also log each table's slowest query-plan nodes (polars' profiler). Each table is then
+    /// computed on its own, so a pipeline's shared parts run once per table: slower.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub output_dir: Option<PathBuf>,
     pub only: Option<Vec<String>>,
     pub log_format: LogFormat,
+    /// Log the slowest plan nodes of every table (`--profile`).
+    pub profile: bool,
 }
 
 /// What a successful run did, for the human summary.
@@ -174,9 +176,14 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             .build(&frames, &ctx)
             .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
         let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
-        // One query for all of a pipeline's tables, so the parts they share run once.
-        let dfs = guarded_collect_all(outputs.into_iter().map(|(_, lf)| lf).collect())
-            .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
+        let lfs = outputs.into_iter().map(|(_, lf)| lf).collect();
+        let dfs = if opts.profile {
+            profiled_collect(lfs, &names, &log)
+        } else {
+            // One query for all of a pipeline's tables, so the parts they share run once.
+            guarded_collect_all(lfs)
+        }
+        .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
         for (name, df) in names.into_iter().zip(dfs) {
             ctx.computed.insert(name, df.clone().lazy());
             let df = keys.decode(df).map_err(|e| {
@@ -333,6 +340,59 @@ fn model_summary(tables: &[(String, DataFrame)]) -> Option<serde_json::Value> {
         })
         .collect();
     Some(serde_json::Value::Array(rows))
+}
+
+/// How many of a table's plan nodes `--profile` logs, slowest first.
+const PROFILE_NODES: usize = 12;
+
+/// Computes each table on its own with polars' profiler and logs its slowest plan nodes as
+/// `profile` lines (node text, its own seconds, and when it started within the table's query).
+/// This is how to find where a pipeline spends its time: the run log only times whole stages.
+fn profiled_collect(
+    lfs: Vec<LazyFrame>,
+    names: &[&str],
+    log: &Log,
+) -> std::result::Result<Vec<DataFrame>, String> {
+    let mut out = Vec::with_capacity(lfs.len());
+    for (lf, name) in lfs.into_iter().zip(names) {
+        let (df, nodes) = match catch_unwind(AssertUnwindSafe(|| lf.profile())) {
+            Ok(r) => r.map_err(|e| e.to_string())?,
+            Err(_) => {
+                return Err("polars panicked while computing (a bug in cxmetrics or polars)".into())
+            }
+        };
+        let mut rows: Vec<(u64, u64, String)> = (|| -> PolarsResult<_> {
+            let node = nodes.column("node")?.str()?.clone();
+            let start = nodes.column("start")?.cast(&DataType::UInt64)?;
+            let end = nodes.column("end")?.cast(&DataType::UInt64)?;
+            let (start, end) = (start.u64()?, end.u64()?);
+            Ok((0..nodes.height())
+                .map(|i| {
+                    let (s, e) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
+                    (
+                        e.saturating_sub(s),
+                        s,
+                        node.get(i).unwrap_or("").to_string(),
+                    )
+                })
+                .collect())
+        })()
+        .map_err(|e| e.to_string())?;
+        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+        for (us, start, node) in rows.into_iter().take(PROFILE_NODES) {
+            log.stage(
+                "profile",
+                name,
+                std::time::Duration::from_micros(us),
+                &[
+                    ("start_s", Field::Float(start as f64 / 1e6)),
+                    ("node", Field::Text(node.chars().take(160).collect())),
+                ],
+            );
+        }
+        out.push(df);
+    }
+    Ok(out)
 }
 
 fn guarded_collect_all(lfs: Vec<LazyFrame>) -> std::result::Result<Vec<DataFrame>, String> {

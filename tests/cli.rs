@@ -546,6 +546,34 @@ fn rerun_with_the_same_as_of_produces_identical_tables() {
 }
 
 #[test]
+fn profile_logs_plan_nodes_and_writes_the_same_tables() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let j = job.to_str().unwrap();
+    assert_eq!(run(&["run", j]).status.code(), Some(0));
+    let plain = snapshot(&dir.path().join("out"));
+    let o = run(&["run", j, "--profile", "--log-format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let profiled = snapshot(&dir.path().join("out"));
+    let tables = |s: &[(String, Vec<u8>)]| {
+        s.iter()
+            .filter(|(n, _)| n.ends_with(".parquet"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tables(&plain), tables(&profiled));
+    let nodes: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|l| l["stage"] == "profile")
+        .collect();
+    assert!(nodes.iter().any(|l| l["name"] == "survey_scores"));
+    assert!(nodes
+        .iter()
+        .all(|l| l["node"].as_str().is_some_and(|n| !n.is_empty())
+            && l["start_s"].as_f64().is_some()));
+}
+
+#[test]
 fn data_after_as_of_is_ignored() {
     let (dir, job) = setup(&basic_rows(), "");
     // Point the job at a directory and add a later file with rows after as_of, including
