@@ -493,6 +493,14 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The Parquet files of a `snapshot` (not the manifest, whose timestamps differ per run).
+fn tables(s: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    s.iter()
+        .filter(|(n, _)| n.ends_with(".parquet"))
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn run_killed_between_table_writes_leaves_previous_outputs_intact() {
     let (dir, job) = setup(&basic_rows(), "");
@@ -535,12 +543,6 @@ fn rerun_with_the_same_as_of_produces_identical_tables() {
     let first = snapshot(&dir.path().join("out"));
     assert_eq!(run(&["run", j]).status.code(), Some(0));
     let second = snapshot(&dir.path().join("out"));
-    let tables = |s: &[(String, Vec<u8>)]| {
-        s.iter()
-            .filter(|(n, _)| n.ends_with(".parquet"))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
     assert_eq!(tables(&first).len(), 2);
     assert_eq!(tables(&first), tables(&second));
 }
@@ -554,12 +556,6 @@ fn profile_logs_plan_nodes_and_writes_the_same_tables() {
     let o = run(&["run", j, "--profile", "--log-format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let profiled = snapshot(&dir.path().join("out"));
-    let tables = |s: &[(String, Vec<u8>)]| {
-        s.iter()
-            .filter(|(n, _)| n.ends_with(".parquet"))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
     assert_eq!(tables(&plain), tables(&profiled));
     let nodes: Vec<serde_json::Value> = stderr(&o)
         .lines()
