@@ -477,7 +477,7 @@ fn clean(
     // Most inputs are clean: then there is no summary to build, nothing to filter out and no
     // copy to make.
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
-    let (rejected, data) = if any_rejected {
+    let (rejected, mut data) = if any_rejected {
         let rejected = rejections(&marked, example, &reasons)?;
         let data = marked
             .lazy()
@@ -488,7 +488,6 @@ fn clean(
     } else {
         (Vec::new(), marked.drop_many(["__reason", "__row"]))
     };
-    let mut data = data;
     if let (Some(key), false) = (contract.key, contract.key_read) {
         data.drop_in_place(key)?;
     }

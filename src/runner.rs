@@ -355,31 +355,8 @@ fn profiled_collect(
 ) -> std::result::Result<Vec<DataFrame>, String> {
     let mut out = Vec::with_capacity(lfs.len());
     for (lf, name) in lfs.into_iter().zip(names) {
-        let (df, nodes) = match catch_unwind(AssertUnwindSafe(|| lf.profile())) {
-            Ok(r) => r.map_err(|e| e.to_string())?,
-            Err(_) => {
-                return Err("polars panicked while computing (a bug in cxmetrics or polars)".into())
-            }
-        };
-        let mut rows: Vec<(u64, u64, String)> = (|| -> PolarsResult<_> {
-            let node = nodes.column("node")?.str()?.clone();
-            let start = nodes.column("start")?.cast(&DataType::UInt64)?;
-            let end = nodes.column("end")?.cast(&DataType::UInt64)?;
-            let (start, end) = (start.u64()?, end.u64()?);
-            Ok((0..nodes.height())
-                .map(|i| {
-                    let (s, e) = (start.get(i).unwrap_or(0), end.get(i).unwrap_or(0));
-                    (
-                        e.saturating_sub(s),
-                        s,
-                        node.get(i).unwrap_or("").to_string(),
-                    )
-                })
-                .collect())
-        })()
-        .map_err(|e| e.to_string())?;
-        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-        for (us, start, node) in rows.into_iter().take(PROFILE_NODES) {
+        let (df, nodes) = guarded_compute(|| lf.profile())?;
+        for (us, start, node) in slowest_nodes(&nodes).map_err(|e| e.to_string())? {
             log.stage(
                 "profile",
                 name,
@@ -395,16 +372,39 @@ fn profiled_collect(
     Ok(out)
 }
 
+/// The `PROFILE_NODES` slowest rows of a polars profile (`node`, `start`, `end` in µs) as
+/// (own µs, start µs, node), slowest first.
+fn slowest_nodes(nodes: &DataFrame) -> PolarsResult<Vec<(u64, u64, String)>> {
+    let node = nodes.column("node")?.str()?;
+    let start = nodes.column("start")?.cast(&DataType::UInt64)?;
+    let end = nodes.column("end")?.cast(&DataType::UInt64)?;
+    let mut rows: Vec<(u64, u64, String)> = node
+        .iter()
+        .zip(start.u64()?.iter().zip(end.u64()?.iter()))
+        .map(|(n, (s, e))| {
+            let (s, e) = (s.unwrap_or(0), e.unwrap_or(0));
+            (e.saturating_sub(s), s, n.unwrap_or("").to_string())
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.truncate(PROFILE_NODES);
+    Ok(rows)
+}
+
 fn guarded_collect_all(lfs: Vec<LazyFrame>) -> std::result::Result<Vec<DataFrame>, String> {
     let Some(first) = lfs.first() else {
         return Ok(Vec::new());
     };
     let opt = first.get_current_optimizations();
     let plans = lfs.into_iter().map(|lf| lf.logical_plan).collect();
-    match catch_unwind(AssertUnwindSafe(|| {
-        LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt)
-    })) {
-        Ok(Ok(dfs)) => Ok(dfs),
+    guarded_compute(|| LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt))
+}
+
+/// Runs a polars computation, turning its errors and panics into a message. A panic while
+/// computing is a bug, not bad data (inputs are checked when read), and says so.
+fn guarded_compute<T>(f: impl FnOnce() -> PolarsResult<T>) -> std::result::Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("polars panicked while computing (a bug in cxmetrics or polars)".into()),
     }
