@@ -13,7 +13,7 @@
 use polars::prelude::*;
 
 use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
-use super::lifecycle::{anchor_days, attach_segments};
+use super::lifecycle::{anchor_days, attach_segments, per_customer_day, union};
 use super::Inputs;
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
 use crate::time::{date_lit, Calendar};
@@ -29,11 +29,14 @@ pub struct Activation {
     pub by: Vec<String>,
 }
 
-/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (distinct or not:
-/// every mode reads the first, last or particular active days, which repeats do not change).
+/// The table, from the inputs and `acts`, the activity of `p.activity` as parts
+/// (`lifecycle::activity_parts`; distinct or not: every mode reads the first, last or
+/// particular active days, which repeats do not change). Each part is reduced to what the
+/// mode reads before the parts are combined: all activity together is the largest frame of a
+/// run (58M rows at 1M customers), and joining all of it with the anchors held it twice.
 pub fn activation(
     inputs: &Inputs,
-    acts: LazyFrame,
+    acts: Vec<LazyFrame>,
     p: &Activation,
     anchor: Anchor,
     cal: &Calendar,
@@ -45,61 +48,69 @@ pub fn activation(
             p.cohort_period.start(col("anchor")).alias("cohort"),
             col("anchor").cast(DataType::Int32).alias("__s"),
         ]);
+    let starts = customers.clone().select([col("customer_id"), col("__s")]);
     let day_list: Vec<i32> = p.days.iter().map(|d| *d as i32).collect();
-    let days = DataFrame::new_infer_height(vec![Column::new("day".into(), day_list.clone())])
+    let days = DataFrame::new_infer_height(vec![Column::new("day".into(), day_list)])
         .expect("one column")
         .lazy();
     let grid = customers
-        .clone()
         .select([col("customer_id"), col("cohort"), col("__s")])
-        .cross_join(days, None)
+        .cross_join(days.clone(), None)
         .with_column((col("__s") + col("day")).lt_eq(as_of).alias("__eligible"));
-    // Activity offsets in days from the anchor.
-    let offsets = acts
-        .join_on_customer(
-            customers.select([col("customer_id"), col("__s")]),
-            JoinType::Inner,
-        )
-        .select([
-            col("customer_id"),
-            (col("day").cast(DataType::Int32) - col("__s")).alias("__o"),
-        ]);
     let grid = match p.mode {
         ActivationMode::OnDay => {
-            // Only activity on one of the asked days can count: drop the rest before the
-            // distinct step, which otherwise sees every active day of every customer.
-            let asked = day_list
-                .iter()
-                .map(|d| col("__o").eq(lit(*d)))
-                .reduce(|a, b| a.or(b))
-                .unwrap_or(lit(false));
-            let offsets = offsets
-                .filter(asked)
-                .select([col("customer_id"), col("__o").alias("day")]);
-            let pair = PairKey::new(&offsets, "day");
+            // The (customer, date) pairs that count, s + n for each asked n: matching each
+            // part against them keeps only the few rows on those days, with their n.
+            let targets = starts.cross_join(days, None).select([
+                col("customer_id"),
+                (col("__s") + col("day")).cast(DataType::Date).alias("day"),
+                col("day").alias("__n"),
+            ]);
+            let hits: Vec<LazyFrame> = acts
+                .into_iter()
+                .map(|part| {
+                    PairKey::new(&part, "day")
+                        .inner_join(part, targets.clone(), &["__n"])
+                        .select([col("customer_id"), col("__n").alias("day")])
+                })
+                .collect();
+            let hits = union(hits);
+            let pair = PairKey::new(&hits, "day");
             pair.left_join(
                 grid,
-                pair.unique(offsets).with_column(lit(true).alias("__hit")),
+                pair.unique(hits).with_column(lit(true).alias("__hit")),
                 &["__hit"],
             )
         }
-        ActivationMode::Within => grid
-            .join_on_customer(
-                offsets
-                    .filter(col("__o").gt_eq(lit(1)))
-                    .group_by([col("customer_id")])
-                    .agg([col("__o").min().alias("__first")]),
+        ActivationMode::Within => {
+            let after_anchor: Vec<LazyFrame> = acts
+                .into_iter()
+                .map(|part| {
+                    part.join_on_customer(starts.clone(), JoinType::Inner)
+                        .filter(col("day").cast(DataType::Int32).gt(col("__s")))
+                        .select([col("customer_id"), col("day")])
+                })
+                .collect();
+            grid.join_on_customer(
+                per_customer_day(&after_anchor, |e| e.min(), "__first"),
                 JoinType::Left,
             )
-            .with_column(col("__first").lt_eq(col("day")).alias("__hit")),
+            .with_column(
+                (col("__first").cast(DataType::Int32) - col("__s"))
+                    .lt_eq(col("day"))
+                    .alias("__hit"),
+            )
+        }
         ActivationMode::OnOrAfter => grid
             .join_on_customer(
-                offsets
-                    .group_by([col("customer_id")])
-                    .agg([col("__o").max().alias("__last")]),
+                per_customer_day(&acts, |e| e.max(), "__last"),
                 JoinType::Left,
             )
-            .with_column(col("__last").gt_eq(col("day")).alias("__hit")),
+            .with_column(
+                (col("__last").cast(DataType::Int32) - col("__s"))
+                    .gt_eq(col("day"))
+                    .alias("__hit"),
+            ),
     };
     let grid = attach_segments(grid, inputs, &p.by);
     by_dimensions(
@@ -138,14 +149,14 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_rows;
+    use crate::pipelines::lifecycle::activity_parts;
     use crate::pipelines::lifecycle::testing::*;
 
     /// The pipeline on the activity of its parameters, as the runner calls it.
     fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calendar) -> LazyFrame {
         super::activation(
             inputs,
-            activity_rows(inputs, &p.activity, cal),
+            activity_parts(inputs, &p.activity, cal),
             p,
             anchor,
             cal,
@@ -220,6 +231,39 @@ mod tests {
         // One day earlier B is not eligible for D30 any more.
         let before = run(ActivationMode::OnDay, "2026-07-09");
         assert_eq!(i64s(&before, "eligible"), [3, 3, 1]);
+    }
+
+    #[test]
+    fn activity_from_several_sources_counts_as_one() {
+        // The events of `data()`, plus orders: B on June 11 (day 1), C on June 21 (day 1).
+        let mut d = data();
+        d.order("B", "2026-06-11 15:00:00", 20.0)
+            .order("C", "2026-06-21 15:00:00", 5.0);
+        let inputs = d.inputs();
+        let cal = cal("2026-07-10", "America/New_York");
+        let mut p = params(ActivationMode::OnDay);
+        p.activity = vec![ActivitySource::Orders, ActivitySource::Events];
+        let run = |p: &Activation, anchor: Anchor| {
+            activation(&inputs, p, anchor, &cal).collect().unwrap()
+        };
+
+        let on = run(&p, Anchor::Signup);
+        // D1: A (event), B and C (orders); D7: A; D30: B.
+        assert_eq!(i64s(&on, "eligible"), [3, 3, 2]);
+        assert_eq!(i64s(&on, "active"), [3, 1, 1]);
+        p.mode = ActivationMode::Within;
+        assert_eq!(i64s(&run(&p, Anchor::Signup), "active"), [3, 3, 2]);
+        // Last active offsets: A 7, B 30, C 1.
+        p.mode = ActivationMode::OnOrAfter;
+        assert_eq!(i64s(&run(&p, Anchor::Signup), "active"), [3, 2, 1]);
+
+        // First active days across both sources: A June 2 (event), B June 11 (order), C June
+        // 21 (order). Only B is active the day after (June 12); D30 is eligible for A alone.
+        p.mode = ActivationMode::OnDay;
+        let first = run(&p, Anchor::FirstActivity);
+        assert_eq!(i64s(&first, "signups"), [3, 3, 3]);
+        assert_eq!(i64s(&first, "eligible"), [3, 3, 1]);
+        assert_eq!(i64s(&first, "active"), [1, 0, 0]);
     }
 
     #[test]

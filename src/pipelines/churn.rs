@@ -81,8 +81,8 @@ pub fn churn(
     p: &Churn,
     cal: &Calendar,
 ) -> PolarsResult<LazyFrame> {
-    let anchors =
-        anchor_days(p.anchor, &acts, inputs, cal).filter(col("anchor").lt_eq(date_lit(cal.as_of)));
+    let anchors = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
+        .filter(col("anchor").lt_eq(date_lit(cal.as_of)));
     let as_of_day = date_lit(cal.as_of).cast(DataType::Int32);
 
     // Spans [a, b] (day numbers) during which a customer is active.

@@ -47,7 +47,7 @@ pub fn cohort_retention(
     let as_of_idx = period_index(cal.as_of, p.period);
     let next_idx = period_index(cal.as_of + chrono::Duration::days(1), p.period);
 
-    let customers = anchor_days(p.anchor, &acts, inputs, cal)
+    let customers = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)))
         .with_columns([
             p.period.start(col("anchor")).alias("cohort"),

@@ -50,12 +50,18 @@ fn input(inputs: &Inputs, kind: InputKind) -> LazyFrame {
         .expect("the runner loads every input a pipeline requires")
 }
 
-/// (customer_id, day) of every activity row, `day` a local Date. Not made distinct: the
-/// lifecycle pipelines read first and last active days, and whether a customer was active in a
-/// period or on a day, none of which a repeated (customer, day) changes, and making tens of
-/// millions of rows distinct is a sort or hash of all of them.
-pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
-    let parts: Vec<LazyFrame> = sources
+/// (customer_id, day) of every activity row, `day` a local Date, as one frame per source in
+/// `sources` order. Not made distinct: the lifecycle pipelines read first and last active days,
+/// and whether a customer was active in a period or on a day, none of which a repeated
+/// (customer, day) changes, and making tens of millions of rows distinct is a sort or hash of
+/// all of them. Kept apart per source so that a pipeline can reduce each source before
+/// combining them (`activation`): the combined rows are the largest frame of a run.
+pub fn activity_parts(
+    inputs: &Inputs,
+    sources: &[ActivitySource],
+    cal: &Calendar,
+) -> Vec<LazyFrame> {
+    sources
         .iter()
         .map(|s| {
             let mut lf = input(inputs, s.input());
@@ -67,7 +73,14 @@ pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
                 cal.local_date(col(s.time_column())).alias("day"),
             ])
         })
-        .collect();
+        .collect()
+}
+
+/// The activity parts (`activity_parts`) as one frame.
+pub fn union(parts: Vec<LazyFrame>) -> LazyFrame {
+    if parts.len() == 1 {
+        return parts.into_iter().next().expect("one part");
+    }
     if parts.is_empty() {
         DataFrame::empty_with_schema(&Schema::from_iter([
             Field::new("customer_id".into(), DataType::String),
@@ -79,18 +92,38 @@ pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar
     }
 }
 
-/// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_rows`.
+/// (customer_id, day) of every activity row: `activity_parts` as one frame.
+pub fn activity_rows(inputs: &Inputs, sources: &[ActivitySource], cal: &Calendar) -> LazyFrame {
+    union(activity_parts(inputs, sources, cal))
+}
+
+/// (customer_id, `agg` of `day`) per customer over the activity `parts`, `agg` a min or max:
+/// each part is reduced on its own before the parts are combined.
+pub fn per_customer_day(parts: &[LazyFrame], agg: fn(Expr) -> Expr, name: &str) -> LazyFrame {
+    let reduce = |lf: LazyFrame, column: &str| {
+        lf.group_by([col("customer_id")])
+            .agg([agg(col(column)).alias(name)])
+    };
+    match parts {
+        [] => reduce(union(Vec::new()), "day"),
+        [one] => reduce(one.clone(), "day"),
+        _ => reduce(
+            union(parts.iter().map(|p| reduce(p.clone(), "day")).collect()),
+            name,
+        ),
+    }
+}
+
+/// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_parts` (or
+/// those parts already combined).
 pub fn anchor_days(
     anchor: Anchor,
-    activity: &LazyFrame,
+    activity: &[LazyFrame],
     inputs: &Inputs,
     cal: &Calendar,
 ) -> LazyFrame {
     match anchor {
-        Anchor::FirstActivity => activity
-            .clone()
-            .group_by([col("customer_id")])
-            .agg([col("day").min().alias("anchor")]),
+        Anchor::FirstActivity => per_customer_day(activity, |e| e.min(), "anchor"),
         Anchor::Signup => input(inputs, InputKind::Customers)
             .filter(col("signup_at").is_not_null())
             .select([

@@ -77,29 +77,38 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    /// The activity of `sources` (`lifecycle::activity_rows`): the kept frame when an earlier
-    /// pipeline counted the same sources; else computed, and kept when a later pipeline will
-    /// count them too.
-    fn activity_rows(
+    /// The activity of `sources` (`lifecycle::activity_parts`): the kept frame when an earlier
+    /// pipeline counted the same sources; else computed, and kept (as one frame) when a later
+    /// pipeline will count them too.
+    fn activity_parts(
         &self,
         inputs: &Inputs,
         sources: &[ActivitySource],
-    ) -> PolarsResult<LazyFrame> {
+    ) -> PolarsResult<Vec<LazyFrame>> {
         let mut kept = self.activity.borrow_mut();
         if let Some((_, df)) = kept.iter().find(|(s, _)| s == sources) {
-            return Ok(df.clone().lazy());
+            return Ok(vec![df.clone().lazy()]);
         }
-        let rows = lifecycle::activity_rows(inputs, sources, self.cal);
+        let parts = lifecycle::activity_parts(inputs, sources, self.cal);
         if !self
             .later
             .iter()
             .any(|p| p.activity_sources() == Some(sources))
         {
-            return Ok(rows);
+            return Ok(parts);
         }
-        let df = rows.collect()?;
+        let df = lifecycle::union(parts).collect()?;
         kept.push((sources.to_vec(), df.clone()));
-        Ok(df.lazy())
+        Ok(vec![df.lazy()])
+    }
+
+    /// `activity_parts` as one frame.
+    fn activity_rows(
+        &self,
+        inputs: &Inputs,
+        sources: &[ActivitySource],
+    ) -> PolarsResult<LazyFrame> {
+        Ok(lifecycle::union(self.activity_parts(inputs, sources)?))
     }
 
     /// Forgets the activity that no pipeline in `self.later` counts, so that it is not held in
@@ -459,7 +468,7 @@ impl Pipeline {
                 } else {
                     Anchor::FirstActivity
                 });
-                let acts = ctx.activity_rows(inputs, &p.activity)?;
+                let acts = ctx.activity_parts(inputs, &p.activity)?;
                 vec![(
                     "activation",
                     activation::activation(inputs, acts, p, anchor, cal),
