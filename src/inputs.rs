@@ -15,6 +15,7 @@ use polars::prelude::*;
 
 use crate::contracts::{ColType, InputKind};
 use crate::error::{CxError, Result};
+use crate::keys::KeyEncoder;
 use crate::pipelines::survey_scores::Scales;
 use crate::time::Calendar;
 
@@ -77,6 +78,8 @@ pub fn resolve_files(base: &Path, spec: &str) -> std::result::Result<Vec<PathBuf
 pub struct FileSchema {
     pub rows: usize,
     pub columns: Vec<(String, DataType)>,
+    /// Rows per row group, in file order.
+    pub row_groups: Vec<usize>,
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -109,7 +112,17 @@ pub fn read_schema(path: &Path) -> std::result::Result<FileSchema, String> {
             .iter_values()
             .map(|f| (f.name.to_string(), DataType::from_arrow_field(f)))
             .collect();
-        Ok(FileSchema { rows, columns })
+        let row_groups = reader
+            .get_metadata()?
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        Ok(FileSchema {
+            rows,
+            columns,
+            row_groups,
+        })
     })
     .map_err(|e| format!("{shown}: not a readable Parquet file: {e}"))
 }
@@ -210,15 +223,47 @@ pub struct Rejection {
 pub struct LoadedInput {
     pub data: DataFrame,
     pub report: InputReport,
+    /// customers only: the `customer_id` of every row read, before the as_of cut and the
+    /// rejections. The key dictionary is made from it, so that the rows of customers who sign
+    /// up after as_of still translate in the other inputs (they are cut there too, later).
+    pub ids_read: Option<Column>,
 }
 
-/// Reads, coerces, cuts at as_of and cleans one input.
+/// Reads, coerces, cuts at as_of and cleans one input. With an `encoder` (the customers'
+/// id dictionary), `customer_id` comes back as keys when every id is in it: the file is read a
+/// few row groups at a time and each batch's ids are translated, so the ids of the largest
+/// input are never all held as strings. Otherwise (an id that is not a customer's) the input is
+/// read again, ids as strings, and `CustomerKeys::encode` builds the dictionary from every input.
 pub fn load(
     source: &InputSource,
     calendar: &Calendar,
     scales: &Scales,
     extra: &[String],
+    encoder: Option<&KeyEncoder>,
 ) -> Result<LoadedInput> {
+    let all = match read_all(source, extra, encoder)? {
+        Some(all) => all,
+        None => read_all(source, extra, None)?.expect("no encoder, no unknown ids"),
+    };
+    let ids_read = match source.kind {
+        InputKind::Customers => Some(
+            all.column("customer_id")
+                .map_err(|e| CxError::internal("reading customer ids", e))?
+                .clone(),
+        ),
+        _ => None,
+    };
+    let mut loaded = clean_all(source, all, calendar, scales)?;
+    loaded.ids_read = ids_read;
+    Ok(loaded)
+}
+
+/// Every file of `source`, coerced and stacked; None when `encoder` met an id it lacks.
+fn read_all(
+    source: &InputSource,
+    extra: &[String],
+    encoder: Option<&KeyEncoder>,
+) -> Result<Option<DataFrame>> {
     let mut problems = Vec::new();
     let mut frames = Vec::new();
     let mut offset: u64 = 0;
@@ -235,11 +280,12 @@ pub fn load(
             problems.extend(found);
             continue;
         }
-        match read_file(source, path, &schema, extra, offset) {
-            Ok(df) => {
+        match read_file(source, path, &schema, extra, offset, encoder) {
+            Ok(Some(df)) => {
                 offset += df.height() as u64;
                 frames.push(df);
             }
+            Ok(None) => return Ok(None),
             Err(e) => problems.push(format!(
                 "{} ({}, {} rows): {e}",
                 source.kind,
@@ -251,14 +297,28 @@ pub fn load(
     if !problems.is_empty() {
         return Err(CxError::Input { problems });
     }
+    let all = stack(frames)
+        .map_err(|e| CxError::internal(format!("combining {} files", source.kind), e))?;
+    Ok(Some(all))
+}
+
+/// One frame from frames of the same schema, in order, in one chunk per column.
+fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     let mut frames = frames.into_iter();
     let mut all = frames.next().unwrap_or_else(DataFrame::empty);
     for df in frames {
-        // Every file was coerced to the contract's types, so the schemas agree.
-        all.vstack_mut_owned(df)
-            .map_err(|e| CxError::internal(format!("combining {} files", source.kind), e))?;
+        all.vstack_mut_owned(df)?;
     }
     all.rechunk_mut();
+    Ok(all)
+}
+
+fn clean_all(
+    source: &InputSource,
+    all: DataFrame,
+    calendar: &Calendar,
+    scales: &Scales,
+) -> Result<LoadedInput> {
     let paths = source
         .files
         .iter()
@@ -268,13 +328,39 @@ pub fn load(
         .map_err(|e| CxError::internal(format!("cleaning input {}", source.kind), e))
 }
 
+/// Rows per batch when ids are translated while reading: whole row groups, at least this
+/// many rows, so that the reader still decodes several row groups in parallel. (Tiny in unit
+/// tests, so that their small files are read in several batches.)
+const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 4 << 20 };
+
+/// Row ranges (start, length) of whole row groups, each at least `BATCH_ROWS` rows but the last.
+fn batches(row_groups: &[usize]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for &n in row_groups {
+        len += n;
+        if len >= BATCH_ROWS {
+            out.push((start, len));
+            start += len;
+            len = 0;
+        }
+    }
+    if len > 0 || out.is_empty() {
+        out.push((start, len));
+    }
+    out
+}
+
+/// One file, coerced, with its `__row` numbers from `offset`; None when `encoder` met an id it
+/// lacks.
 fn read_file(
     source: &InputSource,
     path: &Path,
     schema: &FileSchema,
     extra: &[String],
     offset: u64,
-) -> std::result::Result<DataFrame, String> {
+    encoder: Option<&KeyEncoder>,
+) -> std::result::Result<Option<DataFrame>, String> {
     let contract = source.kind.contract();
     let dtype_of = |name: &str| {
         schema
@@ -304,17 +390,42 @@ fn read_file(
             exprs.push(col(name.as_str()).cast(DataType::String));
         }
     }
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    guarded(move || {
-        let df = ParquetReader::new(file)
-            .with_columns(Some(wanted))
-            .finish()?;
-        df.lazy()
-            .select(exprs)
-            .with_row_index("__row", Some(offset as IdxSize))
-            .collect()
-    })
-    .map_err(|e| format!("cannot read or coerce: {e}"))
+    let read = |slice: Option<(usize, usize)>| -> std::result::Result<DataFrame, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let start = slice.map_or(0, |s| s.0) as u64;
+        guarded(|| {
+            let df = ParquetReader::new(file)
+                .with_columns(Some(wanted.clone()))
+                .with_slice(slice)
+                .finish()?;
+            df.lazy()
+                .select(exprs.clone())
+                .with_row_index("__row", Some((offset + start) as IdxSize))
+                .collect()
+        })
+        .map_err(|e| format!("cannot read or coerce: {e}"))
+    };
+    let Some(encoder) = encoder else {
+        return read(None).map(Some);
+    };
+    let mut parts = Vec::new();
+    for slice in batches(&schema.row_groups) {
+        let mut df = read(Some(slice))?;
+        let keys = encoder
+            .encode(&df)
+            .map_err(|e| format!("cannot translate customer ids: {e}"))?;
+        match keys {
+            Some(keys) => {
+                df.replace("customer_id", keys)
+                    .map_err(|e| format!("cannot translate customer ids: {e}"))?;
+                parts.push(df);
+            }
+            None => return Ok(None),
+        }
+    }
+    stack(parts)
+        .map(Some)
+        .map_err(|e| format!("cannot combine row groups: {e}"))
 }
 
 fn target_type(ty: ColType) -> DataType {
@@ -504,6 +615,7 @@ fn clean(
             rejected,
             null_signup_at,
         },
+        ids_read: None,
     })
 }
 
@@ -831,6 +943,105 @@ mod tests {
         assert_eq!(phys("a"), instant);
         assert_eq!(phys("b"), instant);
         assert_eq!(phys("c"), us("2026-03-08 00:00:00"));
+    }
+
+    #[test]
+    fn batches_are_whole_row_groups() {
+        // BATCH_ROWS is 3 in tests.
+        assert_eq!(batches(&[2, 2, 1]), [(0, 4), (4, 1)]);
+        assert_eq!(batches(&[5, 1, 1, 1]), [(0, 5), (5, 3)]);
+        assert_eq!(batches(&[1]), [(0, 1)]);
+        assert_eq!(batches(&[]), [(0, 0)]);
+    }
+
+    /// An events file of `ids` (one event per id, in June, but the last in July) in row groups
+    /// of two rows, read with the dictionary of customers C1, C2 and C3.
+    fn events_read_with_keys(ids: &[Option<&str>]) -> LoadedInput {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let mut times: Vec<Option<i64>> = (0..ids.len())
+            .map(|i| Some(us(&format!("2026-06-{:02} 12:00:00", i + 1))))
+            .collect();
+        *times.last_mut().unwrap() = Some(us("2026-07-01 12:00:00"));
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("customer_id".into(), ids),
+            utc("event_at", times),
+        ])
+        .unwrap();
+        ParquetWriter::new(File::create(&path).unwrap())
+            .with_row_group_size(Some(2))
+            .finish(&mut df)
+            .unwrap();
+        let row_groups = read_schema(&path).unwrap().row_groups;
+        assert!(row_groups.len() > 1, "{row_groups:?}");
+        let customers = df!("customer_id" => ["C3", "C1", "C2"]).unwrap();
+        let keys =
+            crate::keys::CustomerKeys::of_customers(customers.column("customer_id").unwrap())
+                .unwrap();
+        let source = InputSource {
+            kind: InputKind::Events,
+            files: vec![path],
+            rename: BTreeMap::new(),
+        };
+        let encoder = keys.encoder().unwrap();
+        let out = load(
+            &source,
+            &cal("2026-06-30", "UTC"),
+            &Scales::default(),
+            &[],
+            Some(&encoder),
+        );
+        out.unwrap()
+    }
+
+    #[test]
+    fn ids_become_keys_batch_by_batch_with_rows_numbered_across_batches() {
+        // Row groups of 2 rows, so batches of 4 and 2: the null id is row 5, in the second one.
+        let out = events_read_with_keys(&[
+            Some("C2"),
+            Some("C1"),
+            Some("C1"),
+            Some("C3"),
+            None,
+            Some("C2"),
+        ]);
+        let keys: Vec<Option<u32>> = out
+            .data
+            .column("customer_id")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .collect();
+        // Keys are ranks of the sorted ids; the July row is after as_of.
+        assert_eq!(keys, [Some(1), Some(0), Some(0), Some(2)]);
+        assert_eq!(out.report.rows_read, 6);
+        assert_eq!(out.report.rows_after_as_of, 1);
+        assert_eq!(
+            out.report.rejected,
+            [Rejection {
+                reason: "null customer_id".into(),
+                row_count: 1,
+                example_id: "row 5".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_id_that_is_not_a_customers_keeps_the_input_as_strings() {
+        // C9 is in the second batch, after the first was translated.
+        let out = events_read_with_keys(&[
+            Some("C2"),
+            Some("C1"),
+            Some("C1"),
+            Some("C3"),
+            Some("C9"),
+            Some("C3"),
+        ]);
+        let ids = ["C2", "C1", "C1", "C3", "C9"].map(|s| Some(s.to_string()));
+        assert_eq!(strs(&out.data, "customer_id"), ids);
+        assert_eq!(out.report.rows_rejected(), 0);
+        assert_eq!(out.report.rows_after_as_of, 1);
     }
 
     #[test]

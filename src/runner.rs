@@ -12,10 +12,11 @@ use serde_json::json;
 use crate::cli::LogFormat;
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
-use crate::inputs::{self, InputReport};
-use crate::keys::CustomerKeys;
+use crate::inputs::{self, InputReport, InputSource, LoadedInput};
+use crate::keys::{CustomerKeys, KeyEncoder};
 use crate::log::{Field, Log};
 use crate::output::{self, OutputPlan, Staging, WrittenTable};
+use crate::pipelines::survey_scores::Scales;
 use crate::pipelines::{BuildContext, Inputs, Pipeline, NAMES};
 use crate::time::Calendar;
 use crate::validate::{self, Job};
@@ -87,39 +88,11 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         .collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&pipelines);
-    let mut loaded_frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
-    let mut reports: BTreeMap<InputKind, InputReport> = BTreeMap::new();
-    let mut input_problems = Vec::new();
-    for (kind, source) in &sources {
-        let t = Instant::now();
-        let want = extra.get(kind).cloned().unwrap_or_default();
-        match inputs::load(source, &cal, &job.scales, &want) {
-            Ok(loaded) => {
-                let r = &loaded.report;
-                let mut fields = vec![
-                    ("files", Field::Int(source.files.len() as u64)),
-                    ("rows_read", Field::Int(r.rows_read)),
-                    ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
-                    ("rows_rejected", Field::Int(r.rows_rejected())),
-                    ("rows_used", Field::Int(loaded.data.height() as u64)),
-                    ("memory_mib", Field::Int(mib(loaded.data.estimated_size()))),
-                ];
-                if let Some(n) = r.null_signup_at {
-                    fields.push(("rows_null_signup_at", Field::Int(n)));
-                }
-                log.stage("input", kind.name(), t.elapsed(), &fields);
-                loaded_frames.insert(*kind, loaded.data);
-                reports.insert(*kind, loaded.report);
-            }
-            Err(CxError::Input { problems }) => input_problems.extend(problems),
-            Err(e) => return Err(e),
-        }
-    }
-    if !input_problems.is_empty() {
-        return Err(CxError::Input {
-            problems: input_problems,
-        });
-    }
+    let Loaded {
+        mut frames,
+        reports,
+        customer_keys,
+    } = load_inputs(&sources, &extra, &cal, &job.scales, &log)?;
 
     // Quality gate: before anything is written.
     let breaches: Vec<String> = reports
@@ -146,19 +119,19 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     }
 
     let t = Instant::now();
-    let keys = CustomerKeys::encode(&mut loaded_frames)
+    let keys = CustomerKeys::encode(&mut frames, customer_keys)
         .map_err(|e| CxError::internal("encoding customer ids", e))?;
-    let held: usize = loaded_frames.values().map(|df| df.estimated_size()).sum();
+    let held: usize = frames.values().map(|df| df.estimated_size()).sum();
     log.stage(
         "input",
         "customer_keys",
         t.elapsed(),
-        &[("inputs_memory_mib", Field::Int(mib(held)))],
+        &[
+            ("inputs_memory_mib", Field::Int(mib(held))),
+            ("ids_from", Field::Text(keys.source().to_string())),
+        ],
     );
-    let frames: Inputs = loaded_frames
-        .into_iter()
-        .map(|(k, df)| (k, df.lazy()))
-        .collect();
+    let frames: Inputs = frames.into_iter().map(|(k, df)| (k, df.lazy())).collect();
 
     // Pipelines.
     let mut ctx = BuildContext {
@@ -275,6 +248,89 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         headlines,
         rejected: reports.values().map(|r| r.rows_rejected()).sum(),
     })
+}
+
+/// The loaded inputs, their reports, and the customers' id dictionary when customers loaded.
+struct Loaded {
+    frames: BTreeMap<InputKind, DataFrame>,
+    reports: BTreeMap<InputKind, InputReport>,
+    customer_keys: Option<CustomerKeys>,
+}
+
+/// Loads every input, customers first: their ids are the key dictionary the other inputs are
+/// translated into as they are read (see `inputs::load`). Every input's problems are reported
+/// together.
+fn load_inputs(
+    sources: &BTreeMap<InputKind, InputSource>,
+    extra: &BTreeMap<InputKind, Vec<String>>,
+    cal: &Calendar,
+    scales: &Scales,
+    log: &Log,
+) -> Result<Loaded> {
+    let mut out = Loaded {
+        frames: BTreeMap::new(),
+        reports: BTreeMap::new(),
+        customer_keys: None,
+    };
+    let mut problems = Vec::new();
+    // Logs and keeps one input; an input error's problems are collected, not returned.
+    let mut keep =
+        |out: &mut Loaded, kind: InputKind, loaded: Result<LoadedInput>, t: Instant| match loaded {
+            Ok(loaded) => {
+                let r = &loaded.report;
+                let mut fields = vec![
+                    ("files", Field::Int(sources[&kind].files.len() as u64)),
+                    ("rows_read", Field::Int(r.rows_read)),
+                    ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
+                    ("rows_rejected", Field::Int(r.rows_rejected())),
+                    ("rows_used", Field::Int(loaded.data.height() as u64)),
+                    ("memory_mib", Field::Int(mib(loaded.data.estimated_size()))),
+                ];
+                if let Some(n) = r.null_signup_at {
+                    fields.push(("rows_null_signup_at", Field::Int(n)));
+                }
+                log.stage("input", kind.name(), t.elapsed(), &fields);
+                out.frames.insert(kind, loaded.data);
+                out.reports.insert(kind, loaded.report);
+                Ok(())
+            }
+            Err(CxError::Input { problems: found }) => {
+                problems.extend(found);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+    let load = |kind: InputKind, encoder: Option<&KeyEncoder>| {
+        let want = extra.get(&kind).cloned().unwrap_or_default();
+        inputs::load(&sources[&kind], cal, scales, &want, encoder)
+    };
+    let dictionary_error = |e| CxError::internal("building the customer id dictionary", e);
+    let mut customer_keys = None;
+    if sources.contains_key(&InputKind::Customers) {
+        let t = Instant::now();
+        let mut loaded = load(InputKind::Customers, None);
+        if let Some(ids) = loaded.as_mut().ok().and_then(|c| c.ids_read.take()) {
+            customer_keys = Some(CustomerKeys::of_customers(&ids).map_err(dictionary_error)?);
+        }
+        keep(&mut out, InputKind::Customers, loaded, t)?;
+    }
+    {
+        let encoder = customer_keys
+            .as_ref()
+            .map(CustomerKeys::encoder)
+            .transpose()
+            .map_err(dictionary_error)?;
+        for kind in sources.keys().filter(|k| **k != InputKind::Customers) {
+            let t = Instant::now();
+            let loaded = load(*kind, encoder.as_ref());
+            keep(&mut out, *kind, loaded, t)?;
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CxError::Input { problems });
+    }
+    out.customer_keys = customer_keys;
+    Ok(out)
 }
 
 fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>> {

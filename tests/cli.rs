@@ -975,3 +975,82 @@ fn cdnow_reproduces_the_published_bgnbd_and_gamma_gamma_estimates() {
     assert!((f("t") - 272.0 / 7.0).abs() < 1e-12);
     assert!((f("monetary_value") - (29.73 + 14.96) / 2.0).abs() < 1e-12);
 }
+
+/// Inputs are translated into the customers' keys as they are read; an order from an id that
+/// is not a customer's sends the run down the other path (every input's ids in the
+/// dictionary). Both must give every customer their own rows.
+#[test]
+fn an_order_from_an_id_that_is_not_a_customers_gets_its_own_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = run(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--customers",
+        "300",
+        "--days",
+        "200",
+        "--seed",
+        "9",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut orphan = DataFrame::new_infer_height(vec![
+        Column::new("order_id".into(), ["ZZ-1"]),
+        Column::new("customer_id".into(), ["ZZZ"]),
+        ts_col("ordered_at", vec![Some(us("2026-06-01 12:00:00"))]),
+        Column::new("amount".into(), [12.5]),
+    ])
+    .unwrap();
+    write(&data.join("orders_zz.parquet"), &mut orphan);
+    let ltv = |orders: &str, out: &str| -> DataFrame {
+        let job = dir.path().join(format!("{out}.yaml"));
+        let mut text = String::from("name: o\nas_of: 2026-06-20\ntimezone: UTC\ninputs:\n");
+        text.push_str(&format!("  orders: {{ path: \"data/{orders}\" }}\n"));
+        for i in ["tickets", "surveys", "customers", "events"] {
+            text.push_str(&format!("  {i}: {{ path: data/{i}.parquet }}\n"));
+        }
+        text.push_str(&format!(
+            "pipelines:\n  ltv_segments: {{ by: [region] }}\n  cohort_retention: {{ activity: [orders, events] }}\noutput: {{ dir: {out} }}\n"
+        ));
+        fs::write(&job, text).unwrap();
+        let o = run(&["run", job.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        // Customers who sign up after as_of are in the dictionary: their later rows in the
+        // other inputs do not send the run down the slower path. The orphan does.
+        let source = if orders == "orders.parquet" {
+            "ids_from=customers"
+        } else {
+            "ids_from=all_inputs"
+        };
+        assert!(stderr(&o).contains(source), "{}", stderr(&o));
+        read(&dir.path().join(out).join("customer_ltv.parquet"))
+    };
+    let ids = |df: &DataFrame| -> Vec<String> {
+        df.column("customer_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect()
+    };
+    let plain = ids(&ltv("orders.parquet", "plain"));
+    let with_orphan = ltv("orders*.parquet", "orphan");
+    let mut expected = plain.clone();
+    expected.push("ZZZ".into());
+    expected.sort();
+    assert!(plain.len() > 100);
+    assert_eq!(ids(&with_orphan), expected);
+    let zzz = expected.iter().position(|i| i == "ZZZ").unwrap();
+    assert_eq!(i64_at(&with_orphan, "orders", zzz), 1);
+    assert_eq!(
+        with_orphan
+            .column("revenue")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(zzz),
+        Some(12.5)
+    );
+}
