@@ -218,7 +218,7 @@ impl CustomerKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::strs;
+    use crate::testutil::{strs, u32s};
 
     #[test]
     fn keys_follow_sorted_ids_and_round_trip() {
@@ -233,7 +233,7 @@ mod tests {
         );
         let keys = CustomerKeys::encode(&mut frames, None).unwrap();
         let orders = &frames[&InputKind::Orders];
-        let k: Vec<Option<u32>> = orders.column(KEY).unwrap().u32().unwrap().iter().collect();
+        let k = u32s(orders, KEY);
         assert_eq!(k, vec![Some(2), Some(0), Some(2)]);
         let names: Vec<&str> = orders
             .get_column_names()
@@ -270,15 +270,7 @@ mod tests {
             df!("customer_id" => ["C0", "C2"]).unwrap(),
         );
         let keys = CustomerKeys::encode(&mut frames, Some(dictionary)).unwrap();
-        let k = |kind: InputKind| -> Vec<Option<u32>> {
-            frames[&kind]
-                .column(KEY)
-                .unwrap()
-                .u32()
-                .unwrap()
-                .iter()
-                .collect()
-        };
+        let k = |kind: InputKind| u32s(&frames[&kind], KEY);
         // Every id is in the dictionary now: C0 = 0, C1 = 1, C2 = 2.
         assert_eq!(k(InputKind::Events), [Some(2), Some(1)]);
         assert_eq!(k(InputKind::Orders), [Some(0), Some(2)]);
@@ -299,13 +291,7 @@ mod tests {
             df!("customer_id" => ["C3", "C2", "C1"]).unwrap(),
         );
         let keys = CustomerKeys::encode(&mut frames, None).unwrap();
-        let k: Vec<Option<u32>> = frames[&InputKind::Events]
-            .column(KEY)
-            .unwrap()
-            .u32()
-            .unwrap()
-            .iter()
-            .collect();
+        let k = u32s(&frames[&InputKind::Events], KEY);
         assert_eq!(k, vec![Some(2), None, Some(0)]);
         // A null key (a null id) decodes to a null id.
         let events = keys.decode(frames[&InputKind::Events].clone()).unwrap();

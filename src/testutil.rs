@@ -40,6 +40,11 @@ pub fn i64s(df: &DataFrame, name: &str) -> Vec<i64> {
         .collect()
 }
 
+/// A UInt32 column (customer keys), nulls included.
+pub fn u32s(df: &DataFrame, name: &str) -> Vec<Option<u32>> {
+    df.column(name).unwrap().u32().unwrap().iter().collect()
+}
+
 pub fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
     df.column(name).unwrap().f64().unwrap().iter().collect()
 }

@@ -109,6 +109,22 @@ fn setup(
     (dir, job)
 }
 
+/// `cxmetrics generate` into `data`.
+fn generate(data: &Path, customers: u32, days: u32, seed: u64) {
+    let o = run(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--customers",
+        &customers.to_string(),
+        "--days",
+        &days.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 fn read(path: &Path) -> DataFrame {
     ParquetReader::new(File::open(path).unwrap())
         .finish()
@@ -771,18 +787,7 @@ fn lifecycle_invariants_hold_on_generated_data() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let o = run(&[
-            "generate",
-            "--out",
-            data.to_str().unwrap(),
-            "--customers",
-            "400",
-            "--days",
-            "200",
-            "--seed",
-            &seed.to_string(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        generate(&data, 400, 200, seed);
         let job = dir.path().join("job.yaml");
         let mut text =
             String::from("name: p\nas_of: 2026-06-20\ntimezone: Europe/Paris\ninputs:\n");
@@ -857,16 +862,7 @@ fn lifecycle_invariants_hold_on_generated_data() {
 fn support_kpis_alone_still_reads_surveys_for_csat() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = run(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--customers",
-        "300",
-        "--days",
-        "120",
-    ]);
-    assert_eq!(o.status.code(), Some(0));
+    generate(&data, 300, 120, 42);
     let job = dir.path().join("job.yaml");
     fs::write(
         &job,
@@ -983,18 +979,7 @@ fn cdnow_reproduces_the_published_bgnbd_and_gamma_gamma_estimates() {
 fn an_order_from_an_id_that_is_not_a_customers_gets_its_own_row() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = run(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--customers",
-        "300",
-        "--days",
-        "200",
-        "--seed",
-        "9",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    generate(&data, 300, 200, 9);
     let mut orphan = DataFrame::new_infer_height(vec![
         Column::new("order_id".into(), ["ZZ-1"]),
         Column::new("customer_id".into(), ["ZZZ"]),

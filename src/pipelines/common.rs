@@ -300,7 +300,7 @@ const MICROS_PER_UNIT: i64 = 1_000_000;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::f64s;
+    use crate::testutil::{f64s, u32s};
 
     /// Sums `amounts` group by group with the exact-sum helpers.
     fn exact_sums(groups: Vec<i32>, amounts: Vec<f64>) -> Vec<Option<f64>> {
@@ -362,14 +362,10 @@ mod tests {
             assert_eq!(unique.column("day").unwrap().dtype(), &day_type);
             let day = unique.column("day").unwrap().to_physical_repr();
             let day: Vec<Option<i32>> = day.i32().unwrap().iter().collect();
-            let key: Vec<Option<u32>> = unique
-                .column("customer_id")
-                .unwrap()
-                .u32()
-                .unwrap()
-                .iter()
-                .collect();
-            assert_eq!(key, [Some(0), Some(3), Some(u32::MAX)]);
+            assert_eq!(
+                u32s(&unique, "customer_id"),
+                [Some(0), Some(3), Some(u32::MAX)]
+            );
             assert_eq!(day, [Some(i32::MIN), Some(-5), Some(i32::MAX)]);
         }
     }
