@@ -13,12 +13,15 @@
 //! - `cohort_size`: customers in the cohort; `active_customers`; `retention_rate` =
 //!   active_customers / cohort_size; `revenue`: sum of all order amounts (refunds included) of
 //!   the cohort's customers with a local order date in the window (null when the job has no
-//!   orders input); `cumulative_revenue_per_customer`: revenue summed over periods 0..k /
+//!   orders input; summed exactly, in whole units and millionths); `cumulative_revenue_per_customer`: revenue summed over periods 0..k /
 //!   cohort_size; `complete`: the window's last day <= as_of.
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
+use super::common::{
+    amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
+    PairKey, SortOverallFirst,
+};
 use super::lifecycle::{anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
@@ -110,44 +113,49 @@ pub fn cohort_retention(
                     .cast(DataType::Int32)
                     .alias("period"),
             )
-            .filter(col("period").gt_eq(lit(0)));
-        let revenue = pair.group_by(revenue, vec![col("amount").sum().alias("__revenue")]);
-        pair.left_join(grid, revenue, &["__revenue"])
-            .with_column(col("__revenue").fill_null(lit(0.0)))
+            .filter(col("period").gt_eq(lit(0)))
+            .with_columns(split_amount(col("amount"), "__a"));
+        let revenue = pair.group_by(revenue, sum_amount_parts("__a", "__r").to_vec());
+        pair.left_join(grid, revenue, &["__r_w", "__r_m"])
+            .with_columns([
+                col("__r_w").fill_null(lit(0i64)),
+                col("__r_m").fill_null(lit(0i64)),
+            ])
     } else {
-        grid.with_column(lit(NULL).cast(DataType::Float64).alias("__revenue"))
+        grid
     };
 
     let grid = attach_segments(grid, inputs, &p.by);
-    let revenue_agg = if has_orders {
-        col("__revenue").sum()
+    // Revenue is summed exactly, in whole units and millionths (`common::split_amount`): a
+    // float sum depends on the order of the rows, which polars' parallel joins and group-bys
+    // do not fix, so reruns could differ in the last digit.
+    let revenue_aggs = if has_orders {
+        sum_amount_parts("__r", "__rev").to_vec()
     } else {
-        lit(NULL).cast(DataType::Float64).first()
+        ["__rev_w", "__rev_m"]
+            .map(|n| lit(NULL).cast(DataType::Int64).first().alias(n))
+            .to_vec()
     };
-    let table = by_dimensions(
-        grid,
-        &[col("cohort"), col("period")],
-        &p.by,
-        &[
-            len().cast(DataType::Int64).alias("cohort_size"),
-            col("__active")
-                .fill_null(lit(false))
-                .cast(DataType::Int64)
-                .sum()
-                .alias("active_customers"),
-            revenue_agg.alias("revenue"),
-        ],
-    );
+    let mut aggs = vec![
+        len().cast(DataType::Int64).alias("cohort_size"),
+        col("__active")
+            .fill_null(lit(false))
+            .cast(DataType::Int64)
+            .sum()
+            .alias("active_customers"),
+    ];
+    aggs.extend(revenue_aggs);
+    let table = by_dimensions(grid, &[col("cohort"), col("period")], &p.by, &aggs);
     let group = [col("cohort"), col("dimension"), col("dimension_value")];
     Ok(table
         .sort_overall_first(&["cohort"], &["period"])
         .with_columns([
             ratio(col("active_customers"), col("cohort_size")).alias("retention_rate"),
-            (col("revenue")
-                .cum_sum(false)
-                .over(group)?
-                .cast(DataType::Float64)
-                / col("cohort_size").cast(DataType::Float64))
+            amount_from_parts(col("__rev_w"), col("__rev_m")).alias("revenue"),
+            (amount_from_parts(
+                col("__rev_w").cum_sum(false).over(group.clone())?,
+                col("__rev_m").cum_sum(false).over(group)?,
+            ) / col("cohort_size").cast(DataType::Float64))
             .alias("cumulative_revenue_per_customer"),
             (p.period.index(col("cohort")) + col("period").cast(DataType::Int64))
                 .lt(lit(next_idx))

@@ -541,6 +541,10 @@ pub fn ltv_segments(
             col("p_alive").mean().alias("avg_p_alive"),
         ],
     )
+    // Sorted before the shares: a window sum adds its rows in frame order, and the breakdowns
+    // come out of parallel group-bys in no fixed order, which changed the last digit of
+    // share_of_revenue from run to run.
+    .sort_overall_first(&[], &["rfm_segment"])
     .with_columns([
         ratio(
             col("customers"),
@@ -549,7 +553,6 @@ pub fn ltv_segments(
         .alias("share_of_customers"),
         ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
     ])
-    .sort_overall_first(&[], &["rfm_segment"])
     .select([
         col("dimension"),
         col("dimension_value"),
