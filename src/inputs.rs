@@ -302,13 +302,19 @@ fn read_all(
     Ok(Some(all))
 }
 
-/// One frame from frames of the same schema, in order, in one chunk per column.
-fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+/// One frame from frames of the same schema, in order (their chunks appended, not copied).
+fn append_all(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     let mut frames = frames.into_iter();
     let mut all = frames.next().unwrap_or_else(DataFrame::empty);
     for df in frames {
         all.vstack_mut_owned(df)?;
     }
+    Ok(all)
+}
+
+/// One frame from frames of the same schema, in order, in one chunk per column.
+fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut all = append_all(frames)?;
     // Column by column, so that only one column is held twice at a time: rechunking all of
     // them at once held the whole input twice (at 10M customers, gigabytes of events).
     let names: Vec<PlSmallStr> = all.get_column_names_owned();
@@ -432,7 +438,8 @@ fn read_file(
             None => return Ok(None),
         }
     }
-    stack(parts)
+    // `read_all` makes the file's batches one chunk per column, with its other files'.
+    append_all(parts)
         .map(Some)
         .map_err(|e| format!("cannot combine row groups: {e}"))
 }

@@ -13,8 +13,9 @@
 //! - `cohort_size`: customers in the cohort; `active_customers`; `retention_rate` =
 //!   active_customers / cohort_size; `revenue`: sum of all order amounts (refunds included) of
 //!   the cohort's customers with a local order date in the window (null when the job has no
-//!   orders input; summed exactly, in whole units and millionths); `cumulative_revenue_per_customer`: revenue summed over periods 0..k /
-//!   cohort_size; `complete`: the window's last day <= as_of.
+//!   orders input; summed exactly, in whole units and millionths);
+//!   `cumulative_revenue_per_customer`: revenue summed over periods 0..k / cohort_size;
+//!   `complete`: the window's last day <= as_of.
 
 use polars::prelude::*;
 
@@ -334,5 +335,23 @@ mod tests {
             ["all", "all", "free", "free", "pro", "pro", "all", "unknown"]
         );
         assert_eq!(i64s(&df, "active_customers"), [2, 1, 1, 1, 1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn revenue_is_null_without_an_orders_input() {
+        let mut d = Data::default();
+        d.event("A", "2026-01-05 10:00:00")
+            .event("A", "2026-02-05 10:00:00");
+        let mut inputs = d.inputs();
+        inputs.remove(&InputKind::Orders);
+        let mut p = params(Period::Month, RetentionMode::On);
+        p.activity = vec![ActivitySource::Events];
+        let df = cohort_retention(&inputs, &p, &cal("2026-02-28", "UTC"))
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(i64s(&df, "active_customers"), [1, 1]);
+        assert_eq!(f64s(&df, "revenue"), [None, None]);
+        assert_eq!(f64s(&df, "cumulative_revenue_per_customer"), [None, None]);
     }
 }
