@@ -1040,20 +1040,21 @@ fn an_order_from_an_id_that_is_not_a_customers_gets_its_own_row() {
     );
 }
 
-/// Revenue sums and shares must not depend on the order in which parallel joins and group-bys
+/// Sums, means and shares must not depend on the order in which parallel joins and group-bys
 /// hand rows over: before they were summed exactly or in a fixed order, four reruns of this job
-/// wrote up to four different `cohort_retention` files (last-digit differences).
+/// wrote up to four different `cohort_retention` files, and `churn.revenue` and `cx_impact`'s
+/// averages changed too (last-digit differences).
 #[test]
-fn reruns_on_generated_data_write_identical_revenue_tables() {
+fn reruns_on_generated_data_write_identical_tables() {
     let dir = tempfile::tempdir().unwrap();
     generate(&dir.path().join("data"), 300, 200, 9);
     let job = dir.path().join("job.yaml");
     let mut text = String::from("name: r\nas_of: 2026-06-20\ntimezone: UTC\ninputs:\n");
-    for i in ["orders", "customers", "events"] {
+    for i in ["orders", "customers", "events", "tickets", "surveys"] {
         text.push_str(&format!("  {i}: {{ path: data/{i}.parquet }}\n"));
     }
     text.push_str(
-        "pipelines:\n  cohort_retention: { activity: [orders, events], by: [region] }\n  ltv_segments: { by: [region] }\noutput: { dir: out }\n",
+        "pipelines:\n  survey_scores: { by: [channel] }\n  support_kpis: { by: [channel] }\n  cohort_retention: { activity: [orders, events], by: [region] }\n  churn: { by: [plan] }\n  activation: { by: [plan] }\n  ltv_segments: { by: [region] }\n  cx_impact: { by: [plan, region] }\noutput: { dir: out }\n",
     );
     fs::write(&job, text).unwrap();
     let mut runs = Vec::new();
@@ -1062,7 +1063,7 @@ fn reruns_on_generated_data_write_identical_revenue_tables() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         runs.push(tables(&snapshot(&dir.path().join("out"))));
     }
-    assert_eq!(runs[0].len(), 5);
+    assert_eq!(runs[0].len(), 11);
     for r in &runs[1..] {
         assert!(r == &runs[0], "a rerun wrote different tables");
     }

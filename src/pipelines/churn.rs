@@ -13,12 +13,16 @@
 //!   the default anchors: anchor before P). So E = S - churned + new + reactivated exactly.
 //! - `churn_rate` = churned / S; `retention_rate` = (E - new - reactivated) / S; both null when
 //!   S = 0. `revenue`: all order amounts (refunds included) with a local date in P up to end,
-//!   of the row's customers (null without an orders input). `complete`: P's last day <= as_of.
+//!   of the row's customers, summed exactly (null without an orders input). `complete`: P's
+//!   last day <= as_of.
 
 use chrono::Duration;
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
+use super::common::{
+    amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
+    PairKey, SortOverallFirst,
+};
 use super::lifecycle::{anchor_days, attach_segments};
 use super::Inputs;
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
@@ -228,17 +232,24 @@ pub fn churn(
         .cross_join(segments, None);
 
     let revenue = if inputs.contains_key(&InputKind::Orders) {
-        let orders = inputs[&InputKind::Orders].clone().with_column(
-            p.period
-                .index(cal.local_date(col("ordered_at")))
-                .alias("__pidx"),
-        );
-        Some(by_dimensions(
-            attach_segments(orders, inputs, &p.by),
-            &[col("__pidx")],
-            &p.by,
-            &[col("amount").sum().alias("revenue")],
-        ))
+        let mut with = vec![p
+            .period
+            .index(cal.local_date(col("ordered_at")))
+            .alias("__pidx")];
+        with.extend(split_amount(col("amount"), "__a"));
+        let orders = inputs[&InputKind::Orders].clone().with_columns(with);
+        // Summed exactly (`common::split_amount`): the segment join hands the orders over in
+        // no fixed order, and a float sum in that order changed the last digit between reruns.
+        Some(
+            by_dimensions(
+                attach_segments(orders, inputs, &p.by),
+                &[col("__pidx")],
+                &p.by,
+                &sum_amount_parts("__a", "__r"),
+            )
+            .with_column(amount_from_parts(col("__r_w"), col("__r_m")).alias("revenue"))
+            .drop(cols(["__r_w", "__r_m"])),
+        )
     } else {
         None
     };

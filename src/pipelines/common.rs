@@ -250,6 +250,55 @@ pub fn ratio(num: Expr, den: Expr) -> Expr {
         .otherwise(num.cast(DataType::Float64) / den.cast(DataType::Float64))
 }
 
+/// `num / den` as Float64 for a constant `den`, divided value by value. polars divides a float
+/// column by a scalar by multiplying with the scalar's reciprocal (polars-compute
+/// `prim_true_div_scalar`), which is often one unit in the last place off the quotient
+/// (`x * (1/7) != x / 7` for a third of small integers). A floor or a threshold applied to a
+/// quotient that is exactly a whole number or a cut-off then lands on the wrong side: at n = 1470
+/// customers, ranks 148 and 736 have share (rank - 1) / n exactly 0.1 and 0.5, and the product
+/// put them in the tier above.
+pub fn div_scalar(num: Expr, den: f64) -> Expr {
+    num.cast(DataType::Float64).map(
+        move |c: Column| {
+            let out: Float64Chunked = c.f64()?.apply_values(|v| v / den);
+            Ok(out.with_name(c.name().clone()).into_column())
+        },
+        |_, f: &Field| Ok(Field::new(f.name().clone(), DataType::Float64)),
+    )
+}
+
+/// Aggregation: the mean of a group's non-null values of `e` (null when there are none), added
+/// in ascending order with compensated (Neumaier) summation. A float sum depends on the order of
+/// its terms, and parallel joins and group-bys hand rows over in no fixed order, so a plain
+/// `mean()` changed in the last digit from run to run. polars drops a `sort` placed before `mean`
+/// as having no effect on the result, so the sorting happens inside this function.
+pub fn mean_in_value_order(e: Expr) -> Expr {
+    e.cast(DataType::Float64).agg_with_fmt_str(
+        |c: Column| {
+            let mut v: Vec<f64> = c.f64()?.iter().flatten().collect();
+            v.sort_unstable_by(f64::total_cmp);
+            let mean = (!v.is_empty()).then(|| neumaier_sum(&v) / v.len() as f64);
+            Ok(Column::new(c.name().clone(), [mean]))
+        },
+        |_, f: &Field| Ok(Field::new(f.name().clone(), DataType::Float64)),
+        "mean_in_value_order",
+    )
+}
+
+fn neumaier_sum(v: &[f64]) -> f64 {
+    let (mut sum, mut carry) = (0.0f64, 0.0f64);
+    for &x in v {
+        let t = sum + x;
+        carry += if sum.abs() >= x.abs() {
+            (sum - t) + x
+        } else {
+            (x - t) + sum
+        };
+        sum = t;
+    }
+    sum + carry
+}
+
 /// Number of rows where the boolean `e` is true, as Int64.
 pub fn count_true(e: Expr) -> Expr {
     e.cast(DataType::Int64).sum()
@@ -291,8 +340,7 @@ pub fn sum_amount_parts(from: &str, to: &str) -> [Expr; 2] {
 pub fn amount_from_parts(whole: Expr, micros: Expr) -> Expr {
     let carry = micros.clone().floor_div(lit(MICROS_PER_UNIT));
     let rest = micros - carry.clone() * lit(MICROS_PER_UNIT);
-    (whole + carry).cast(DataType::Float64)
-        + rest.cast(DataType::Float64) / lit(MICROS_PER_UNIT as f64)
+    (whole + carry).cast(DataType::Float64) + div_scalar(rest, MICROS_PER_UNIT as f64)
 }
 
 const MICROS_PER_UNIT: i64 = 1_000_000;
@@ -314,6 +362,47 @@ mod tests {
             .collect()
             .unwrap();
         f64s(&out, "sum")
+    }
+
+    #[test]
+    fn means_in_value_order_do_not_depend_on_row_order() {
+        // 0.1 + 0.2 + 0.3 is 0.6000000000000001 in this order and 0.6 as 0.3 + 0.2 + 0.1; the
+        // compensated sum in ascending order gives 0.6 for every order of the rows.
+        let mean = |g: Vec<i32>, v: Vec<Option<f64>>| -> Vec<Option<f64>> {
+            let df = df!("g" => g, "v" => v).unwrap();
+            let out = df
+                .lazy()
+                .group_by_stable([col("g")])
+                .agg([mean_in_value_order(col("v")).alias("m")])
+                .collect()
+                .unwrap();
+            f64s(&out, "m")
+        };
+        let (a, b, c) = (Some(0.1), Some(0.2), Some(0.3));
+        for v in [vec![a, b, c], vec![c, b, a], vec![b, c, a]] {
+            assert_eq!(mean(vec![1, 1, 1], v), [Some(0.6 / 3.0)]);
+        }
+        // Nulls are left out; a group of nulls has no mean.
+        assert_eq!(
+            mean(vec![1, 2, 1, 2], vec![Some(4.0), None, None, None]),
+            [Some(4.0), None]
+        );
+    }
+
+    #[test]
+    fn division_by_a_constant_is_the_exact_quotient() {
+        // 735 * (1 / 1470) is 0.49999999999999994; 735 / 1470 is 0.5.
+        let df = df!("x" => [735.0, 147.0, 425.0, -7.0]).unwrap();
+        let out = df
+            .lazy()
+            .select([
+                div_scalar(col("x").slice(0, 2), 1470.0).alias("a"),
+                div_scalar(col("x").slice(2, 2), 425.0).alias("b"),
+            ])
+            .collect()
+            .unwrap();
+        assert_eq!(f64s(&out, "a"), [Some(0.5), Some(0.1)]);
+        assert_eq!(f64s(&out, "b"), [Some(1.0), Some(-7.0 / 425.0)]);
     }
 
     #[test]

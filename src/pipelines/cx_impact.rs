@@ -33,10 +33,16 @@
 //! response date - window_days, first response date)), `avg_revenue_after` (dated in (latest
 //! response date, latest + window_days]), `revenue_change_pct` = 100 (after - before) / before
 //! on those per-customer averages (null when before is 0).
+//!
+//! Money is summed exactly (`common::split_amount`) before any average, and avg_predicted_clv
+//! adds its values in ascending order, so reruns write the same bytes.
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
+use super::common::{
+    amount_from_parts, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
+    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+};
 use super::lifecycle::attach_segments;
 use super::ltv_segments::{self, LtvSegments};
 use super::support_kpis::SlaTargets;
@@ -116,12 +122,13 @@ fn drivers(
         ));
     }
     if let Some(tickets) = inputs.get(&InputKind::Tickets) {
-        let frt = (col("first_response_at")
-            .dt()
-            .timestamp(TimeUnit::Microseconds)
-            - col("created_at").dt().timestamp(TimeUnit::Microseconds))
-        .cast(DataType::Float64)
-            / lit(1e6);
+        let frt = div_scalar(
+            col("first_response_at")
+                .dt()
+                .timestamp(TimeUnit::Microseconds)
+                - col("created_at").dt().timestamp(TimeUnit::Microseconds),
+            1e6,
+        );
         let mut target = lit(p.sla.default);
         for (ch, s) in p.sla.per_channel.iter().rev() {
             target = when(col("channel").eq(lit(ch.as_str())))
@@ -209,15 +216,15 @@ fn drivers(
 }
 
 /// Order amounts per customer and local day (all amounts), and purchase flags.
+/// One row per (customer, local order day): the day's amounts as exact parts `__amount_w`,
+/// `__amount_m` (`common::split_amount`) and whether any order was a purchase.
 fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
-    let orders = orders.with_column(day_num(cal.local_date(col("ordered_at"))).alias("__d"));
-    PairKey::new(&orders, "__d").group_by(
-        orders,
-        vec![
-            col("amount").sum().alias("__amount"),
-            col("amount").gt_eq(lit(0.0)).any(true).alias("__purchase"),
-        ],
-    )
+    let mut cols = vec![day_num(cal.local_date(col("ordered_at"))).alias("__d")];
+    cols.extend(split_amount(col("amount"), "__a"));
+    let orders = orders.with_columns(cols);
+    let mut aggs = sum_amount_parts("__a", "__amount").to_vec();
+    aggs.push(col("amount").gt_eq(lit(0.0)).any(true).alias("__purchase"));
+    PairKey::new(&orders, "__d").group_by(orders, aggs)
 }
 
 /// Computes `cx_impact` and `nps_migration`. `fitted` is (customer_id, predicted_clv) from
@@ -247,7 +254,8 @@ pub fn cx_impact(
         )
         .group_by([col("customer_id")])
         .agg([
-            col("__amount").sum().alias("__revenue"),
+            col("__amount_w").sum().alias("__revenue_w"),
+            col("__amount_m").sum().alias("__revenue_m"),
             col("__purchase_day").max().alias("__last_purchase"),
         ])
         .filter(col("__last_purchase").is_not_null())
@@ -312,33 +320,34 @@ pub fn cx_impact(
                     .gt(col("__e"))
                     .and(col("__d").lt_eq(col("__e") + lit(w))),
             );
-        let after = pair
-            .group_by(
-                windows,
-                vec![
-                    col("__amount").sum().alias("__after"),
-                    col("__purchase").any(true).alias("__repurchased"),
-                ],
-            )
-            .cache();
+        let mut aggs = sum_amount_parts("__amount", "__after").to_vec();
+        aggs.push(col("__purchase").any(true).alias("__repurchased"));
+        let after = pair.group_by(windows, aggs).cache();
         for per in pers {
             long.push(
-                pair.left_join(per, after.clone(), &["__after", "__repurchased"])
-                    .with_columns([
-                        col("__after").fill_null(lit(0.0)),
-                        col("__repurchased").fill_null(lit(false)),
-                    ]),
+                pair.left_join(
+                    per,
+                    after.clone(),
+                    &["__after_w", "__after_m", "__repurchased"],
+                )
+                .with_columns([
+                    col("__after_w").fill_null(lit(0i64)),
+                    col("__after_m").fill_null(lit(0i64)),
+                    col("__repurchased").fill_null(lit(false)),
+                ]),
             );
         }
     }
     let schema_cols = [
         col("driver"),
         col("driver_value"),
-        col("__revenue"),
+        col("__revenue_w"),
+        col("__revenue_m"),
         col("predicted_clv"),
         col("__churned"),
         col("__outcome"),
-        col("__after"),
+        col("__after_w"),
+        col("__after_m"),
         col("__repurchased"),
     ];
     let long = if long.is_empty() {
@@ -364,8 +373,13 @@ pub fn cx_impact(
                 &p.by,
                 &[
                     len().cast(DataType::Int64).alias("customers"),
-                    col("__revenue").sum().alias("__rev_sum"),
-                    col("predicted_clv").mean().alias("avg_predicted_clv"),
+                    col("__revenue_w").sum().alias("__rev_sum_w"),
+                    col("__revenue_m").sum().alias("__rev_sum_m"),
+                    // Money is summed exactly (`common::split_amount`), so the averages do
+                    // not depend on the order in which parallel joins and group-bys hand
+                    // customers over; predicted CLVs are not money amounts, so they are added
+                    // in value order for the same reason.
+                    mean_in_value_order(col("predicted_clv")).alias("avg_predicted_clv"),
                     col("__churned")
                         .cast(DataType::Int64)
                         .sum()
@@ -380,11 +394,16 @@ pub fn cx_impact(
                         .cast(DataType::Int64)
                         .sum()
                         .alias("__rep_n"),
-                    when(outcome)
-                        .then(col("__after"))
-                        .otherwise(lit(0.0))
+                    when(outcome.clone())
+                        .then(col("__after_w"))
+                        .otherwise(lit(0i64))
                         .sum()
-                        .alias("__after_sum"),
+                        .alias("__after_sum_w"),
+                    when(outcome)
+                        .then(col("__after_m"))
+                        .otherwise(lit(0i64))
+                        .sum()
+                        .alias("__after_sum_m"),
                 ],
             )
             .with_columns([
@@ -392,20 +411,35 @@ pub fn cx_impact(
                     .sum()
                     .over(group.clone())?
                     .alias("__all_customers"),
-                col("__rev_sum")
+                col("__rev_sum_w")
                     .sum()
                     .over(group.clone())?
-                    .alias("__all_revenue"),
+                    .alias("__all_revenue_w"),
+                col("__rev_sum_m")
+                    .sum()
+                    .over(group.clone())?
+                    .alias("__all_revenue_m"),
                 col("__churned_n").sum().over(group)?.alias("__all_churned"),
             ])
             .with_columns([
                 ratio(col("customers"), col("__all_customers")).alias("share_of_customers"),
-                ratio(col("__rev_sum"), col("customers")).alias("avg_revenue"),
+                ratio(
+                    amount_from_parts(col("__rev_sum_w"), col("__rev_sum_m")),
+                    col("customers"),
+                )
+                .alias("avg_revenue"),
                 ratio(col("__churned_n"), col("customers")).alias("churned_share"),
                 ratio(col("__rep_n"), col("outcome_customers")).alias("repurchase_rate"),
-                ratio(col("__after_sum"), col("outcome_customers"))
-                    .alias("revenue_after_per_customer"),
-                ratio(col("__all_revenue"), col("__all_customers")).alias("__all_avg_revenue"),
+                ratio(
+                    amount_from_parts(col("__after_sum_w"), col("__after_sum_m")),
+                    col("outcome_customers"),
+                )
+                .alias("revenue_after_per_customer"),
+                ratio(
+                    amount_from_parts(col("__all_revenue_w"), col("__all_revenue_m")),
+                    col("__all_customers"),
+                )
+                .alias("__all_avg_revenue"),
                 ratio(col("__all_churned"), col("__all_customers")).alias("__all_churned_share"),
             ])
             .with_columns([
@@ -472,7 +506,7 @@ pub fn cx_impact(
                     .join_on_customer(days.clone(), JoinType::Inner)
                     .filter(cond)
                     .group_by([col("customer_id")])
-                    .agg([col("__amount").sum().alias(name)])
+                    .agg(sum_amount_parts("__amount", name))
             };
             let before = window_sum(
                 col("__d")
@@ -490,16 +524,25 @@ pub fn cx_impact(
                 .join_on_customer(before, JoinType::Left)
                 .join_on_customer(after, JoinType::Left)
                 .group_by([col("from_category"), col("to_category")])
+                // Exact sums, as above; customers without orders in a window add 0.
                 .agg([
                     len().cast(DataType::Int64).alias("customers"),
-                    col("__before")
-                        .fill_null(lit(0.0))
-                        .mean()
-                        .alias("avg_revenue_before"),
-                    col("__after")
-                        .fill_null(lit(0.0))
-                        .mean()
-                        .alias("avg_revenue_after"),
+                    col("__before_w").sum(),
+                    col("__before_m").sum(),
+                    col("__after_w").sum(),
+                    col("__after_m").sum(),
+                ])
+                .with_columns([
+                    ratio(
+                        amount_from_parts(col("__before_w"), col("__before_m")),
+                        col("customers"),
+                    )
+                    .alias("avg_revenue_before"),
+                    ratio(
+                        amount_from_parts(col("__after_w"), col("__after_m")),
+                        col("customers"),
+                    )
+                    .alias("avg_revenue_after"),
                 ])
                 .with_column(
                     (lit(100.0)
@@ -510,6 +553,14 @@ pub fn cx_impact(
                     .alias("revenue_change_pct"),
                 )
                 .sort(["from_category", "to_category"], Default::default())
+                .select([
+                    col("from_category"),
+                    col("to_category"),
+                    col("customers"),
+                    col("avg_revenue_before"),
+                    col("avg_revenue_after"),
+                    col("revenue_change_pct"),
+                ])
         }
     };
     Ok(vec![("cx_impact", impact), ("nps_migration", migration)])

@@ -27,6 +27,11 @@
 //! - `value_tier`: top_1pct / top_10pct / top_50pct / bottom_50pct by predicted_clv (by revenue
 //!   when there is no model): with rank = 1 + customers with a strictly greater value, the
 //!   tier is top_1pct when (rank - 1) / n < 0.01, top_10pct when < 0.10, top_50pct when < 0.5.
+//!   These quotients are exact divisions (`common::div_scalar`), so a share of exactly 0.1 is
+//!   not below 0.10.
+//! - Segment rows (`ltv_segments`): `revenue` = the customers' revenues summed exactly;
+//!   `avg_revenue` = revenue / customers; the other averages are plain means, the model ones
+//!   added in value order so that reruns give the same last digit.
 //!
 //! The models are fitted on materialised data, so this pipeline collects its per-customer
 //! summary once; a fit that fails leaves the model columns null and says why in `clv_model`.
@@ -36,8 +41,8 @@ use std::collections::HashMap;
 use polars::prelude::*;
 
 use super::common::{
-    amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
-    PairKey, SortOverallFirst,
+    amount_from_parts, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
+    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::attach_segments;
 use super::Inputs;
@@ -111,7 +116,7 @@ pub fn rfm_segment(r: i32, f: i32) -> &'static str {
     GRID[row][(f.clamp(1, 5) - 1) as usize]
 }
 
-fn score(value: Expr, n: Expr) -> Expr {
+fn score(value: Expr, n: usize) -> Expr {
     let rank = value.rank(
         RankOptions {
             method: RankMethod::Average,
@@ -119,7 +124,12 @@ fn score(value: Expr, n: Expr) -> Expr {
         },
         None,
     );
-    let raw = (lit(5.0) * (rank.cast(DataType::Float64) - lit(0.5)) / n).floor() + lit(1.0);
+    let raw = div_scalar(
+        lit(5.0) * (rank.cast(DataType::Float64) - lit(0.5)),
+        n as f64,
+    )
+    .floor()
+        + lit(1.0);
     when(raw.clone().gt(lit(5.0)))
         .then(lit(5.0))
         .otherwise(raw)
@@ -202,8 +212,8 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
                 .cast(DataType::Int64)
                 .alias("tenure_days"),
             (col("purchase_days") - lit(1i64)).alias("frequency"),
-            ((day_num("__last_day") - day_num("__first_day")) / lit(unit)).alias("recency"),
-            ((as_of.cast(DataType::Float64) - day_num("__first_day")) / lit(unit)).alias("t"),
+            div_scalar(day_num("__last_day") - day_num("__first_day"), unit).alias("recency"),
+            div_scalar(as_of.cast(DataType::Float64) - day_num("__first_day"), unit).alias("t"),
             when(col("purchase_days").gt(lit(1)))
                 .then(
                     amount_from_parts(col("__repeat_w"), col("__repeat_m"))
@@ -458,7 +468,7 @@ pub fn ltv_segments(
         .expect("the runner loads orders");
     let hist = history(orders, p, cal)?;
     let models = fit_models(&hist, p)?;
-    let n = lit(hist.height() as f64);
+    let n = hist.height();
 
     let tier_value = if models.columns.column("predicted_clv")?.null_count() == hist.height() {
         col("revenue")
@@ -472,14 +482,14 @@ pub fn ltv_segments(
         },
         None,
     );
-    let share = (tier_rank.cast(DataType::Float64) - lit(1.0)) / n.clone();
+    let share = div_scalar(tier_rank.cast(DataType::Float64) - lit(1.0), n as f64);
     let customers = hist
         .lazy()
         .join_on_customer(models.columns.clone().lazy(), JoinType::Left)
         .with_columns([
-            score(-col("recency_days"), n.clone()).alias("r_score"),
-            score(col("orders"), n.clone()).alias("f_score"),
-            score(col("revenue"), n.clone()).alias("m_score"),
+            score(-col("recency_days"), n).alias("r_score"),
+            score(col("orders"), n).alias("f_score"),
+            score(col("revenue"), n).alias("m_score"),
             when(share.clone().lt(lit(0.01)))
                 .then(lit("top_1pct"))
                 .when(share.clone().lt(lit(0.10)))
@@ -521,14 +531,19 @@ pub fn ltv_segments(
         ]);
 
     let groups = [col("dimension"), col("dimension_value")];
+    // Revenue is summed exactly again (each customer's revenue is a whole number of
+    // millionths, so splitting it is exact) and the model columns are averaged in value order:
+    // joins and group-bys hand customers over in no fixed order, and float sums in that order
+    // could change the last digit from run to run.
     let segments = by_dimensions(
-        attach_segments(customers.clone(), inputs, &p.by),
+        attach_segments(customers.clone(), inputs, &p.by)
+            .with_columns(split_amount(col("revenue"), "__revenue")),
         &[col("rfm_segment")],
         &p.by,
         &[
             len().cast(DataType::Int64).alias("customers"),
-            col("revenue").sum().alias("revenue"),
-            col("revenue").mean().alias("avg_revenue"),
+            col("__revenue_w").sum(),
+            col("__revenue_m").sum(),
             col("orders")
                 .cast(DataType::Float64)
                 .mean()
@@ -537,10 +552,12 @@ pub fn ltv_segments(
                 .cast(DataType::Float64)
                 .mean()
                 .alias("avg_recency_days"),
-            col("predicted_clv").mean().alias("avg_predicted_clv"),
-            col("p_alive").mean().alias("avg_p_alive"),
+            mean_in_value_order(col("predicted_clv")).alias("avg_predicted_clv"),
+            mean_in_value_order(col("p_alive")).alias("avg_p_alive"),
         ],
     )
+    .with_column(amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"))
+    .with_column(ratio(col("revenue"), col("customers")).alias("avg_revenue"))
     // Sorted before the shares: a window sum adds its rows in frame order, and the breakdowns
     // come out of parallel group-bys in no fixed order, which changed the last digit of
     // share_of_revenue from run to run.
@@ -647,6 +664,34 @@ mod tests {
                 "champions"
             ]
         );
+    }
+
+    /// At n = 850 the exact quotients 85 / 850 = 0.1, 425 / 850 = 0.5 and 5 (170.5 - 0.5) / 850 = 1
+    /// come out 1 ulp low when divided through the reciprocal (polars' scalar division), which
+    /// put the customers on the boundary one tier or one score up.
+    #[test]
+    fn tiers_and_scores_on_exact_boundaries() {
+        let mut d = Data::default();
+        // Revenue = the customer's number, except that customer 171 ties customer 170.
+        for i in 1..=850 {
+            let amount = if i == 171 { 170.0 } else { i as f64 };
+            d.order(&format!("C{i:04}"), "2026-03-01 12:00:00", amount);
+        }
+        let out = run(&d, ClvModel::None, "2026-03-31");
+        let c = &out[0];
+        let pick = |col: &str, i: usize| -> String {
+            c.column(col).unwrap().get(i - 1).unwrap().to_string()
+        };
+        // Tiers by revenue: rank = 1 + the customers with more, share = (rank - 1) / 850.
+        assert_eq!(pick("value_tier", 766), "\"top_10pct\""); // share 84 / 850
+        assert_eq!(pick("value_tier", 765), "\"top_50pct\""); // share 85 / 850 = 0.1
+        assert_eq!(pick("value_tier", 426), "\"top_50pct\""); // share 424 / 850
+        assert_eq!(pick("value_tier", 425), "\"bottom_50pct\""); // share 425 / 850 = 0.5
+                                                                 // m_score = min(5, floor(5 (rank - 0.5) / 850) + 1): revenue 170 has ranks 170 and 171,
+                                                                 // average 170.5, so floor(1) + 1 = 2; customer 169 has floor(0.991...) + 1 = 1.
+        assert_eq!(i32s(c, "m_score")[168], 1);
+        assert_eq!(i32s(c, "m_score")[169], 2);
+        assert_eq!(i32s(c, "m_score")[170], 2);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 
 use polars::prelude::*;
 
-use super::common::{by_dimensions, count_true, ratio, SortOverallFirst};
+use super::common::{by_dimensions, count_true, div_scalar, ratio, SortOverallFirst};
 use super::survey_scores::Scale;
 use crate::config::Period;
 use crate::time::{parse_duration_s, Calendar};
@@ -88,10 +88,11 @@ pub struct SupportKpis {
 }
 
 fn seconds_between(later: &str, earlier: &str) -> Expr {
-    (col(later).dt().timestamp(TimeUnit::Microseconds)
-        - col(earlier).dt().timestamp(TimeUnit::Microseconds))
-    .cast(DataType::Float64)
-        / lit(1_000_000.0)
+    div_scalar(
+        col(later).dt().timestamp(TimeUnit::Microseconds)
+            - col(earlier).dt().timestamp(TimeUnit::Microseconds),
+        1_000_000.0,
+    )
 }
 
 fn flag(name: &str) -> Expr {
