@@ -164,7 +164,14 @@ pub fn support_kpis(
             .and(col("contacts").is_not_null())
             .alias("__contacts_known"),
     ]);
-    let q = |name: &str, quantile: f64| col(name).quantile(lit(quantile), QuantileMethod::Linear);
+    // Quantiles ignore nulls either way. Dropping them first lets polars select the quantile
+    // in place (O(n) per group); with nulls in a group it sorts a copy of the group instead,
+    // which made these group-bys take about 2 s each over 4M tickets.
+    let q = |name: &str, quantile: f64| {
+        col(name)
+            .drop_nulls()
+            .quantile(lit(quantile), QuantileMethod::Linear)
+    };
     let counts = by_dimensions(
         base,
         &[col("period")],
@@ -174,10 +181,10 @@ pub fn support_kpis(
             count_true(col("__resolved")).alias("resolved"),
             count_true(flag("abandoned")).alias("abandoned"),
             col("__frt").mean().alias("first_response_mean_s"),
-            col("__frt").median().alias("first_response_median_s"),
+            q("__frt", 0.5).alias("first_response_median_s"),
             q("__frt", 0.9).alias("first_response_p90_s"),
             col("__res").mean().alias("resolution_mean_s"),
-            col("__res").median().alias("resolution_median_s"),
+            q("__res", 0.5).alias("resolution_median_s"),
             q("__res", 0.9).alias("resolution_p90_s"),
             col("handle_time_s").mean().alias("aht_mean_s"),
             count_true(col("__fcr")).alias("__fcr_n"),
