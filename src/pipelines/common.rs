@@ -343,6 +343,15 @@ pub fn amount_from_parts(whole: Expr, micros: Expr) -> Expr {
     (whole + carry).cast(DataType::Float64) + div_scalar(rest, MICROS_PER_UNIT as f64)
 }
 
+/// The amount with parts `{name}_w`, `{name}_m` divided by `den` (null where `den` is 0): an
+/// average of exactly summed amounts.
+pub fn amount_per(name: &str, den: Expr) -> Expr {
+    ratio(
+        amount_from_parts(col(format!("{name}_w")), col(format!("{name}_m"))),
+        den,
+    )
+}
+
 const MICROS_PER_UNIT: i64 = 1_000_000;
 
 #[cfg(test)]

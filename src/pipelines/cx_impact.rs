@@ -40,7 +40,7 @@
 use polars::prelude::*;
 
 use super::common::{
-    amount_from_parts, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
+    amount_per, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
     sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::attach_segments;
@@ -423,23 +423,12 @@ pub fn cx_impact(
             ])
             .with_columns([
                 ratio(col("customers"), col("__all_customers")).alias("share_of_customers"),
-                ratio(
-                    amount_from_parts(col("__rev_sum_w"), col("__rev_sum_m")),
-                    col("customers"),
-                )
-                .alias("avg_revenue"),
+                amount_per("__rev_sum", col("customers")).alias("avg_revenue"),
                 ratio(col("__churned_n"), col("customers")).alias("churned_share"),
                 ratio(col("__rep_n"), col("outcome_customers")).alias("repurchase_rate"),
-                ratio(
-                    amount_from_parts(col("__after_sum_w"), col("__after_sum_m")),
-                    col("outcome_customers"),
-                )
-                .alias("revenue_after_per_customer"),
-                ratio(
-                    amount_from_parts(col("__all_revenue_w"), col("__all_revenue_m")),
-                    col("__all_customers"),
-                )
-                .alias("__all_avg_revenue"),
+                amount_per("__after_sum", col("outcome_customers"))
+                    .alias("revenue_after_per_customer"),
+                amount_per("__all_revenue", col("__all_customers")).alias("__all_avg_revenue"),
                 ratio(col("__all_churned"), col("__all_customers")).alias("__all_churned_share"),
             ])
             .with_columns([
@@ -533,16 +522,8 @@ pub fn cx_impact(
                     col("__after_m").sum(),
                 ])
                 .with_columns([
-                    ratio(
-                        amount_from_parts(col("__before_w"), col("__before_m")),
-                        col("customers"),
-                    )
-                    .alias("avg_revenue_before"),
-                    ratio(
-                        amount_from_parts(col("__after_w"), col("__after_m")),
-                        col("customers"),
-                    )
-                    .alias("avg_revenue_after"),
+                    amount_per("__before", col("customers")).alias("avg_revenue_before"),
+                    amount_per("__after", col("customers")).alias("avg_revenue_after"),
                 ])
                 .with_column(
                     (lit(100.0)
