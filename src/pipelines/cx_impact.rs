@@ -215,7 +215,6 @@ fn drivers(
     out
 }
 
-/// Order amounts per customer and local day (all amounts), and purchase flags.
 /// One row per (customer, local order day): the day's amounts as exact parts `__amount_w`,
 /// `__amount_m` (`common::split_amount`) and whether any order was a purchase.
 fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
