@@ -210,22 +210,32 @@ impl Period {
 
 /// Parses a duration written as `90s`, `15m`, `4h` or `2d` (a non-negative number, decimals
 /// allowed, and a unit) into seconds.
-pub fn parse_duration_s(text: &str) -> Result<f64, String> {
+pub fn parse_duration_us(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let bad = || format!("`{text}` is not a duration like `90s`, `15m`, `4h` or `2d`");
     let unit = t.chars().last().ok_or_else(bad)?;
-    let factor = match unit {
-        's' => 1.0,
-        'm' => 60.0,
-        'h' => 3600.0,
-        'd' => 86_400.0,
+    let unit_us: i128 = match unit {
+        's' => 1_000_000,
+        'm' => 60_000_000,
+        'h' => 3_600_000_000,
+        'd' => 86_400_000_000,
         _ => return Err(bad()),
     };
-    let number: f64 = t[..t.len() - 1].trim().parse().map_err(|_| bad())?;
-    if !number.is_finite() || number < 0.0 {
+    // The number is read as a decimal, not a float, so that `4.1h` is 14,760 s exactly (as a
+    // float, 4.1 x 3600 is 14759.999999999998, and a response at 14,760 s would miss it).
+    let number = t[..t.len() - 1].trim();
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 12 {
         return Err(bad());
     }
-    Ok(number * factor)
+    let scale = 10i128.pow(frac.len() as u32);
+    let mantissa: i128 = format!("{whole}{frac}").parse().map_err(|_| bad())?;
+    let us = mantissa * unit_us;
+    if us % scale != 0 {
+        return Err(format!("`{text}` is finer than a microsecond"));
+    }
+    i64::try_from(us / scale).map_err(|_| bad())
 }
 
 /// Index of the period containing `d` (Rust-side twin of `Period::index`).
@@ -365,15 +375,23 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration_s("90s"), Ok(90.0));
-        assert_eq!(parse_duration_s("15m"), Ok(900.0));
-        assert_eq!(parse_duration_s("4h"), Ok(14_400.0));
-        assert_eq!(parse_duration_s("2d"), Ok(172_800.0));
-        assert_eq!(parse_duration_s("1.5h"), Ok(5_400.0));
-        assert!(parse_duration_s("4").is_err());
-        assert!(parse_duration_s("h").is_err());
-        assert!(parse_duration_s("-1s").is_err());
-        assert!(parse_duration_s("4 hours").is_err());
+        let s = 1_000_000i64;
+        assert_eq!(parse_duration_us("90s"), Ok(90 * s));
+        assert_eq!(parse_duration_us("15m"), Ok(900 * s));
+        assert_eq!(parse_duration_us("4h"), Ok(14_400 * s));
+        assert_eq!(parse_duration_us("2d"), Ok(172_800 * s));
+        assert_eq!(parse_duration_us("1.5h"), Ok(5_400 * s));
+        // Decimal, not float: 4.1 h is 14,760 s exactly.
+        assert_eq!(parse_duration_us("4.1h"), Ok(14_760 * s));
+        assert_eq!(parse_duration_us("0.25s"), Ok(250_000));
+        assert_eq!(parse_duration_us(".5m"), Ok(30 * s));
+        assert_eq!(parse_duration_us("2.s"), Ok(2 * s));
+        assert!(parse_duration_us("0.0000001s")
+            .unwrap_err()
+            .contains("finer than a microsecond"));
+        for bad in ["4", "h", "-1s", "4 hours", ".s", "1e3s", "1.2.3s", "inf s"] {
+            assert!(parse_duration_us(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

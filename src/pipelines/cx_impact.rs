@@ -40,12 +40,12 @@
 use polars::prelude::*;
 
 use super::common::{
-    amount_per, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
-    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_per, by_dimensions, mean_in_value_order, ratio, split_amount, sum_amount_parts,
+    JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::attach_segments;
 use super::ltv_segments::{self, LtvSegments};
-use super::support_kpis::SlaTargets;
+use super::support_kpis::{micros_between, SlaTargets};
 use super::survey_scores::Scale;
 use super::Inputs;
 use crate::contracts::InputKind;
@@ -122,19 +122,8 @@ fn drivers(
         ));
     }
     if let Some(tickets) = inputs.get(&InputKind::Tickets) {
-        let frt = div_scalar(
-            col("first_response_at")
-                .dt()
-                .timestamp(TimeUnit::Microseconds)
-                - col("created_at").dt().timestamp(TimeUnit::Microseconds),
-            1e6,
-        );
-        let mut target = lit(p.sla.default);
-        for (ch, s) in p.sla.per_channel.iter().rev() {
-            target = when(col("channel").eq(lit(ch.as_str())))
-                .then(lit(*s))
-                .otherwise(target);
-        }
+        let met = micros_between("first_response_at", "created_at")
+            .lt_eq(p.sla.target_expr(col("channel")));
         // The per-ticket flags are columns before the group-by, so that the aggregation sums
         // plain columns (polars' fast path) instead of evaluating expressions group by group.
         let flag = |e: Expr, name: &str| e.cast(DataType::Int64).alias(name);
@@ -156,7 +145,7 @@ fn drivers(
                     "__fcr",
                 ),
                 flag(col("first_response_at").is_not_null(), "__responded"),
-                flag(frt.lt_eq(target).fill_null(lit(false)), "__met"),
+                flag(met.fill_null(lit(false)), "__met"),
             ])
             .group_by([col("customer_id")])
             .agg([

@@ -30,17 +30,18 @@ use polars::prelude::*;
 use super::common::{by_dimensions, count_true, div_scalar, ratio, SortOverallFirst};
 use super::survey_scores::Scale;
 use crate::config::Period;
-use crate::time::{parse_duration_s, Calendar};
+use crate::time::{parse_duration_us, Calendar};
 
-/// First-response targets in seconds.
+/// First-response targets in microseconds, compared with the integer microseconds between
+/// the two timestamps so that a response exactly at its target meets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlaTargets {
-    pub per_channel: Vec<(String, f64)>,
-    pub default: f64,
+    pub per_channel: Vec<(String, i64)>,
+    pub default: i64,
 }
 
-/// Target when the job sets none for a channel and no `default`.
-pub const DEFAULT_SLA_S: f64 = 24.0 * 3600.0;
+/// Target when the job sets none for a channel and no `default` (24 h).
+pub const DEFAULT_SLA_US: i64 = 24 * 3600 * 1_000_000;
 
 impl SlaTargets {
     /// Parses `channel -> duration` (with the optional `default` key); lists every bad value.
@@ -49,9 +50,9 @@ impl SlaTargets {
     ) -> Result<SlaTargets, Vec<String>> {
         let mut errors = Vec::new();
         let mut per_channel = Vec::new();
-        let mut default = DEFAULT_SLA_S;
+        let mut default = DEFAULT_SLA_US;
         for (channel, text) in map {
-            match parse_duration_s(text) {
+            match parse_duration_us(text) {
                 Ok(s) if channel == "default" => default = s,
                 Ok(s) => per_channel.push((channel.clone(), s)),
                 Err(e) => errors.push(format!("{channel}: {e}")),
@@ -67,7 +68,8 @@ impl SlaTargets {
         }
     }
 
-    fn target_expr(&self, channel: Expr) -> Expr {
+    /// Expression: the first-response target of each row's `channel`, in microseconds.
+    pub fn target_expr(&self, channel: Expr) -> Expr {
         let mut e = lit(self.default);
         for (ch, s) in self.per_channel.iter().rev() {
             e = when(channel.clone().eq(lit(ch.as_str())))
@@ -87,12 +89,14 @@ pub struct SupportKpis {
     pub csat: Scale,
 }
 
+/// Microseconds from `earlier` to `later` (Int64).
+pub fn micros_between(later: &str, earlier: &str) -> Expr {
+    col(later).dt().timestamp(TimeUnit::Microseconds)
+        - col(earlier).dt().timestamp(TimeUnit::Microseconds)
+}
+
 fn seconds_between(later: &str, earlier: &str) -> Expr {
-    div_scalar(
-        col(later).dt().timestamp(TimeUnit::Microseconds)
-            - col(earlier).dt().timestamp(TimeUnit::Microseconds),
-        1_000_000.0,
-    )
+    div_scalar(micros_between(later, earlier), 1_000_000.0)
 }
 
 fn flag(name: &str) -> Expr {
@@ -149,7 +153,7 @@ pub fn support_kpis(
         responded
             .clone()
             .and(
-                seconds_between("first_response_at", "created_at")
+                micros_between("first_response_at", "created_at")
                     .lt_eq(p.sla.target_expr(col("channel"))),
             )
             .alias("__sla_met"),
@@ -476,6 +480,31 @@ mod tests {
         assert_eq!(f(&df, "csat_score", 0), None);
     }
 
+    /// A decimal target is exact: 4.1 h is 14,760 s, so a response at 14,760 s meets it and
+    /// one a microsecond later misses it (as floats, 4.1 x 3600 is 14759.999999999998).
+    #[test]
+    fn a_response_exactly_at_a_decimal_target_meets_it() {
+        // T1 and T2 of the fixture, both email, created at 09:00 and answered 4.1 h later
+        // and 4.1 h + 1 µs later.
+        let at = |t: &str, extra: i64| {
+            let v = testutil::us(t);
+            utc("x", vec![Some(v), Some(v + extra)])
+                .as_materialized_series()
+                .clone()
+        };
+        let tickets = tickets().slice(0, 2).with_columns([
+            lit("email").alias("channel"),
+            lit(at("2026-06-02 09:00:00", 0)).alias("created_at"),
+            lit(at("2026-06-02 13:06:00", 1)).alias("first_response_at"),
+            lit(false).alias("abandoned"),
+        ]);
+        let mut p = params(&[]);
+        let map = [("email".to_string(), "4.1h".to_string())].into();
+        p.sla = SlaTargets::from_config(&map).unwrap();
+        let df = support_kpis(tickets, None, &p, &cal()).collect().unwrap();
+        assert_eq!(f(&df, "sla_first_response_rate", 0), Some(0.5));
+    }
+
     #[test]
     fn sla_targets_parse_with_default_and_report_bad_values() {
         let map = |pairs: &[(&str, &str)]| {
@@ -485,11 +514,11 @@ mod tests {
                 .collect()
         };
         let t = SlaTargets::from_config(&map(&[("chat", "90s"), ("default", "2d")])).unwrap();
-        assert_eq!(t.default, 172_800.0);
-        assert_eq!(t.per_channel, vec![("chat".to_string(), 90.0)]);
+        assert_eq!(t.default, 172_800_000_000);
+        assert_eq!(t.per_channel, vec![("chat".to_string(), 90_000_000)]);
         assert_eq!(
             SlaTargets::from_config(&map(&[])).unwrap().default,
-            DEFAULT_SLA_S
+            DEFAULT_SLA_US
         );
         let e =
             SlaTargets::from_config(&map(&[("chat", "fast"), ("email", "4 hours")])).unwrap_err();
