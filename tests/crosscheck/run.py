@@ -27,6 +27,8 @@ SCORE_CASES = [
     ("utc-day", "UTC", "2025-11-02", "day", "day"),
     ("berlin-quarter", "Europe/Berlin", "2026-05-31", "quarter", "quarter"),
     ("auckland-year", "Pacific/Auckland", "2026-06-30", "year", "week"),
+    ("la-day-dst", "America/Los_Angeles", "2026-03-08", "day", "day"),  # as_of on a DST change
+    ("sydney-year", "Australia/Sydney", "2026-04-05", "year", "year"),
 ]
 SLA = {"chat": "60s", "phone": "30s", "email": "4h", "default": "24h"}
 SLA_ARG = "chat=60,phone=30,email=14400,default=86400"
@@ -46,6 +48,15 @@ LIFECYCLE_CASES = [
      dict(period="quarter", anchor="first_order", activity=["orders", "tickets"], mode="on", max_periods=4, by=[]),
      dict(period="week", anchor="first_activity", activity=["orders", "events"], mode="inactivity", inactive_after_days=30, by=[]),
      dict(anchor="first_order", activity=["orders"], mode="on_or_after", days=[1, 30], cohort_period="day", by=[])),
+    # Edge values: one period, day 0, one-day and one-year inactivity, as_of on a DST change.
+    ("la-edges", "America/Los_Angeles", "2026-03-08",
+     dict(period="week", anchor="first_order", activity=["orders", "events", "surveys"], mode="on_or_after", max_periods=1, by=["plan", "region"]),
+     dict(period="month", anchor="signup", activity=["events"], mode="inactivity", inactive_after_days=1, by=["region"]),
+     dict(anchor="signup", activity=["orders"], mode="on_day", days=[0, 1, 365], cohort_period="month", by=["region"])),
+    ("sydney-edges", "Australia/Sydney", "2026-04-05",
+     dict(period="quarter", anchor="signup", activity=["tickets"], mode="on", max_periods=30, by=[]),
+     dict(period="week", anchor="first_order", mode="subscription", inactive_after_days=365, by=["plan"]),
+     dict(anchor="first_activity", activity=["events", "orders"], mode="within", days=[0, 3, 90], cohort_period="week", by=["plan"])),
 ]
 
 # (name, timezone, as_of, unit, horizon_months, monthly_discount_rate, model, by)
@@ -53,12 +64,15 @@ LTV_CASES = [
     ("ny", "America/New_York", "2026-06-30", "week", 12, 0.01, "bgnbd", ["region", "plan"]),
     ("utc-day", "UTC", "2026-02-28", "day", 6, 0.02, "bgnbd", []),
     ("none", "Asia/Tokyo", "2026-06-30", "week", 12, 0.01, "none", ["plan"]),
+    ("la-one-month", "America/Los_Angeles", "2026-03-08", "day", 1, 0.0, "bgnbd", ["plan"]),
 ]
 
 # (name, timezone, as_of, window_days, inactive_after_days, with support_kpis SLA, ltv model, by)
 CX_CASES = [
     ("ny", "America/New_York", "2026-06-30", 90, 90, True, "bgnbd", ["plan"]),
     ("berlin", "Europe/Berlin", "2026-03-31", 30, 60, False, "none", []),
+    ("la-one-day", "America/Los_Angeles", "2026-03-08", 1, 1, True, "bgnbd", ["region"]),
+    ("sydney-one-year", "Australia/Sydney", "2026-04-05", 365, 365, False, "bgnbd", ["plan", "region"]),
 ]
 
 
