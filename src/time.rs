@@ -209,7 +209,7 @@ impl Period {
 }
 
 /// Parses a duration written as `90s`, `15m`, `4h` or `2d` (a non-negative number, decimals
-/// allowed, and a unit) into seconds.
+/// allowed, and a unit) into whole microseconds; a duration finer than that is an error.
 pub fn parse_duration_us(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let bad = || format!("`{text}` is not a duration like `90s`, `15m`, `4h` or `2d`");
@@ -226,7 +226,7 @@ pub fn parse_duration_us(text: &str) -> Result<i64, String> {
     let number = t[..t.len() - 1].trim();
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 12 {
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 12 {
         return Err(bad());
     }
     let scale = 10i128.pow(frac.len() as u32);
