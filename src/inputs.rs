@@ -343,6 +343,17 @@ fn clean_all(
         .map_err(|e| CxError::internal(format!("cleaning input {}", source.kind), e))
 }
 
+/// The polars engine for the per-row work of reading and cleaning (coercion, reasons,
+/// filtering): no aggregation, and the streaming engine keeps row order, so the result is the
+/// same as in memory. At 1M customers (paired `--only activation` runs, which read all five
+/// inputs, of 66e734e) the peak RSS was 2,807–2,841 MiB against 2,978–3,176 MiB in memory, in
+/// the same time within the machine's noise.
+const ENGINE: Engine = Engine::Streaming;
+
+fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    lf.collect_with_engine(ENGINE).map(|r| r.unwrap_single())
+}
+
 /// Rows per batch when ids are translated while reading: whole row groups, at least this
 /// many rows, so that the reader still decodes several row groups in parallel. (Tiny in unit
 /// tests, so that their small files are read in several batches.)
@@ -413,10 +424,11 @@ fn read_file(
                 .with_columns(Some(wanted.clone()))
                 .with_slice(slice)
                 .finish()?;
-            df.lazy()
-                .select(exprs.clone())
-                .with_row_index("__row", Some((offset + start) as IdxSize))
-                .collect()
+            collect(
+                df.lazy()
+                    .select(exprs.clone())
+                    .with_row_index("__row", Some((offset + start) as IdxSize)),
+            )
         })
         .map_err(|e| format!("cannot read or coerce: {e}"))
     };
@@ -576,7 +588,7 @@ fn clean(
         );
         lf = lf.with_column(coalesce(&[col("__reason"), value_reason]).alias("__reason"));
     }
-    let mut marked = lf.collect()?;
+    let mut marked = collect(lf)?;
     let rows_after_as_of = rows_read - marked.height() as u64;
 
     // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
@@ -586,11 +598,12 @@ fn clean(
             // Repeated rows are valid ones, so their reason is still null.
             let dup_reason = mark(vec![(col("__repeated"), format!("duplicate {key}"))]);
             marked.with_column(repeated.into_column())?;
-            marked = marked
-                .lazy()
-                .with_column(coalesce(&[col("__reason"), dup_reason]).alias("__reason"))
-                .drop(cols(["__repeated"]))
-                .collect()?;
+            marked = collect(
+                marked
+                    .lazy()
+                    .with_column(coalesce(&[col("__reason"), dup_reason]).alias("__reason"))
+                    .drop(cols(["__repeated"])),
+            )?;
         }
     }
 
@@ -606,11 +619,12 @@ fn clean(
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
     let (rejected, mut data) = if any_rejected {
         let rejected = rejections(&marked, example, &reasons)?;
-        let data = marked
-            .lazy()
-            .filter(col("__reason").is_null())
-            .drop(cols(["__reason", "__row"]))
-            .collect()?;
+        let data = collect(
+            marked
+                .lazy()
+                .filter(col("__reason").is_null())
+                .drop(cols(["__reason", "__row"])),
+        )?;
         (rejected, data)
     } else {
         (Vec::new(), marked.drop_many(["__reason", "__row"]))

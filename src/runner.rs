@@ -150,11 +150,17 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
         let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
         let lfs = outputs.into_iter().map(|(_, lf)| lf).collect();
+        // polars profiles only the in-memory engine.
+        let engine = if opts.profile {
+            Engine::InMemory
+        } else {
+            p.engine()
+        };
         let dfs = if opts.profile {
             profiled_collect(lfs, &names, &log)
         } else {
             // One query for all of a pipeline's tables, so the parts they share run once.
-            guarded_collect_all(lfs)
+            guarded_collect_all(lfs, engine)
         }
         .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
         for (name, df) in names.into_iter().zip(dfs) {
@@ -169,6 +175,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
                 &[
                     ("table", Field::Text(name.to_string())),
                     ("rows", Field::Int(df.height() as u64)),
+                    ("engine", Field::Text(engine.to_string())),
                 ],
             );
             tables.push((name.to_string(), df));
@@ -447,13 +454,16 @@ fn slowest_nodes(nodes: &DataFrame) -> PolarsResult<Vec<(u64, u64, String)>> {
     Ok(rows)
 }
 
-fn guarded_collect_all(lfs: Vec<LazyFrame>) -> std::result::Result<Vec<DataFrame>, String> {
+fn guarded_collect_all(
+    lfs: Vec<LazyFrame>,
+    engine: Engine,
+) -> std::result::Result<Vec<DataFrame>, String> {
     let Some(first) = lfs.first() else {
         return Ok(Vec::new());
     };
     let opt = first.get_current_optimizations();
     let plans = lfs.into_iter().map(|lf| lf.logical_plan).collect();
-    guarded_compute(|| LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt))
+    guarded_compute(|| LazyFrame::collect_all_with_engine(plans, engine, opt))
 }
 
 /// Runs a polars computation, turning its errors and panics into a message. A panic while

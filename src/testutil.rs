@@ -1,5 +1,5 @@
 //! Helpers shared by the unit tests: UTC instants and timestamp columns from readable strings,
-//! and plain vectors from result columns.
+//! plain vectors from result columns, and collecting with the engine the runner uses.
 
 use chrono::NaiveDateTime;
 use polars::prelude::*;
@@ -20,6 +20,26 @@ pub fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
             Some(TimeZone::UTC),
         ))
         .unwrap()
+}
+
+/// `lf` collected with `engine` (a pipeline's `ENGINE`), after checking that the in-memory
+/// engine computes the same frame, so that every unit case of a streaming pipeline also
+/// compares the two engines.
+pub fn collect_with(lf: LazyFrame, engine: Engine) -> DataFrame {
+    let chosen = lf
+        .clone()
+        .collect_with_engine(engine)
+        .unwrap()
+        .unwrap_single();
+    let in_memory = lf
+        .collect_with_engine(Engine::InMemory)
+        .unwrap()
+        .unwrap_single();
+    assert!(
+        chosen.equals_missing(&in_memory),
+        "{engine}:\n{chosen}\nin-memory:\n{in_memory}"
+    );
+    chosen
 }
 
 pub fn i32s(df: &DataFrame, name: &str) -> Vec<i32> {

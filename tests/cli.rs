@@ -573,11 +573,14 @@ fn profile_logs_plan_nodes_and_writes_the_same_tables() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let profiled = snapshot(&dir.path().join("out"));
     assert_eq!(tables(&plain), tables(&profiled));
-    let nodes: Vec<serde_json::Value> = stderr(&o)
+    let lines: Vec<serde_json::Value> = stderr(&o)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .filter(|l| l["stage"] == "profile")
         .collect();
+    // polars profiles only the in-memory engine, and the log says which engine ran.
+    let stages: Vec<_> = lines.iter().filter(|l| l["stage"] == "pipeline").collect();
+    assert!(!stages.is_empty() && stages.iter().all(|l| l["engine"] == "in-memory"));
+    let nodes: Vec<&serde_json::Value> = lines.iter().filter(|l| l["stage"] == "profile").collect();
     assert!(nodes.iter().any(|l| l["name"] == "survey_scores"));
     assert!(nodes
         .iter()
@@ -647,6 +650,10 @@ fn hive_layout_and_json_logs() {
     assert!(lines
         .iter()
         .any(|l| l["stage"] == "pipeline" && l["rows"].as_u64().is_some()));
+    // survey_scores is collected with the streaming engine (its sums are exact).
+    assert!(lines.iter().any(|l| l["stage"] == "pipeline"
+        && l["name"] == "survey_scores"
+        && l["engine"] == "streaming"));
     let inputs: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|l| l["stage"] == "input" && l["name"] != "customer_keys")
