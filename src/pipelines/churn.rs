@@ -314,25 +314,13 @@ mod tests {
     use super::*;
     use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
+    use crate::testutil::collect_with;
 
     /// The table on the activity of its parameters, as the runner computes it (with
     /// `ENGINE`), after checking that the in-memory engine computes the same frame.
     fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> DataFrame {
         let lf = super::churn(inputs, activity_rows(inputs, &p.activity, cal), p, cal).unwrap();
-        let streamed = lf
-            .clone()
-            .collect_with_engine(ENGINE)
-            .unwrap()
-            .unwrap_single();
-        let in_memory = lf
-            .collect_with_engine(Engine::InMemory)
-            .unwrap()
-            .unwrap_single();
-        assert!(
-            streamed.equals_missing(&in_memory),
-            "streaming:\n{streamed}\nin memory:\n{in_memory}"
-        );
-        streamed
+        collect_with(lf, ENGINE)
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
