@@ -347,9 +347,10 @@ impl Pipeline {
     /// The polars engine the runner collects this pipeline's tables with: streaming where it
     /// was measured faster and every aggregation is exact, so that reruns still write the
     /// same bytes (`survey_scores::ENGINE`, `churn::ENGINE`); in memory for the rest. The
-    /// README's "Streaming" section has the measurements: the float means and sums of
-    /// `support_kpis` and `ltv_segments` changed in the last digit between streaming reruns,
-    /// and `cohort_retention` and `activation` took longer.
+    /// README's section "The streaming engine" has the measurements: the float means and sums
+    /// of `support_kpis` and `ltv_segments` changed in the last digit between streaming
+    /// reruns, `cohort_retention` and `activation` took longer, and `cx_impact` gained
+    /// nothing.
     pub fn engine(&self) -> Engine {
         match self {
             Pipeline::SurveyScores(_) => survey_scores::ENGINE,
