@@ -231,7 +231,8 @@ pub fn parse_duration_us(text: &str) -> Result<i64, String> {
     }
     let scale = 10i128.pow(frac.len() as u32);
     let mantissa: i128 = format!("{whole}{frac}").parse().map_err(|_| bad())?;
-    let us = mantissa * unit_us;
+    // 29 digits of days fit in i128 but not once in microseconds.
+    let us = mantissa.checked_mul(unit_us).ok_or_else(bad)?;
     if us % scale != 0 {
         return Err(format!("`{text}` is finer than a microsecond"));
     }
@@ -389,7 +390,19 @@ mod tests {
         assert!(parse_duration_us("0.0000001s")
             .unwrap_err()
             .contains("finer than a microsecond"));
-        for bad in ["4", "h", "-1s", "4 hours", ".s", "1e3s", "1.2.3s", "inf s"] {
+        for bad in [
+            "4",
+            "h",
+            "-1s",
+            "4 hours",
+            ".s",
+            "1e3s",
+            "1.2.3s",
+            "inf s",
+            "99999999999999999999999999999d",
+            "9999999999999999999999999999999999999999s",
+            "9223372036854.775808s",
+        ] {
             assert!(parse_duration_us(bad).is_err(), "{bad}");
         }
     }
