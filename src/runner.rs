@@ -150,19 +150,16 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
         let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
         let lfs = outputs.into_iter().map(|(_, lf)| lf).collect();
-        // polars profiles only the in-memory engine.
-        let engine = if opts.profile {
-            Engine::InMemory
-        } else {
-            p.engine()
-        };
-        let dfs = if opts.profile {
-            profiled_collect(lfs, &names, &log)
+        let (engine, dfs) = if opts.profile {
+            // polars profiles only the in-memory engine.
+            (Engine::InMemory, profiled_collect(lfs, &names, &log))
         } else {
             // One query for all of a pipeline's tables, so the parts they share run once.
-            guarded_collect_all(lfs, engine)
-        }
-        .map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
+            let engine = p.engine();
+            (engine, guarded_collect_all(lfs, engine))
+        };
+        let dfs =
+            dfs.map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
         for (name, df) in names.into_iter().zip(dfs) {
             ctx.computed.insert(name, df.clone().lazy());
             let df = keys.decode(df).map_err(|e| {

@@ -687,8 +687,9 @@ mod tests {
         assert_eq!(pick("value_tier", 765), "\"top_50pct\""); // share 85 / 850 = 0.1
         assert_eq!(pick("value_tier", 426), "\"top_50pct\""); // share 424 / 850
         assert_eq!(pick("value_tier", 425), "\"bottom_50pct\""); // share 425 / 850 = 0.5
-                                                                 // m_score = min(5, floor(5 (rank - 0.5) / 850) + 1): revenue 170 has ranks 170 and 171,
-                                                                 // average 170.5, so floor(1) + 1 = 2; customer 169 has floor(0.991...) + 1 = 1.
+
+        // m_score = min(5, floor(5 (rank - 0.5) / 850) + 1): revenue 170 has ranks 170 and 171,
+        // average 170.5, so floor(1) + 1 = 2; customer 169 has floor(0.991...) + 1 = 1.
         assert_eq!(i32s(c, "m_score")[168], 1);
         assert_eq!(i32s(c, "m_score")[169], 2);
         assert_eq!(i32s(c, "m_score")[170], 2);
