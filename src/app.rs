@@ -1,22 +1,40 @@
 //! Carries out a parsed command line and turns the outcome into output and an exit code.
 
-use crate::cli::{Cli, Command};
+use std::collections::BTreeSet;
+
+use crate::cli::{Cli, Command, LogFormat};
 use crate::error::CxError;
+use crate::inputs::FileCheck;
 use crate::runner::{self, RunOptions};
-use crate::{generate, validate};
+use crate::{generate, inputs, log, output, validate};
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
+    let format = match &cli.command {
+        Command::Run(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
     match dispatch(cli) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("cxmetrics: {e}");
+            eprintln!("{}", log::fatal_line(format, &e.to_string(), e.exit_code()));
             e.exit_code()
         }
     }
 }
 
-fn dispatch(cli: Cli) -> Result<(), CxError> {
+/// Proves input files decode in a child process running this same binary, so that a file
+/// that makes the Parquet reader abort ends the child, not this run (`inputs::check`).
+fn file_check() -> Result<FileCheck, CxError> {
+    let program = std::env::current_exe()
+        .map_err(|e| CxError::internal("locating the cxmetrics program", e))?;
+    Ok(FileCheck::Subprocess {
+        program,
+        args: vec!["__check-parquet".to_string()],
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<i32, CxError> {
     match cli.command {
         Command::Run(args) => {
             let opts = RunOptions {
@@ -25,16 +43,24 @@ fn dispatch(cli: Cli) -> Result<(), CxError> {
                 only: args.only,
                 log_format: args.log_format,
                 profile: args.profile,
+                wait_for_lock: args.wait_for_lock.unwrap_or_default(),
+                file_check: file_check()?,
             };
             let s = runner::run(&args.job, &opts)?;
+            let safe = log::terminal_safe;
             println!(
                 "cxmetrics: job `{}` as of {} -> {}",
-                s.job,
+                safe(&s.job),
                 s.as_of,
-                s.output_dir.display()
+                safe(&s.output_dir.display().to_string())
             );
             for t in &s.tables {
-                println!("  {:<20} {:>8} rows  {}", t.name, t.rows, t.path.display());
+                println!(
+                    "  {:<20} {:>8} rows  {}",
+                    t.name,
+                    t.rows,
+                    safe(&t.path.display().to_string())
+                );
             }
             if s.rejected > 0 {
                 println!("  ({} input rows rejected: see rejected_rows)", s.rejected);
@@ -42,18 +68,20 @@ fn dispatch(cli: Cli) -> Result<(), CxError> {
             for h in &s.headlines {
                 println!("  {h}");
             }
-            Ok(())
+            Ok(0)
         }
         Command::Validate { job } => {
             let parsed = validate::load_job(&job)?;
-            let summary = validate::check_inputs(&parsed)?;
-            println!("{}: ok", job.display());
+            let summary = validate::check_inputs(&parsed, &file_check()?)?;
+            let output_line = check_output(&parsed)?;
+            println!("{}: ok", log::terminal_safe(&job.display().to_string()));
             for line in summary {
-                println!("  {line}");
+                println!("  {}", log::terminal_safe(&line));
             }
             let names: Vec<&str> = parsed.pipelines.iter().map(|p| p.name()).collect();
             println!("  pipelines: {}", names.join(", "));
-            Ok(())
+            println!("  {}", log::terminal_safe(&output_line));
+            Ok(0)
         }
         Command::Generate(args) => {
             let counts = generate::generate(&generate::GenerateOptions {
@@ -67,7 +95,40 @@ fn dispatch(cli: Cli) -> Result<(), CxError> {
             for (name, rows) in counts {
                 println!("  {name:<10} {rows:>10} rows");
             }
-            Ok(())
+            Ok(0)
         }
+        Command::CheckParquet { files } => Ok(inputs::serve_check(&files)),
+    }
+}
+
+/// The `validate` command's look at `output.dir`, which it does not create or change.
+fn check_output(job: &validate::Job) -> Result<String, CxError> {
+    let Some(dir) = &job.output_dir else {
+        return Ok("output: no output.dir (pass --output-dir to run)".into());
+    };
+    let declared: BTreeSet<_> = job.inputs.keys().copied().collect();
+    let inputs: Vec<(String, inputs::Location)> = job
+        .sources(&declared)?
+        .into_iter()
+        .map(|(k, (_, l))| (k.name().to_string(), l))
+        .collect();
+    let mut tables: Vec<&str> = job
+        .pipelines
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    tables.push("rejected_rows");
+    // The hive layout's paths depend on as_of; any date shows whether a glob would match.
+    let as_of = job.as_of.unwrap_or_else(|| crate::time::as_of_range().0);
+    let would_write: Vec<_> = tables
+        .iter()
+        .map(|t| output::table_path(job.layout, as_of, t))
+        .collect();
+    match output::check_target(dir, &inputs, &would_write) {
+        Ok(t) => Ok(format!("output: {} can be written", t.dir.display())),
+        Err(problems) => Err(CxError::Target {
+            dir: dir.display().to_string(),
+            problems,
+        }),
     }
 }

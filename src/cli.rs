@@ -26,6 +26,13 @@ pub enum Command {
     },
     /// Write a deterministic synthetic data set (all five inputs) for demos, tests and benchmarks.
     Generate(GenerateArgs),
+    /// Internal: decode Parquet files in this process and report each one, so that a file that
+    /// makes the reader abort ends this child process instead of the run (see `inputs::check`).
+    #[command(name = "__check-parquet", hide = true)]
+    CheckParquet {
+        /// The files; the input's description comes as JSON on standard input.
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +55,21 @@ pub struct RunArgs {
     /// computed on its own, so a pipeline's shared parts run once per table: slower.
     #[arg(long)]
     pub profile: bool,
+    /// When another run is writing the output directory, wait up to this long for it (e.g.
+    /// `30s`, `15m`, `2h`; at most 7d) instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub wait_for_lock: Option<std::time::Duration>,
+}
+
+/// The longest `--wait-for-lock`: a week.
+const MAX_WAIT_US: i64 = 7 * 86_400_000_000;
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let us = crate::time::parse_duration_us(text)?;
+    if us > MAX_WAIT_US {
+        return Err(format!("`{text}` is longer than the maximum of 7d"));
+    }
+    Ok(std::time::Duration::from_micros(us as u64))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,17 +83,29 @@ pub struct GenerateArgs {
     /// Directory to write orders, tickets, surveys, customers and events Parquet files into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Number of customers.
-    #[arg(long, default_value_t = 5_000)]
+    /// Number of customers (1 to 100,000,000).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub customers: u64,
-    /// Length of the history in days, ending on the generator's fixed end date (2026-06-30).
-    #[arg(long, default_value_t = 548)]
+    /// Length of the history in days (1 to 36,500), ending on the generator's fixed end date
+    /// (2026-06-30).
+    #[arg(long, default_value_t = 548, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub days: u32,
     /// Random seed; the same seed and sizes give the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Activity multiplier: ticket and purchase rates scale by it, drop-out per purchase divides
-    /// by it, product events scale by its square root. 1 gives the committed sample data.
-    #[arg(long, default_value_t = 1.0)]
+    /// by it, product events scale by its square root. 1 gives the committed sample data. From
+    /// 0.01 to 100.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_intensity)]
     pub intensity: f64,
+}
+
+fn parse_intensity(text: &str) -> Result<f64, String> {
+    let x: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if !(0.01..=100.0).contains(&x) {
+        return Err(format!("`{text}` is outside 0.01 to 100"));
+    }
+    Ok(x)
 }

@@ -55,6 +55,19 @@ pub struct InputConfig {
     /// Contract column name -> the file's own column name.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// How old the input's latest row may be at the end of as_of.
+    #[serde(default)]
+    pub freshness: Option<FreshnessConfig>,
+}
+
+/// `freshness: { warn_after: 2d, error_after: 7d }`: durations like `90s`, `15m`, `4h`, `2d`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessConfig {
+    #[serde(default)]
+    pub warn_after: Option<String>,
+    #[serde(default)]
+    pub error_after: Option<String>,
 }
 
 /// Pipeline name -> parameters. A key present with an empty value runs with defaults.
@@ -74,9 +87,9 @@ pub struct PipelinesConfig {
 #[serde(deny_unknown_fields)]
 pub struct CxImpactParams {
     #[serde(default = "ninety")]
-    pub window_days: u32,
+    pub window_days: i64,
     #[serde(default = "ninety")]
-    pub inactive_after_days: u32,
+    pub inactive_after_days: i64,
     #[serde(default)]
     pub by: Vec<String>,
 }
@@ -104,7 +117,7 @@ pub struct LtvSegmentsParams {
     #[serde(default)]
     pub unit: ModelUnit,
     #[serde(default = "twelve")]
-    pub horizon_months: u32,
+    pub horizon_months: i64,
     #[serde(default = "one_percent")]
     pub monthly_discount_rate: f64,
     #[serde(default)]
@@ -159,12 +172,12 @@ pub struct CohortRetentionParams {
     #[serde(default)]
     pub mode: RetentionMode,
     #[serde(default = "twelve")]
-    pub max_periods: u32,
+    pub max_periods: i64,
     #[serde(default)]
     pub by: Vec<String>,
 }
 
-fn twelve() -> u32 {
+fn twelve() -> i64 {
     12
 }
 
@@ -184,7 +197,7 @@ pub struct ChurnParams {
     #[serde(default)]
     pub mode: ChurnMode,
     #[serde(default = "ninety")]
-    pub inactive_after_days: u32,
+    pub inactive_after_days: i64,
     #[serde(default)]
     pub activity: Option<Vec<ActivitySource>>,
     /// Default: first_activity in inactivity mode, signup in subscription mode.
@@ -194,7 +207,7 @@ pub struct ChurnParams {
     pub by: Vec<String>,
 }
 
-fn ninety() -> u32 {
+fn ninety() -> i64 {
     90
 }
 
@@ -211,7 +224,7 @@ pub enum ActivationMode {
 #[serde(deny_unknown_fields)]
 pub struct ActivationParams {
     #[serde(default = "activation_days")]
-    pub days: Vec<u32>,
+    pub days: Vec<i64>,
     #[serde(default)]
     pub mode: ActivationMode,
     #[serde(default)]
@@ -224,7 +237,7 @@ pub struct ActivationParams {
     pub by: Vec<String>,
 }
 
-fn activation_days() -> Vec<u32> {
+fn activation_days() -> Vec<i64> {
     vec![1, 7, 30]
 }
 
@@ -356,6 +369,8 @@ pub enum Compression {
 
 /// Parses job-file text, reporting every structural problem found, in file order.
 pub fn parse_job(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
+    // A UTF-8 byte order mark (written by some Windows editors) is not part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     parse_all(text).map_err(|mut problems| {
         problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         problems
@@ -621,6 +636,12 @@ mod tests {
         let p = parse_job("name: x\npipelines: [\n").unwrap_err();
         assert_eq!(p.len(), 1);
         assert!(p[0].line.is_some());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_document() {
+        let job = parse_job("\u{feff}name: x\npipelines:\n  survey_scores:\n").unwrap();
+        assert_eq!(job.name, "x");
     }
 
     #[test]

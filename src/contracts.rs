@@ -1,7 +1,8 @@
 //! Input contracts: which columns each of the five inputs must (or may) have, their logical
-//! types, which lossless coercions are accepted, and which column identifies a row.
+//! types, which lossless coercions are accepted, which column identifies a row, and the value
+//! rules a row must meet (each broken rule is a rejection reason).
 //!
-//! Shared by `validate` (schema checks only) and `inputs` (reading and coercion).
+//! Shared by `validate` (schema checks only) and `inputs` (reading, coercion and cleaning).
 
 use std::fmt;
 
@@ -130,6 +131,53 @@ pub struct Contract {
     pub key_read: bool,
     /// When the row came into existence; rows after the as-of cutoff are left out.
     pub time: &'static str,
+    /// Value rules, in the order their reasons are given (the first broken one names a row's
+    /// rejection). Every timestamp column also has the supported range (`time::MIN_TIMESTAMP_US`),
+    /// checked before these.
+    pub rules: &'static [Rule],
+}
+
+/// The largest money amount, in absolute value, that an order may have: 10^15 currency units.
+/// Amounts are summed exactly as whole units and millionths (`pipelines::common`); the bound
+/// keeps every amount's whole units far inside a 64-bit integer and every sum of them inside
+/// the 128-bit sums, so no money total can overflow.
+pub const MAX_ABS_AMOUNT: f64 = 1e15;
+
+/// The longest handle time accepted, in seconds (about 31.7 years): a longer one is a unit or
+/// export error, and would dominate every mean it enters.
+pub const MAX_HANDLE_TIME_S: f64 = 1e9;
+
+/// One value rule of a contract. The reason a row breaking it gets is given with each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// `non-finite <column>`: NaN or an infinity.
+    Finite(&'static str),
+    /// `negative <column>`.
+    NonNegative(&'static str),
+    /// `<column> out of range`: |value| must be below the bound.
+    AbsBelow(&'static str, f64),
+    /// `<column> out of range`: the value must be at most the bound.
+    AtMost(&'static str, f64),
+    /// `<later> before <earlier>`: a nullable later timestamp may not precede the earlier one.
+    NotBefore {
+        later: &'static str,
+        earlier: &'static str,
+    },
+    /// `unknown survey type` and `score out of scale`, with the job's survey scales.
+    SurveyScale,
+}
+
+impl Rule {
+    /// The rejection reason of a row that breaks the rule (`SurveyScale` has two).
+    pub fn reason(self) -> String {
+        match self {
+            Rule::Finite(c) => format!("non-finite {c}"),
+            Rule::NonNegative(c) => format!("negative {c}"),
+            Rule::AbsBelow(c, _) | Rule::AtMost(c, _) => format!("{c} out of range"),
+            Rule::NotBefore { later, earlier } => format!("{later} before {earlier}"),
+            Rule::SurveyScale => "unknown survey type, score out of scale".into(),
+        }
+    }
 }
 
 impl Contract {
@@ -178,6 +226,10 @@ static ORDERS: Contract = Contract {
     key: Some("order_id"),
     key_read: false,
     time: "ordered_at",
+    rules: &[
+        Rule::Finite("amount"),
+        Rule::AbsBelow("amount", MAX_ABS_AMOUNT),
+    ],
 };
 
 static TICKETS: Contract = Contract {
@@ -199,6 +251,20 @@ static TICKETS: Contract = Contract {
     key: Some("ticket_id"),
     key_read: true,
     time: "created_at",
+    rules: &[
+        Rule::NotBefore {
+            later: "first_response_at",
+            earlier: "created_at",
+        },
+        Rule::NotBefore {
+            later: "resolved_at",
+            earlier: "created_at",
+        },
+        Rule::Finite("handle_time_s"),
+        Rule::NonNegative("handle_time_s"),
+        Rule::AtMost("handle_time_s", MAX_HANDLE_TIME_S),
+        Rule::NonNegative("contacts"),
+    ],
 };
 
 static SURVEYS: Contract = Contract {
@@ -215,6 +281,7 @@ static SURVEYS: Contract = Contract {
     key: Some("response_id"),
     key_read: true,
     time: "submitted_at",
+    rules: &[Rule::SurveyScale],
 };
 
 static CUSTOMERS: Contract = Contract {
@@ -226,6 +293,7 @@ static CUSTOMERS: Contract = Contract {
     key: Some("customer_id"),
     key_read: true,
     time: "signup_at",
+    rules: &[],
 };
 
 static EVENTS: Contract = Contract {
@@ -237,4 +305,5 @@ static EVENTS: Contract = Contract {
     key: None,
     key_read: false,
     time: "event_at",
+    rules: &[],
 };

@@ -42,11 +42,17 @@ pub enum CxError {
         problems: Vec<ConfigProblem>,
     },
 
+    /// The output directory may not be written: the root, an input's directory, or someone
+    /// else's non-empty directory. Checked before anything is created.
+    #[error("cannot write to output directory {dir}:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Target { dir: String, problems: Vec<String> },
+
     /// An input file is missing, unreadable, corrupt or does not match its contract.
     #[error("input error:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Input { problems: Vec<String> },
 
-    /// Too many rows were rejected from an input.
+    /// Too many rows were rejected from an input, or an input is older than its freshness
+    /// allows.
     #[error("data-quality threshold breached, nothing was written:\n{}", breaches.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Quality { breaches: Vec<String> },
 
@@ -67,7 +73,7 @@ impl CxError {
     /// Process exit code for this error (see README, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
-            CxError::Usage(_) | CxError::Config { .. } => 2,
+            CxError::Usage(_) | CxError::Config { .. } | CxError::Target { .. } => 2,
             CxError::Input { .. } => 3,
             CxError::Quality { .. } => 4,
             CxError::Internal { .. } => 1,

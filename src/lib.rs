@@ -11,6 +11,8 @@ pub mod clv;
 pub mod config;
 pub mod contracts;
 pub mod error;
+#[cfg(debug_assertions)]
+pub mod faults;
 pub mod generate;
 pub mod inputs;
 pub mod keys;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, Utc};
@@ -12,10 +12,11 @@ use serde_json::json;
 use crate::cli::LogFormat;
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
-use crate::inputs::{self, InputReport, InputSource, LoadedInput};
+use crate::inputs::{self, FileCheck, Freshness, InputReport, InputSource, LoadedInput, Location};
 use crate::keys::{CustomerKeys, KeyEncoder};
 use crate::log::{Field, Log};
-use crate::output::{self, OutputPlan, Staging, WrittenTable};
+use crate::output::lock::Holder;
+use crate::output::{self, OutputPlan, OutputTarget, Staging, WriterLock, WrittenTable};
 use crate::pipelines::survey_scores::Scales;
 use crate::pipelines::{BuildContext, Inputs, Pipeline, NAMES};
 use crate::time::Calendar;
@@ -30,6 +31,10 @@ pub struct RunOptions {
     pub log_format: LogFormat,
     /// Log the slowest plan nodes of every table (`--profile`).
     pub profile: bool,
+    /// How long to wait for another run writing the same output directory (`--wait-for-lock`).
+    pub wait_for_lock: std::time::Duration,
+    /// How input files are proven to decode before they are read (`inputs::check`).
+    pub file_check: FileCheck,
 }
 
 /// What a successful run did, for the human summary.
@@ -43,10 +48,6 @@ pub struct RunSummary {
     pub rejected: u64,
 }
 
-/// Env var (tests only): abort the process right after this many tables were staged, to
-/// prove that a run killed mid-write leaves the previous outputs intact.
-pub const ABORT_AFTER_TABLES_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_TABLES";
-
 pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
     let log = Log::new(opts.log_format);
     let started = Utc::now();
@@ -59,21 +60,24 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             Some(d) => d,
             None => {
                 let tz: chrono_tz::Tz = job.timezone.parse().expect("validated");
-                Utc::now().with_timezone(&tz).date_naive() - Duration::days(1)
+                let yesterday = Utc::now().with_timezone(&tz).date_naive() - Duration::days(1);
+                validate::check_as_of(yesterday).map_err(CxError::Usage)?
             }
         },
     };
     let cal = Calendar::new(as_of, &job.timezone).map_err(CxError::Usage)?;
     let pipelines = select_pipelines(&job, opts.only.as_deref())?;
-    let out_dir = opts
-        .output_dir
-        .clone()
-        .or_else(|| job.output_dir.clone())
-        .ok_or_else(|| {
+    let out_dir = match &opts.output_dir {
+        Some(d) if d.as_os_str().is_empty() => {
+            return Err(CxError::Usage("--output-dir: the path is empty".into()))
+        }
+        Some(d) => d.clone(),
+        None => job.output_dir.clone().ok_or_else(|| {
             CxError::Usage(
                 "no output directory: set `output.dir` in the job or pass --output-dir".into(),
             )
-        })?;
+        })?,
+    };
 
     // Inputs: what the selected pipelines require, plus what they can use and the job declares.
     let kinds: BTreeSet<InputKind> = pipelines
@@ -86,16 +90,53 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             p.required_inputs().into_iter().chain(optional)
         })
         .collect();
-    let sources = job.sources(&kinds)?;
+    let located = job.sources(&kinds)?;
+
+    // The output directory: refused before anything is created when it is not ours to write,
+    // then locked for this run alone, and interrupted runs finished or cleared under the lock
+    // before any input is read (so a run that then fails on its inputs still leaves a whole
+    // result behind).
+    let tables_written: Vec<&str> = pipelines
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .chain(["rejected_rows"])
+        .collect();
+    let target = prepare_target(&job, &out_dir, &located, &tables_written, as_of)?;
+    let run_id = format!(
+        "{}-{}-{}",
+        as_of.format("%Y%m%d"),
+        started.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    );
+    std::fs::create_dir_all(&target.dir).map_err(|e| {
+        CxError::internal(format!("creating output dir {}", target.dir.display()), e)
+    })?;
+    let _lock = WriterLock::acquire(
+        &target.dir,
+        &Holder::this_process(&run_id, &started.to_rfc3339()),
+        opts.wait_for_lock,
+    )?;
+    target.mark(&run_id)?;
+    for note in output::recover(&target.dir)? {
+        log.stage(
+            "recover",
+            "output",
+            std::time::Duration::ZERO,
+            &[("note", Field::Text(note))],
+        );
+    }
+
+    let sources: BTreeMap<InputKind, InputSource> =
+        located.into_iter().map(|(k, (s, _))| (k, s)).collect();
     let extra = Job::extra_columns(&pipelines);
     let Loaded {
         mut frames,
         reports,
         customer_keys,
-    } = load_inputs(&sources, &extra, &cal, &job.scales, &log)?;
+    } = load_inputs(&sources, &extra, &cal, &job.scales, &opts.file_check, &log)?;
 
-    // Quality gate: before anything is written.
-    let breaches: Vec<String> = reports
+    // Quality gates: before anything is written.
+    let mut breaches: Vec<String> = reports
         .iter()
         .filter(|(_, r)| r.rejected_fraction() > job.max_rejected_fraction)
         .map(|(kind, r)| {
@@ -114,6 +155,18 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             )
         })
         .collect();
+    let freshness = freshness_report(&sources, &reports, &cal);
+    for (kind, f) in &freshness {
+        match f.status {
+            FreshnessStatus::Error => breaches.push(format!("{kind}: {}", f.describe(as_of))),
+            FreshnessStatus::Warn => log.warn(
+                "freshness",
+                kind.name(),
+                &[("message", Field::Text(f.describe(as_of)))],
+            ),
+            FreshnessStatus::Ok | FreshnessStatus::Unchecked => {}
+        }
+    }
     if !breaches.is_empty() {
         return Err(CxError::Quality { breaches });
     }
@@ -185,28 +238,11 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
 
     // Output.
     let plan = OutputPlan {
-        dir: out_dir.clone(),
+        dir: target.dir.clone(),
         layout: job.layout,
         compression: job.compression,
         as_of,
     };
-    for note in output::recover(&plan.dir)? {
-        log.stage(
-            "recover",
-            "output",
-            std::time::Duration::ZERO,
-            &[("note", Field::Text(note))],
-        );
-    }
-    let run_id = format!(
-        "{}-{}-{}",
-        as_of.format("%Y%m%d"),
-        started.format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    );
-    let abort_after: Option<usize> = std::env::var(ABORT_AFTER_TABLES_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
     let mut staging = Staging::new(&plan, &run_id)?;
     let mut written = Vec::new();
     for (name, df) in tables {
@@ -222,12 +258,11 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             ],
         );
         written.push(w);
-        if abort_after == Some(written.len()) {
-            std::process::abort();
-        }
+        #[cfg(debug_assertions)]
+        crate::faults::abort_after_tables(written.len());
     }
     let mut manifest = manifest(
-        &job, &pipelines, &run_id, as_of, started, &sources, &reports, &written,
+        &job, &pipelines, &run_id, as_of, started, &sources, &reports, &freshness, &written,
     );
     if let Some(models) = models {
         manifest["clv_model"] = models;
@@ -247,7 +282,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     Ok(RunSummary {
         job: job.name,
         as_of,
-        output_dir: out_dir,
+        output_dir: target.dir,
         tables: written,
         headlines,
         rejected: reports.values().map(|r| r.rows_rejected()).sum(),
@@ -269,6 +304,7 @@ fn load_inputs(
     extra: &BTreeMap<InputKind, Vec<String>>,
     cal: &Calendar,
     scales: &Scales,
+    check: &FileCheck,
     log: &Log,
 ) -> Result<Loaded> {
     let mut out = Loaded {
@@ -293,6 +329,11 @@ fn load_inputs(
                 if let Some(n) = r.null_signup_at {
                     fields.push(("rows_null_signup_at", Field::Int(n)));
                 }
+                if let Some(latest) = r.latest_us {
+                    fields.push(("latest_at", Field::Text(rfc3339_us(latest))));
+                    let age = (cal.cutoff_us() - latest) as f64 / 1e6;
+                    fields.push(("age_s", Field::Float(age)));
+                }
                 log.stage("input", kind.name(), t.elapsed(), &fields);
                 out.frames.insert(kind, loaded.data);
                 out.reports.insert(kind, loaded.report);
@@ -306,7 +347,7 @@ fn load_inputs(
         };
     let load = |kind: InputKind, encoder: Option<&KeyEncoder>| {
         let want = extra.get(&kind).cloned().unwrap_or_default();
-        inputs::load(&sources[&kind], cal, scales, &want, encoder)
+        inputs::load(&sources[&kind], cal, scales, &want, encoder, check)
     };
     let dictionary_error = |e| CxError::internal("building the customer id dictionary", e);
     let mut customer_keys = None;
@@ -558,6 +599,7 @@ fn manifest(
     started: chrono::DateTime<Utc>,
     sources: &BTreeMap<InputKind, inputs::InputSource>,
     reports: &BTreeMap<InputKind, InputReport>,
+    freshness: &BTreeMap<InputKind, FreshnessFinding>,
     written: &[WrittenTable],
 ) -> serde_json::Value {
     let inputs: serde_json::Map<String, serde_json::Value> = reports
@@ -584,6 +626,16 @@ fn manifest(
             if let Some(n) = r.null_signup_at {
                 // Left out wherever a pipeline anchors on signup.
                 entry["rows_null_signup_at"] = json!(n);
+            }
+            if let Some(f) = freshness.get(kind) {
+                let seconds = |us: Option<i64>| us.map(|u| u as f64 / 1e6);
+                entry["freshness"] = json!({
+                    "latest_at": f.latest_us.map(rfc3339_us),
+                    "age_s": seconds(f.age_us),
+                    "warn_after_s": seconds(f.limits.warn_after_us),
+                    "error_after_s": seconds(f.limits.error_after_us),
+                    "status": f.status.name(),
+                });
             }
             (kind.name().to_string(), entry)
         })
@@ -616,6 +668,151 @@ fn manifest(
         "inputs": inputs,
         "outputs": outputs,
     })
+}
+
+/// Checks that `out_dir` may receive this run's tables (exit 2 with every problem when not).
+fn prepare_target(
+    job: &Job,
+    out_dir: &Path,
+    located: &BTreeMap<InputKind, (InputSource, Location)>,
+    tables: &[&str],
+    as_of: NaiveDate,
+) -> Result<OutputTarget> {
+    let would_write: Vec<PathBuf> = tables
+        .iter()
+        .map(|t| output::table_path(job.layout, as_of, t))
+        .collect();
+    // Every declared input counts, not only the ones this run reads: the next run may read
+    // the others.
+    let mut all = located.clone();
+    let declared: BTreeSet<InputKind> = job.inputs.keys().copied().collect();
+    if let Ok(more) = job.sources(&declared) {
+        for (k, v) in more {
+            all.entry(k).or_insert(v);
+        }
+    }
+    let inputs: Vec<(String, Location)> = all
+        .iter()
+        .map(|(k, (_, l))| (k.name().to_string(), l.clone()))
+        .collect();
+    output::check_target(out_dir, &inputs, &would_write).map_err(|problems| CxError::Target {
+        dir: out_dir.display().to_string(),
+        problems,
+    })
+}
+
+/// How fresh an input's data is at the end of as_of.
+#[derive(Debug, Clone)]
+pub struct FreshnessFinding {
+    pub latest_us: Option<i64>,
+    /// From the latest row to the end of the as_of day; None without rows.
+    pub age_us: Option<i64>,
+    pub limits: Freshness,
+    pub status: FreshnessStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshnessStatus {
+    /// No thresholds were set for the input.
+    Unchecked,
+    Ok,
+    Warn,
+    Error,
+}
+
+impl FreshnessStatus {
+    fn name(self) -> &'static str {
+        match self {
+            FreshnessStatus::Unchecked => "unchecked",
+            FreshnessStatus::Ok => "ok",
+            FreshnessStatus::Warn => "warn",
+            FreshnessStatus::Error => "error",
+        }
+    }
+}
+
+impl FreshnessFinding {
+    /// One line for the log or the error: how old, against which limit.
+    fn describe(&self, as_of: NaiveDate) -> String {
+        let (limit_name, limit) = match self.status {
+            FreshnessStatus::Error => ("error_after", self.limits.error_after_us),
+            _ => ("warn_after", self.limits.warn_after_us),
+        };
+        let limit = limit.map(duration_text).unwrap_or_default();
+        match (self.latest_us, self.age_us) {
+            (Some(latest), Some(age)) => format!(
+                "latest row at {} is {} old at the end of as_of {as_of} ({limit_name} {limit})",
+                rfc3339_us(latest),
+                duration_text(age)
+            ),
+            _ => format!("no rows at or before the end of as_of {as_of} ({limit_name} {limit})"),
+        }
+    }
+}
+
+/// The freshness of every loaded input: age = end of the as_of day minus the latest own time
+/// of its kept rows. An input without rows is older than any limit.
+fn freshness_report(
+    sources: &BTreeMap<InputKind, InputSource>,
+    reports: &BTreeMap<InputKind, InputReport>,
+    cal: &Calendar,
+) -> BTreeMap<InputKind, FreshnessFinding> {
+    reports
+        .iter()
+        .map(|(kind, r)| {
+            let limits = sources
+                .get(kind)
+                .and_then(|s| s.freshness)
+                .unwrap_or_default();
+            let age_us = r.latest_us.map(|l| cal.cutoff_us() - l);
+            let over = |limit: Option<i64>| match (limit, age_us) {
+                (Some(limit), Some(age)) => age > limit,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let status = if over(limits.error_after_us) {
+                FreshnessStatus::Error
+            } else if over(limits.warn_after_us) {
+                FreshnessStatus::Warn
+            } else if limits == Freshness::default() {
+                FreshnessStatus::Unchecked
+            } else {
+                FreshnessStatus::Ok
+            };
+            (
+                *kind,
+                FreshnessFinding {
+                    latest_us: r.latest_us,
+                    age_us,
+                    limits,
+                    status,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `7d 3h 12m 5s`-style text of a duration in microseconds (whole seconds).
+fn duration_text(us: i64) -> String {
+    let mut s = us.max(0) / 1_000_000;
+    let mut out = Vec::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s >= len {
+            out.push(format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    if s > 0 || out.is_empty() {
+        out.push(format!("{s}s"));
+    }
+    out.join(" ")
+}
+
+/// An instant in microseconds as RFC 3339 UTC.
+fn rfc3339_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
 }
 
 /// Whole mebibytes, for the run log's memory fields (polars' estimate of a frame's buffers).

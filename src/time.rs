@@ -66,6 +66,25 @@ impl Calendar {
 /// Microseconds in a (24-hour) day.
 pub const DAY_US: i64 = 86_400_000_000;
 
+/// The supported range of instants: from 1900-01-01T00:00:00Z (inclusive) to
+/// 2200-01-01T00:00:00Z (exclusive). Every timestamp is converted to microseconds and then to
+/// local days with a table of the zone's offsets over the column's span; a value near the ends
+/// of a 64-bit count (a corrupt or sentinel timestamp) would overflow that arithmetic. A row
+/// with a timestamp before the range is rejected (`<column> out of range`); later ones are
+/// after any as_of, so they are set aside like other future rows.
+pub const MIN_TIMESTAMP_US: i64 = -2_208_988_800_000_000;
+/// See `MIN_TIMESTAMP_US`.
+pub const MAX_TIMESTAMP_US: i64 = 7_258_118_400_000_000;
+
+/// The range of as_of dates: the local end of the day must lie inside the supported range of
+/// instants in every zone (offsets reach 14 hours).
+pub fn as_of_range() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(1900, 1, 2).expect("valid"),
+        NaiveDate::from_ymd_opt(2199, 12, 30).expect("valid"),
+    )
+}
+
 /// The zone's UTC offsets over a span of instants: `offsets[i]` (µs) holds from `starts[i]`.
 struct OffsetTable {
     starts: Vec<i64>,

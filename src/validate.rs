@@ -15,7 +15,7 @@ use crate::config::{
 };
 use crate::contracts::InputKind;
 use crate::error::{ConfigProblem, CxError, Result};
-use crate::inputs::{self, InputSource};
+use crate::inputs::{self, Freshness, InputSource, Location};
 use crate::pipelines::Pipeline;
 
 /// A job file that passed every check, with paths resolved against the job file's folder.
@@ -33,35 +33,38 @@ pub struct Job {
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
     pub compression: Compression,
+    /// Freshness thresholds by input (`inputs.<name>.freshness`).
+    pub freshness: BTreeMap<InputKind, Freshness>,
+    /// The job file's folder with its symlinks resolved: relative paths start here, so that
+    /// `..` means what `cd` and `ls` from that folder say.
+    pub base_dir: PathBuf,
 }
 
 impl Job {
-    /// Folder the job's relative paths are relative to.
-    pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
-    }
-
     /// Resolves the files of every listed input; all problems are reported together (exit 3).
-    pub fn sources(&self, kinds: &BTreeSet<InputKind>) -> Result<BTreeMap<InputKind, InputSource>> {
-        let base = self.base_dir();
+    pub fn sources(
+        &self,
+        kinds: &BTreeSet<InputKind>,
+    ) -> Result<BTreeMap<InputKind, (InputSource, Location)>> {
         let mut problems = Vec::new();
         let mut out = BTreeMap::new();
         for kind in kinds {
             let Some(cfg) = self.inputs.get(kind) else {
                 continue;
             };
-            match inputs::resolve_files(&base, &cfg.path) {
-                Ok(files) => {
+            match inputs::resolve_files(&self.base_dir, &cfg.path) {
+                Ok(location) => {
                     out.insert(
                         *kind,
-                        InputSource {
-                            kind: *kind,
-                            files,
-                            rename: cfg.columns.clone(),
-                        },
+                        (
+                            InputSource {
+                                kind: *kind,
+                                files: location.files().to_vec(),
+                                rename: cfg.columns.clone(),
+                                freshness: self.freshness.get(kind).copied(),
+                            },
+                            location,
+                        ),
                     );
                 }
                 Err(e) => problems.push(format!("{kind}: {e}")),
@@ -77,11 +80,12 @@ impl Job {
     /// Extra (segment) columns the given pipelines read from each input.
     pub fn extra_columns(pipelines: &[Pipeline]) -> BTreeMap<InputKind, Vec<String>> {
         let mut out: BTreeMap<InputKind, Vec<String>> = BTreeMap::new();
+        let mut seen: BTreeSet<(InputKind, String)> = BTreeSet::new();
         for p in pipelines {
             for (kind, cols) in p.extra_columns() {
                 let entry = out.entry(kind).or_default();
                 for c in cols {
-                    if !entry.contains(&c) {
+                    if seen.insert((kind, c.clone())) {
                         entry.push(c);
                     }
                 }
@@ -120,16 +124,54 @@ fn problem(path: &str, message: String) -> ConfigProblem {
     }
 }
 
-/// Parses `YYYY-MM-DD`.
+/// Parses an as_of date `YYYY-MM-DD` inside the supported range (`time::as_of_range`).
 pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))?;
+    check_as_of(d)
+}
+
+/// `d` when it is inside the supported range of as_of dates.
+pub fn check_as_of(d: NaiveDate) -> std::result::Result<NaiveDate, String> {
+    let (lo, hi) = crate::time::as_of_range();
+    if d < lo || d > hi {
+        return Err(format!("{d} is outside the supported range {lo} to {hi}"));
+    }
+    Ok(d)
+}
+
+/// The longest a job's name may be, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+/// The longest duration a job file may give (freshness): 36,500 days.
+pub const MAX_DURATION_US: i64 = 36_500 * crate::time::DAY_US;
+
+/// A duration from the job file in microseconds, between 0 and `MAX_DURATION_US`.
+pub fn parse_bounded_duration(text: &str) -> std::result::Result<i64, String> {
+    let us = crate::time::parse_duration_us(text)?;
+    if us > MAX_DURATION_US {
+        return Err(format!("`{text}` is longer than the maximum of 36500d"));
+    }
+    Ok(us)
 }
 
 fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProblem>> {
     let mut problems = Vec::new();
     if job.name.trim().is_empty() {
         problems.push(problem("name", "must not be empty".into()));
+    } else if job.name.chars().any(char::is_control) {
+        problems.push(problem(
+            "name",
+            format!(
+                "must not contain control characters, got \"{}\"",
+                job.name.escape_debug()
+            ),
+        ));
+    } else if job.name.chars().count() > MAX_NAME_CHARS {
+        problems.push(problem(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters long"),
+        ));
     }
     let as_of = match job.as_of.as_deref().map(parse_date) {
         Some(Ok(d)) => Some(d),
@@ -157,6 +199,7 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
     }
 
     let mut inputs = BTreeMap::new();
+    let mut freshness = BTreeMap::new();
     let declared = [
         (InputKind::Orders, &job.inputs.orders),
         (InputKind::Tickets, &job.inputs.tickets),
@@ -183,6 +226,35 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
                         ),
                     ));
                 }
+            }
+            if let Some(f) = &cfg.freshness {
+                let at = format!("inputs.{kind}.freshness");
+                let mut parse = |key: &str, v: &Option<String>| {
+                    v.as_deref().and_then(|t| match parse_bounded_duration(t) {
+                        Ok(us) => Some(us),
+                        Err(e) => {
+                            problems.push(problem(&format!("{at}.{key}"), e));
+                            None
+                        }
+                    })
+                };
+                let warn = parse("warn_after", &f.warn_after);
+                let error = parse("error_after", &f.error_after);
+                if let (Some(w), Some(e)) = (warn, error) {
+                    if w > e {
+                        problems.push(problem(
+                            &at,
+                            "warn_after must not be longer than error_after".into(),
+                        ));
+                    }
+                }
+                freshness.insert(
+                    kind,
+                    Freshness {
+                        warn_after_us: warn,
+                        error_after_us: error,
+                    },
+                );
             }
             inputs.insert(kind, cfg.clone());
         }
@@ -219,12 +291,23 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         }
     }
 
-    let base = path.parent().unwrap_or(Path::new("."));
-    let output_dir = job
+    // Relative paths start at the job file's real folder (symlinks resolved), and `..` is left
+    // to the file system, so a job reached through a symlinked folder reads what `cd` and `ls`
+    // from its folder show.
+    let base_dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+    if job
         .output
         .dir
-        .as_ref()
-        .map(|d| crate::paths::join_clean(base, d));
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        problems.push(problem("output.dir", "must not be empty".into()));
+    }
+    let output_dir = job.output.dir.as_ref().map(|d| base_dir.join(d));
 
     if problems.is_empty() {
         Ok(Job {
@@ -239,13 +322,28 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
             output_dir,
             layout: job.output.layout,
             compression: job.output.compression,
+            base_dir,
+            freshness,
         })
     } else {
         Err(problems)
     }
 }
 
+/// The most columns a `by` list may name.
+pub const MAX_BY_COLUMNS: usize = 64;
+
 fn check_by(path: &str, by: &[String], problems: &mut Vec<ConfigProblem>) {
+    if by.len() > MAX_BY_COLUMNS {
+        problems.push(problem(
+            path,
+            format!(
+                "lists {} columns; at most {MAX_BY_COLUMNS} are allowed",
+                by.len()
+            ),
+        ));
+        return;
+    }
     let mut seen = BTreeSet::new();
     for b in by {
         if b.trim().is_empty() {
@@ -262,7 +360,27 @@ fn check_by(path: &str, by: &[String], problems: &mut Vec<ConfigProblem>) {
     }
 }
 
+/// The range of every number of a survey scale.
+pub const SCALE_BOUND: i64 = 1000;
+
 fn check_scale(path: &str, s: &ScaleConfig, problems: &mut Vec<ConfigProblem>) {
+    let values = [
+        Some(s.min),
+        Some(s.max),
+        Some(s.positive_from),
+        s.neutral_from,
+    ];
+    if values
+        .iter()
+        .flatten()
+        .any(|v| !(-SCALE_BOUND..=SCALE_BOUND).contains(v))
+    {
+        problems.push(problem(
+            path,
+            format!("every value must be between -{SCALE_BOUND} and {SCALE_BOUND}"),
+        ));
+        return;
+    }
     if s.min >= s.max {
         problems.push(problem(
             path,
@@ -300,28 +418,34 @@ fn check_survey_scores(p: &SurveyScoresParams, problems: &mut Vec<ConfigProblem>
     }
 }
 
-/// Checks every declared input's files against its contract without reading data: used by the
-/// `validate` command. All problems are reported together (exit 3).
-pub fn check_inputs(job: &Job) -> Result<Vec<String>> {
+/// Checks every declared input's files: each must decode (`check`, see `inputs::check`) and
+/// match its contract. Used by the `validate` command. All problems are reported together
+/// (exit 3).
+pub fn check_inputs(job: &Job, check: &inputs::FileCheck) -> Result<Vec<String>> {
     let kinds: BTreeSet<InputKind> = job.inputs.keys().copied().collect();
     let sources = job.sources(&kinds)?;
     let extra = Job::extra_columns(&job.pipelines);
     let mut problems = Vec::new();
     let mut summary = Vec::new();
-    for (kind, source) in &sources {
+    for (kind, (source, _)) in &sources {
+        let want = extra.get(kind).cloned().unwrap_or_default();
+        let corrupt = inputs::check_files(source, &want, check);
+        if !corrupt.is_empty() {
+            problems.extend(corrupt);
+            continue;
+        }
         let mut rows = 0;
         for file in &source.files {
             match inputs::read_schema(file) {
                 Ok(schema) => {
                     rows += schema.rows;
-                    let want = extra.get(kind).cloned().unwrap_or_default();
                     problems.extend(inputs::contract_problems(source, file, &schema, &want));
                 }
                 Err(e) => problems.push(format!("{kind}: {e}")),
             }
         }
         summary.push(format!(
-            "{kind}: {} file(s), {rows} rows, contract ok",
+            "{kind}: {} file(s), {rows} rows, every file decodes, contract ok",
             source.files.len()
         ));
     }

@@ -314,12 +314,18 @@ pub fn count_true(e: Expr) -> Expr {
 ///
 /// `split_amount(e, "__x")` adds the parts `__x_w`, `__x_m`; sum them with `sum_amount_parts`
 /// and recombine with `amount_from_parts`.
+///
+/// The whole units are a 128-bit integer, so that every sum of them is exact: an amount is below
+/// 10^15 in absolute value (`contracts::MAX_ABS_AMOUNT`, checked when the input is read), and
+/// 2^32 such amounts (more rows than polars indexes) sum to under 10^25, far inside 128 bits;
+/// a 64-bit sum wrapped after about 9,200 amounts of 10^15 and gave a wrong total. The
+/// millionths (each below 10^6) sum exactly in 64 bits.
 pub fn split_amount(e: Expr, name: &str) -> [Expr; 2] {
     let whole = e.clone().floor();
     [
         whole
             .clone()
-            .strict_cast(DataType::Int64)
+            .strict_cast(DataType::Int128)
             .alias(format!("{name}_w")),
         ((e - whole) * lit(MICROS_PER_UNIT as f64))
             .round(0, RoundMode::HalfToEven)
@@ -487,6 +493,19 @@ mod tests {
         let mut got = exact_sums(groups, amounts);
         got.dedup();
         assert_eq!(got, vec![Some(85.2)]);
+    }
+
+    #[test]
+    fn sums_beyond_64_bits_are_exact() {
+        // Twelve orders of 10^15 - 1 (the largest whole amount allowed) and 10,000 more: a
+        // 64-bit sum of the whole units wraps after 9,223 of them; these sums do not.
+        let big = 999_999_999_999_999.0;
+        let n = 12_000;
+        let got = exact_sums(vec![1; n], vec![big; n]);
+        assert_eq!(got, vec![Some(big * n as f64)]);
+        assert!(got[0].unwrap() > i64::MAX as f64);
+        let got = exact_sums(vec![1, 1, 1], vec![big, -big, 0.25]);
+        assert_eq!(got, vec![Some(0.25)]);
     }
 
     #[test]

@@ -75,7 +75,18 @@ fn nps_category(score: Expr) -> Expr {
         .otherwise(lit("detractor"))
 }
 
-/// (customer_id, value, __event) per driver, for the customers that have the experience.
+/// The driving experience's date `__event` where `has` holds, else null: a customer whose
+/// driver value is the "no experience" one (`0`, `no_resolved_tickets`,
+/// `no_responded_tickets`) has no outcome window, though they may have older tickets.
+fn experience_if(has: Expr) -> Expr {
+    when(has)
+        .then(col("__event"))
+        .otherwise(lit(NULL).cast(DataType::Date))
+        .alias("__event")
+}
+
+/// (customer_id, value, __event) per driver, for the customers that have a row of its input
+/// (`__event` null for those without the driving experience).
 fn drivers(
     inputs: &Inputs,
     p: &CxImpact,
@@ -169,7 +180,7 @@ fn drivers(
             per_customer.clone().select([
                 col("customer_id"),
                 volume.alias("driver_value"),
-                col("__event"),
+                experience_if(col("__recent").gt(lit(0))),
             ]),
         ));
         out.push((
@@ -183,7 +194,7 @@ fn drivers(
                     .then(lit("all_fcr"))
                     .otherwise(lit("some_not_fcr"))
                     .alias("driver_value"),
-                col("__event"),
+                experience_if(col("__resolved").gt(lit(0))),
             ]),
         ));
         out.push((
@@ -197,7 +208,7 @@ fn drivers(
                     .then(lit("all_met"))
                     .otherwise(lit("some_missed"))
                     .alias("driver_value"),
-                col("__event"),
+                experience_if(col("__responded").gt(lit(0))),
             ]),
         ));
     }
@@ -736,5 +747,58 @@ mod tests {
         assert_eq!(f64s(&mig, "avg_revenue_before"), [Some(0.0)]);
         assert_eq!(f64s(&mig, "avg_revenue_after"), [Some(50.0)]);
         assert_eq!(f64s(&mig, "revenue_change_pct"), [None]);
+    }
+
+    #[test]
+    fn no_driving_experience_means_no_outcome_window_even_with_old_tickets() {
+        // E's only ticket is 481 days before as_of, never answered or resolved: ticket_volume
+        // 0, no_resolved_tickets and no_responded_tickets, so no driving experience and no
+        // outcome window, although E bought nine days after that ticket.
+        let mut m = inputs();
+        let orders = m[&InputKind::Orders].clone();
+        let extra = DataFrame::new_infer_height(vec![
+            Column::new("order_id".into(), ["O8", "O9"]),
+            Column::new("customer_id".into(), ["E", "E"]),
+            utc(
+                "ordered_at",
+                vec![Some("2025-01-01 12:00:00"), Some("2025-03-15 12:00:00")],
+            ),
+            Column::new("amount".into(), [10.0, 20.0]),
+        ])
+        .unwrap();
+        m.insert(
+            InputKind::Orders,
+            concat([orders, extra.lazy()], UnionArgs::default()).unwrap(),
+        );
+        let tickets = m[&InputKind::Tickets].clone().collect().unwrap();
+        let old = DataFrame::new_infer_height(vec![
+            Column::new("ticket_id".into(), ["T9"]),
+            Column::new("customer_id".into(), ["E"]),
+            Column::new("channel".into(), ["email"]),
+            utc("created_at", vec![Some("2025-03-06 09:00:00")]),
+            utc("first_response_at", vec![None]),
+            utc("resolved_at", vec![None]),
+            Column::new("contacts".into(), [None::<i64>]),
+        ])
+        .unwrap();
+        m.insert(InputKind::Tickets, tickets.vstack(&old).unwrap().lazy());
+        let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
+        assert_eq!(
+            (cal.as_of - NaiveDate::from_ymd_opt(2025, 3, 6).unwrap()).num_days(),
+            481
+        );
+        let out = cx_impact(&m, &params(), &cal, None).unwrap();
+        let impact = out[0].1.clone().collect().unwrap();
+        for (driver, value, customers) in [
+            ("ticket_volume", "0", 2),
+            ("first_contact_resolution", "no_resolved_tickets", 3),
+            ("first_response_sla", "no_responded_tickets", 2),
+        ] {
+            let r = row(&impact, driver, value);
+            assert_eq!(i64s(&r, "customers"), [customers], "{driver}");
+            assert_eq!(i64s(&r, "outcome_customers"), [0], "{driver}");
+            assert_eq!(f64s(&r, "repurchase_rate"), [None], "{driver}");
+            assert_eq!(f64s(&r, "revenue_after_per_customer"), [None], "{driver}");
+        }
     }
 }

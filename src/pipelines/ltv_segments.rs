@@ -228,6 +228,9 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
 
 /// The fitted models (or why not) and the per-customer model columns.
 struct Models {
+    /// Customers whose expected purchases (or predicted CLV) could not be computed although
+    /// the models were fitted: their model columns are null.
+    uncomputable: u64,
     bgnbd: Option<Result<Fit<BgNbd>, String>>,
     gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
     columns: DataFrame,
@@ -279,6 +282,7 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
     let none = |name: &str| Column::full_null(name.into(), n, &DataType::Float64);
     if p.model == ClvModel::None {
         return Ok(Models {
+            uncomputable: 0,
             bgnbd: None,
             gamma_gamma: None,
             columns: DataFrame::new(
@@ -303,9 +307,12 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
     let horizon = p.horizon_months as usize;
     // Per customer: (p_alive, expected_purchases, expected_order_value, predicted_clv).
     type Row = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    // Per (x, t_x, T): p_alive and the expected purchases at each month of the horizon (None
+    // when a point cannot be computed).
+    type Shared = (f64, Option<Vec<f64>>);
     let rows = |range: std::ops::Range<usize>| -> Vec<Row> {
         // Customers sharing (x, t_x, T) share every BG/NBD quantity.
-        let mut cache: HashMap<(u64, u64, u64), (f64, Vec<f64>)> = HashMap::new();
+        let mut cache: HashMap<(u64, u64, u64), Shared> = HashMap::new();
         range
             .map(|i| {
                 let eov = gg.as_ref().ok().map(|g| {
@@ -321,22 +328,28 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
                 let (alive, curve) = cache
                     .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
                     .or_insert_with(|| {
+                        // None when any point of the curve cannot be computed.
                         let curve = (0..=horizon)
                             .map(|k| {
                                 b.params
                                     .expected_purchases(k as f64 * month, x[i], t_x[i], t[i])
                             })
-                            .collect();
+                            .collect::<Option<Vec<f64>>>();
                         (b.params.p_alive(x[i], t_x[i], t[i]), curve)
                     });
-                let clv = eov.map(|value| {
-                    (1..=horizon)
+                let Some(curve) = curve else {
+                    return (Some(*alive), None, eov, None);
+                };
+                let clv = eov.and_then(|value| {
+                    let clv = (1..=horizon)
                         .map(|k| {
                             (curve[k] - curve[k - 1]) * value
                                 / (1.0 + p.monthly_discount_rate).powi(k as i32)
                         })
-                        .sum::<f64>()
+                        .sum::<f64>();
+                    clv.is_finite().then_some(clv)
                 });
+                let eov = eov.filter(|v| v.is_finite());
                 (Some(*alive), Some(curve[horizon]), eov, clv)
             })
             .collect()
@@ -347,7 +360,13 @@ fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
     let expected: Vec<Option<f64>> = rows.iter().map(|r| r.1).collect();
     let eov: Vec<Option<f64>> = rows.iter().map(|r| r.2).collect();
     let clv: Vec<Option<f64>> = rows.iter().map(|r| r.3).collect();
+    let uncomputable = match (&bg, &gg) {
+        (Ok(_), Ok(_)) => clv.iter().filter(|v| v.is_none()).count() as u64,
+        (Ok(_), Err(_)) => expected.iter().filter(|v| v.is_none()).count() as u64,
+        _ => 0,
+    };
     Ok(Models {
+        uncomputable,
         bgnbd: Some(bg),
         gamma_gamma: Some(gg),
         columns: DataFrame::new(
@@ -392,7 +411,16 @@ fn model_table(models: &Models) -> PolarsResult<DataFrame> {
                 ("customers", Some(f.customers as f64)),
                 ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
             ],
-            None,
+            (models.uncomputable > 0).then(|| {
+                format!(
+                    "expected purchases could not be computed for {} customer(s) (the \
+                     hypergeometric series needs more than {} terms): their \
+                     expected_purchases and predicted_clv are null, and value tiers rank \
+                     every customer by revenue",
+                    models.uncomputable,
+                    crate::clv::special::MAX_SERIES_TERMS
+                )
+            }),
         ),
         Some(Err(why)) => push(
             "bgnbd",
@@ -470,7 +498,9 @@ pub fn ltv_segments(
     let models = fit_models(&hist, p)?;
     let n = hist.height();
 
-    let tier_value = if models.columns.column("predicted_clv")?.null_count() == hist.height() {
+    // By revenue when any customer lacks a predicted CLV (no model, a failed fit, or a value
+    // that could not be computed): one ranking for everyone.
+    let tier_value = if models.columns.column("predicted_clv")?.null_count() > 0 {
         col("revenue")
     } else {
         col("predicted_clv")
@@ -818,7 +848,7 @@ mod tests {
         // Unit week, 3 months at 1 %/month, a customer with x = 2, t_x = 30.43, T = 38.86 and
         // a mean spend of 35: by hand, month k spans (k-1)m..km weeks, m = 365.25/12/7.
         let m = MONTH_DAYS / 7.0;
-        let e = |w: f64| bg.expected_purchases(w, 2.0, 30.43, 38.86);
+        let e = |w: f64| bg.expected_purchases(w, 2.0, 30.43, 38.86).unwrap();
         let value = gg.conditional_mean(2.0, 35.0);
         let by_hand = (e(m) - e(0.0)) * value / 1.01
             + (e(2.0 * m) - e(m)) * value / 1.01f64.powi(2)

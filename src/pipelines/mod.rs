@@ -124,6 +124,35 @@ impl BuildContext<'_> {
 
 type Problems = Vec<(String, String)>;
 
+/// The documented ranges of the pipelines' numeric parameters (README, job file reference).
+pub mod ranges {
+    /// `cohort_retention.max_periods`.
+    pub const MAX_PERIODS: (i64, i64) = (1, 10_000);
+    /// Day counts: `churn.inactive_after_days`, `cx_impact.window_days` and
+    /// `cx_impact.inactive_after_days` (up to 100 years).
+    pub const DAY_COUNT: (i64, i64) = (1, 36_500);
+    /// Each of `activation.days`.
+    pub const ACTIVATION_DAY: (i64, i64) = (0, 36_500);
+    /// How many distinct days `activation.days` may list.
+    pub const ACTIVATION_DAYS_MAX: usize = 100;
+    /// `ltv_segments.horizon_months` (ten years).
+    pub const HORIZON_MONTHS: (i64, i64) = (1, 120);
+    /// `ltv_segments.monthly_discount_rate`.
+    pub const DISCOUNT_RATE: (f64, f64) = (0.0, 1.0);
+}
+
+/// `value` when it lies in `range`; else a problem at `path` and None.
+fn in_range(path: String, value: i64, range: (i64, i64), problems: &mut Problems) -> Option<u32> {
+    if value < range.0 || value > range.1 {
+        problems.push((
+            path,
+            format!("must be between {} and {}, got {value}", range.0, range.1),
+        ));
+        return None;
+    }
+    u32::try_from(value).ok()
+}
+
 fn check_period(path: &str, period: Period, allowed: &[Period], problems: &mut Problems) {
     if !allowed.contains(&period) {
         let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
@@ -192,9 +221,13 @@ impl Pipeline {
         if let Some(p) = &cfg.cohort_retention {
             let path = "pipelines.cohort_retention";
             check_period(path, p.period, &lifecycle_periods, &mut problems);
-            if p.max_periods == 0 {
-                problems.push((format!("{path}.max_periods"), "must be at least 1".into()));
-            }
+            let max_periods = in_range(
+                format!("{path}.max_periods"),
+                p.max_periods,
+                ranges::MAX_PERIODS,
+                &mut problems,
+            )
+            .unwrap_or(1);
             out.push(Pipeline::CohortRetention(CohortRetention {
                 period: p.period,
                 anchor: p.anchor.unwrap_or(Anchor::FirstActivity),
@@ -205,19 +238,20 @@ impl Pipeline {
                     &mut problems,
                 ),
                 mode: p.mode,
-                max_periods: p.max_periods,
+                max_periods,
                 by: p.by.clone(),
             }));
         }
         if let Some(p) = &cfg.churn {
             let path = "pipelines.churn";
             check_period(path, p.period, &lifecycle_periods, &mut problems);
-            if p.inactive_after_days == 0 {
-                problems.push((
-                    format!("{path}.inactive_after_days"),
-                    "must be at least 1".into(),
-                ));
-            }
+            let inactive_after_days = in_range(
+                format!("{path}.inactive_after_days"),
+                p.inactive_after_days,
+                ranges::DAY_COUNT,
+                &mut problems,
+            )
+            .unwrap_or(1);
             let anchor = p.anchor.unwrap_or(match p.mode {
                 ChurnMode::Inactivity => Anchor::FirstActivity,
                 ChurnMode::Subscription => Anchor::Signup,
@@ -230,7 +264,7 @@ impl Pipeline {
             out.push(Pipeline::Churn(Churn {
                 period: p.period,
                 mode: p.mode,
-                inactive_after_days: p.inactive_after_days,
+                inactive_after_days,
                 activity: activity_or(path, &p.activity, default_activity, &mut problems),
                 anchor,
                 by: p.by.clone(),
@@ -254,9 +288,30 @@ impl Pipeline {
                 .into_iter()
                 .filter(|s| declared.contains(&s.input()))
                 .collect();
-            let mut days = p.days.clone();
+            let mut days: Vec<u32> = p
+                .days
+                .iter()
+                .filter_map(|d| {
+                    in_range(
+                        format!("{path}.days"),
+                        *d,
+                        ranges::ACTIVATION_DAY,
+                        &mut problems,
+                    )
+                })
+                .collect();
             days.sort_unstable();
             days.dedup();
+            if days.len() > ranges::ACTIVATION_DAYS_MAX {
+                problems.push((
+                    format!("{path}.days"),
+                    format!(
+                        "lists {} days; at most {} are allowed",
+                        days.len(),
+                        ranges::ACTIVATION_DAYS_MAX
+                    ),
+                ));
+            }
             out.push(Pipeline::Activation(Activation {
                 days,
                 mode: p.mode,
@@ -268,21 +323,26 @@ impl Pipeline {
         }
         if let Some(p) = &cfg.ltv_segments {
             let path = "pipelines.ltv_segments";
-            if p.horizon_months == 0 {
-                problems.push((
-                    format!("{path}.horizon_months"),
-                    "must be at least 1".into(),
-                ));
-            }
-            if !(p.monthly_discount_rate.is_finite() && p.monthly_discount_rate > -1.0) {
+            let horizon_months = in_range(
+                format!("{path}.horizon_months"),
+                p.horizon_months,
+                ranges::HORIZON_MONTHS,
+                &mut problems,
+            )
+            .unwrap_or(1);
+            let (lo, hi) = ranges::DISCOUNT_RATE;
+            if !(p.monthly_discount_rate >= lo && p.monthly_discount_rate <= hi) {
                 problems.push((
                     format!("{path}.monthly_discount_rate"),
-                    format!("must be a number above -1, got {}", p.monthly_discount_rate),
+                    format!(
+                        "must be between {lo} and {hi}, got {}",
+                        p.monthly_discount_rate
+                    ),
                 ));
             }
             out.push(Pipeline::LtvSegments(LtvSegments {
                 unit: p.unit,
-                horizon_months: p.horizon_months,
+                horizon_months,
                 monthly_discount_rate: p.monthly_discount_rate,
                 model: p.model,
                 by: p.by.clone(),
@@ -290,15 +350,20 @@ impl Pipeline {
         }
         if let Some(p) = &cfg.cx_impact {
             let path = "pipelines.cx_impact";
-            if p.window_days == 0 {
-                problems.push((format!("{path}.window_days"), "must be at least 1".into()));
-            }
-            if p.inactive_after_days == 0 {
-                problems.push((
-                    format!("{path}.inactive_after_days"),
-                    "must be at least 1".into(),
-                ));
-            }
+            let window_days = in_range(
+                format!("{path}.window_days"),
+                p.window_days,
+                ranges::DAY_COUNT,
+                &mut problems,
+            )
+            .unwrap_or(1);
+            let inactive_after_days = in_range(
+                format!("{path}.inactive_after_days"),
+                p.inactive_after_days,
+                ranges::DAY_COUNT,
+                &mut problems,
+            )
+            .unwrap_or(1);
             if !declared.contains(&InputKind::Tickets) && !declared.contains(&InputKind::Surveys) {
                 problems.push((
                     path.to_string(),
@@ -319,8 +384,8 @@ impl Pipeline {
                 _ => None,
             });
             out.push(Pipeline::CxImpact(cx_impact::CxImpact {
-                window_days: p.window_days,
-                inactive_after_days: p.inactive_after_days,
+                window_days,
+                inactive_after_days,
                 by: p.by.clone(),
                 sla,
                 csat: scales.csat,
@@ -356,6 +421,19 @@ impl Pipeline {
             Pipeline::SurveyScores(_) => survey_scores::ENGINE,
             Pipeline::Churn(_) => churn::ENGINE,
             _ => Engine::InMemory,
+        }
+    }
+
+    /// The tables this pipeline writes, in the order it produces them.
+    pub fn tables(&self) -> &'static [&'static str] {
+        match self {
+            Pipeline::SurveyScores(_) => &["survey_scores"],
+            Pipeline::SupportKpis(_) => &["support_kpis"],
+            Pipeline::CohortRetention(_) => &["cohort_retention"],
+            Pipeline::Churn(_) => &["churn"],
+            Pipeline::Activation(_) => &["activation"],
+            Pipeline::LtvSegments(_) => &["customer_ltv", "ltv_segments", "clv_model"],
+            Pipeline::CxImpact(_) => &["cx_impact", "nps_migration"],
         }
     }
 

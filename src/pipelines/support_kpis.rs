@@ -30,7 +30,8 @@ use polars::prelude::*;
 use super::common::{by_dimensions, count_true, div_scalar, ratio, SortOverallFirst};
 use super::survey_scores::Scale;
 use crate::config::Period;
-use crate::time::{parse_duration_us, Calendar};
+use crate::time::Calendar;
+use crate::validate::parse_bounded_duration;
 
 /// First-response targets in microseconds, compared with the integer microseconds between
 /// the two timestamps so that a response exactly at its target meets it.
@@ -43,16 +44,25 @@ pub struct SlaTargets {
 /// Target when the job sets none for a channel and no `default` (24 h).
 pub const DEFAULT_SLA_US: i64 = 24 * 3600 * 1_000_000;
 
+/// The most first-response targets a job may give (one per channel, plus `default`).
+pub const MAX_SLA_TARGETS: usize = 256;
+
 impl SlaTargets {
     /// Parses `channel -> duration` (with the optional `default` key); lists every bad value.
     pub fn from_config(
         map: &std::collections::BTreeMap<String, String>,
     ) -> Result<SlaTargets, Vec<String>> {
         let mut errors = Vec::new();
+        if map.len() > MAX_SLA_TARGETS {
+            return Err(vec![format!(
+                "lists {} targets; at most {MAX_SLA_TARGETS} are allowed",
+                map.len()
+            )]);
+        }
         let mut per_channel = Vec::new();
         let mut default = DEFAULT_SLA_US;
         for (channel, text) in map {
-            match parse_duration_us(text) {
+            match parse_bounded_duration(text) {
                 Ok(s) if channel == "default" => default = s,
                 Ok(s) => per_channel.push((channel.clone(), s)),
                 Err(e) => errors.push(format!("{channel}: {e}")),
