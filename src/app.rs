@@ -1,7 +1,5 @@
 //! Carries out a parsed command line and turns the outcome into output and an exit code.
 
-use std::collections::BTreeSet;
-
 use crate::cli::{Cli, Command, LogFormat};
 use crate::error::CxError;
 use crate::inputs::FileCheck;
@@ -106,12 +104,7 @@ fn check_output(job: &validate::Job) -> Result<String, CxError> {
     let Some(dir) = &job.output_dir else {
         return Ok("output: no output.dir (pass --output-dir to run)".into());
     };
-    let declared: BTreeSet<_> = job.inputs.keys().copied().collect();
-    let inputs: Vec<(String, inputs::Location)> = job
-        .sources(&declared)?
-        .into_iter()
-        .map(|(k, (_, l))| (k.name().to_string(), l))
-        .collect();
+    let inputs = job.input_locations();
     let mut tables: Vec<&str> = job
         .pipelines
         .iter()

@@ -10,6 +10,17 @@ pub const ABORT_AFTER_COMMIT_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_COMMIT";
 /// Abort right after the first file of a publish was renamed into place.
 pub const ABORT_DURING_PUBLISH_ENV: &str = "CXMETRICS_TEST_ABORT_DURING_PUBLISH";
 
+/// Sleep this many milliseconds right after taking the output directory's lock, so that a
+/// test can start a second run while the first holds it.
+pub const PAUSE_AFTER_LOCK_ENV: &str = "CXMETRICS_TEST_PAUSE_AFTER_LOCK_MS";
+
+/// Sleeps for the milliseconds `var` holds, if it is set.
+pub fn pause_if(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// Aborts the process when `var` is set (to anything).
 pub fn abort_if(var: &str) {
     if std::env::var_os(var).is_some() {

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::cli::LogFormat;
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
-use crate::inputs::{self, FileCheck, Freshness, InputReport, InputSource, LoadedInput, Location};
+use crate::inputs::{self, FileCheck, Freshness, InputReport, InputSource, LoadedInput};
 use crate::keys::{CustomerKeys, KeyEncoder};
 use crate::log::{Field, Log};
 use crate::output::lock::Holder;
@@ -90,18 +90,23 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             p.required_inputs().into_iter().chain(optional)
         })
         .collect();
-    let located = job.sources(&kinds)?;
-
     // The output directory: refused before anything is created when it is not ours to write,
     // then locked for this run alone, and interrupted runs finished or cleared under the lock
-    // before any input is read (so a run that then fails on its inputs still leaves a whole
-    // result behind).
+    // before any input is read, so that a run that then fails on its inputs still leaves a
+    // whole result behind.
     let tables_written: Vec<&str> = pipelines
         .iter()
         .flat_map(|p| p.tables().iter().copied())
         .chain(["rejected_rows"])
         .collect();
-    let target = prepare_target(&job, &out_dir, &located, &tables_written, as_of)?;
+    let target = prepare_target(&job, &out_dir, &tables_written, as_of)?;
+    // A directory that does not exist yet has nothing to recover: its inputs are found first,
+    // so that a run that cannot find them creates nothing.
+    let found_first = if target.dir.exists() {
+        None
+    } else {
+        Some(job.sources(&kinds)?)
+    };
     let run_id = format!(
         "{}-{}-{}",
         as_of.format("%Y%m%d"),
@@ -117,6 +122,8 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         opts.wait_for_lock,
     )?;
     target.mark(&run_id)?;
+    #[cfg(debug_assertions)]
+    crate::faults::pause_if(crate::faults::PAUSE_AFTER_LOCK_ENV);
     for note in output::recover(&target.dir)? {
         log.stage(
             "recover",
@@ -126,8 +133,14 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         );
     }
 
-    let sources: BTreeMap<InputKind, InputSource> =
-        located.into_iter().map(|(k, (s, _))| (k, s)).collect();
+    let located = match found_first {
+        Some(located) => located,
+        None => job.sources(&kinds)?,
+    };
+    let sources: BTreeMap<InputKind, InputSource> = located
+        .into_iter()
+        .map(|(k, (s, _))| (k, s))
+        .collect();
     let extra = Job::extra_columns(&pipelines);
     let Loaded {
         mut frames,
@@ -674,7 +687,6 @@ fn manifest(
 fn prepare_target(
     job: &Job,
     out_dir: &Path,
-    located: &BTreeMap<InputKind, (InputSource, Location)>,
     tables: &[&str],
     as_of: NaiveDate,
 ) -> Result<OutputTarget> {
@@ -684,18 +696,7 @@ fn prepare_target(
         .collect();
     // Every declared input counts, not only the ones this run reads: the next run may read
     // the others.
-    let mut all = located.clone();
-    let declared: BTreeSet<InputKind> = job.inputs.keys().copied().collect();
-    if let Ok(more) = job.sources(&declared) {
-        for (k, v) in more {
-            all.entry(k).or_insert(v);
-        }
-    }
-    let inputs: Vec<(String, Location)> = all
-        .iter()
-        .map(|(k, (_, l))| (k.name().to_string(), l.clone()))
-        .collect();
-    output::check_target(out_dir, &inputs, &would_write).map_err(|problems| CxError::Target {
+    output::check_target(out_dir, &job.input_locations(), &would_write).map_err(|problems| CxError::Target {
         dir: out_dir.display().to_string(),
         problems,
     })

@@ -77,6 +77,29 @@ impl Job {
         }
     }
 
+    /// Where every declared input is, as far as it can be resolved: an input whose files are
+    /// missing is left out, and a glob that matches nothing yet is kept with its pattern (the
+    /// output directory must not be where it will match). Used to check the output directory
+    /// before the inputs' own errors are reported.
+    pub fn input_locations(&self) -> Vec<(String, Location)> {
+        self.inputs
+            .iter()
+            .filter_map(|(kind, cfg)| {
+                match inputs::resolve_files(&self.base_dir, &cfg.path) {
+                    Ok(location) => Some((kind.name().to_string(), location)),
+                    Err(_) if cfg.path.contains(['*', '?', '[']) => Some((
+                        kind.name().to_string(),
+                        Location::Glob(
+                            self.base_dir.join(&cfg.path).to_string_lossy().to_string(),
+                            Vec::new(),
+                        ),
+                    )),
+                    Err(_) => None,
+                }
+            })
+            .collect()
+    }
+
     /// Extra (segment) columns the given pipelines read from each input.
     pub fn extra_columns(pipelines: &[Pipeline]) -> BTreeMap<InputKind, Vec<String>> {
         let mut out: BTreeMap<InputKind, Vec<String>> = BTreeMap::new();
@@ -261,11 +284,7 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
     }
 
     let declared_kinds: BTreeSet<InputKind> = inputs.keys().copied().collect();
-    let (pipelines, pipeline_errors) = match Pipeline::from_config(&job.pipelines, &declared_kinds)
-    {
-        Ok(p) => (p, Vec::new()),
-        Err(errors) => (Vec::new(), errors),
-    };
+    let (pipelines, pipeline_errors) = Pipeline::from_config(&job.pipelines, &declared_kinds);
     if pipelines.is_empty() && pipeline_errors.is_empty() {
         problems.push(problem("pipelines", "no pipeline is enabled".into()));
     }

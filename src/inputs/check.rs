@@ -153,20 +153,22 @@ fn run_child(
                 culprit,
                 format!(
                     "corrupt Parquet: the reader failed hard on this file ({how}{})",
-                    last_line(&stderr)
+                    first_line(&stderr)
                 ),
             ));
             Ok((culprit + 1, problems))
         }
         None => Err(format!(
             "the checking process ended without a result ({status}){}",
-            last_line(&stderr)
+            first_line(&stderr)
         )),
     }
 }
 
-fn last_line(stderr: &str) -> String {
-    match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+/// The child's first line of complaint (an allocation failure prints its size first, then a
+/// backtrace), for the problem's text.
+fn first_line(stderr: &str) -> String {
+    match stderr.lines().find(|l| !l.trim().is_empty()) {
         Some(l) => format!(": {}", l.trim()),
         None => String::new(),
     }

@@ -192,11 +192,13 @@ fn activity_or(
 
 impl Pipeline {
     /// The pipelines a job file enables, in run order, with parameters resolved against the
-    /// inputs the job declares; or every parameter problem as (dotted path, message).
+    /// inputs the job declares, and every parameter problem as (dotted path, message). The
+    /// pipelines are returned even when there are problems (a value out of range stands in
+    /// as the low end of its range), so that the caller can check the rest of them too.
     pub fn from_config(
         cfg: &PipelinesConfig,
         declared: &BTreeSet<InputKind>,
-    ) -> Result<Vec<Pipeline>, Problems> {
+    ) -> (Vec<Pipeline>, Problems) {
         let mut out = Vec::new();
         let mut problems = Vec::new();
         let scales = job_scales(cfg);
@@ -392,11 +394,7 @@ impl Pipeline {
                 ltv,
             }));
         }
-        if problems.is_empty() {
-            Ok(out)
-        } else {
-            Err(problems)
-        }
+        (out, problems)
     }
 
     /// The activity a lifecycle pipeline counts (`lifecycle::activity_rows`), or None.

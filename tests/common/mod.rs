@@ -8,8 +8,13 @@ use std::process::{Command, Output};
 
 use polars::prelude::*;
 
+/// The binary under test: this build's, or `CXMETRICS_TEST_BIN` (to show that a test fails
+/// on an older build).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cxmetrics"))
+    match std::env::var_os("CXMETRICS_TEST_BIN") {
+        Some(p) => Command::new(p),
+        None => Command::new(env!("CARGO_BIN_EXE_cxmetrics")),
+    }
 }
 
 pub fn root() -> PathBuf {
@@ -183,4 +188,62 @@ pub fn i64_col(df: &DataFrame, name: &str) -> Vec<i64> {
         .unwrap()
         .into_no_null_iter()
         .collect()
+}
+
+/// An orders file: (order_id, customer_id, ordered_at in µs UTC, amount).
+pub fn orders(rows: &[(String, String, i64, f64)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "order_id".into(),
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "customer_id".into(),
+            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ),
+        ts_col("ordered_at", rows.iter().map(|r| Some(r.2)).collect()),
+        Column::new("amount".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+    ])
+    .unwrap()
+}
+
+/// Writes `job.yaml` into `dir` with `text` and returns its path.
+pub fn job_file(dir: &Path, text: &str) -> PathBuf {
+    let job = dir.join("job.yaml");
+    fs::write(&job, text).unwrap();
+    job
+}
+
+/// Every Float64 value of every Parquet table directly in `dir` that is NaN or infinite, as
+/// (table, column).
+pub fn non_finite(dir: &Path) -> Vec<(String, String)> {
+    let mut bad = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "parquet") {
+            continue;
+        }
+        let df = read(&p);
+        for c in df.columns() {
+            if let Ok(f) = c.f64() {
+                if f.iter().flatten().any(|v| !v.is_finite()) {
+                    bad.push((
+                        p.file_name().unwrap().to_string_lossy().to_string(),
+                        c.name().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
 }
