@@ -137,10 +137,8 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         Some(located) => located,
         None => job.sources(&kinds)?,
     };
-    let sources: BTreeMap<InputKind, InputSource> = located
-        .into_iter()
-        .map(|(k, (s, _))| (k, s))
-        .collect();
+    let sources: BTreeMap<InputKind, InputSource> =
+        located.into_iter().map(|(k, (s, _))| (k, s)).collect();
     let extra = Job::extra_columns(&pipelines);
     let Loaded {
         mut frames,
@@ -696,9 +694,11 @@ fn prepare_target(
         .collect();
     // Every declared input counts, not only the ones this run reads: the next run may read
     // the others.
-    output::check_target(out_dir, &job.input_locations(), &would_write).map_err(|problems| CxError::Target {
-        dir: out_dir.display().to_string(),
-        problems,
+    output::check_target(out_dir, &job.input_locations(), &would_write).map_err(|problems| {
+        CxError::Target {
+            dir: out_dir.display().to_string(),
+            problems,
+        }
     })
 }
 

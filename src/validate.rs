@@ -84,8 +84,8 @@ impl Job {
     pub fn input_locations(&self) -> Vec<(String, Location)> {
         self.inputs
             .iter()
-            .filter_map(|(kind, cfg)| {
-                match inputs::resolve_files(&self.base_dir, &cfg.path) {
+            .filter_map(
+                |(kind, cfg)| match inputs::resolve_files(&self.base_dir, &cfg.path) {
                     Ok(location) => Some((kind.name().to_string(), location)),
                     Err(_) if cfg.path.contains(['*', '?', '[']) => Some((
                         kind.name().to_string(),
@@ -95,8 +95,8 @@ impl Job {
                         ),
                     )),
                     Err(_) => None,
-                }
-            })
+                },
+            )
             .collect()
     }
 

@@ -270,7 +270,10 @@ fn a_second_writer_fails_at_once_naming_the_holder_or_waits_for_the_lock() {
     let lock = out.join(".cxmetrics.lock");
     let t = Instant::now();
     while !fs::read_to_string(&lock).is_ok_and(|s| s.contains("20260531-")) {
-        assert!(t.elapsed() < Duration::from_secs(30), "first run never locked");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "first run never locked"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = run(&["run", j, "--as-of", "2026-06-30"]);
@@ -319,7 +322,11 @@ fn a_run_touches_only_what_it_created() {
     fs::write(out.join(".staging-notes/keep.txt"), "mine").unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     fs::write(elsewhere.path().join("secret.parquet"), "not yours").unwrap();
-    fs::write(elsewhere.path().join("_RUN"), "20260630-20260701T000000.000000Z-1").unwrap();
+    fs::write(
+        elsewhere.path().join("_RUN"),
+        "20260630-20260701T000000.000000Z-1",
+    )
+    .unwrap();
     fs::write(
         elsewhere.path().join("_COMMIT"),
         "cxmetrics-commit 1 20260630-20260701T000000.000000Z-1\n9 0000000000000000 secret.parquet\nend 1\n",
@@ -399,7 +406,10 @@ fn a_symlinked_table_folder_in_hive_layout_is_not_written_through() {
     let (dir, job) = setup(&basic_rows(), "  layout: hive\n");
     let j = job.to_str().unwrap();
     let out = dir.path().join("out");
-    assert_eq!(run(&["run", j, "--as-of", "2026-05-31"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-05-31"]).status.code(),
+        Some(0)
+    );
     let elsewhere = tempfile::tempdir().unwrap();
     fs::rename(out.join("survey_scores"), elsewhere.path().join("moved")).unwrap();
     std::os::unix::fs::symlink(elsewhere.path().join("moved"), out.join("survey_scores")).unwrap();
@@ -419,7 +429,10 @@ fn an_interrupted_publish_is_rolled_forward_by_the_next_run_even_one_that_fails(
     let (dir, job) = surveys_setup();
     let j = job.to_str().unwrap();
     let out = dir.path().join("out");
-    assert_eq!(run(&["run", j, "--as-of", "2026-05-31"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-05-31"]).status.code(),
+        Some(0)
+    );
     let o = bin()
         .args(["run", j, "--as-of", "2026-06-30"])
         .env("CXMETRICS_TEST_ABORT_DURING_PUBLISH", "1")
@@ -457,7 +470,10 @@ fn a_commit_list_cut_short_is_not_a_commit() {
     let (dir, job) = surveys_setup();
     let j = job.to_str().unwrap();
     let out = dir.path().join("out");
-    assert_eq!(run(&["run", j, "--as-of", "2026-05-31"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-05-31"]).status.code(),
+        Some(0)
+    );
     let before = snapshot(&out);
     let o = bin()
         .args(["run", j, "--as-of", "2026-06-30"])
@@ -468,7 +484,12 @@ fn a_commit_list_cut_short_is_not_a_commit() {
     let staging = fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(".staging-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".staging-")
+        })
         .expect("the staging folder of the killed run");
     let commit = staging.join("_COMMIT");
     let text = fs::read_to_string(&commit).unwrap();
@@ -519,7 +540,10 @@ fn a_corrupt_file_that_makes_the_reader_abort_is_an_input_error_for_run_and_vali
         assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("orders.parquet"), "{cmd}: {e}");
-        assert!(e.contains("the reader failed hard on this file"), "{cmd}: {e}");
+        assert!(
+            e.contains("the reader failed hard on this file"),
+            "{cmd}: {e}"
+        );
     }
 }
 
@@ -579,7 +603,9 @@ fn a_decimal_money_column_is_reported_as_not_supported_yet() {
         assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(
-            e.contains("column `amount` has type Decimal(38,9): Decimal columns are not supported yet"),
+            e.contains(
+                "column `amount` has type Decimal(38,9): Decimal columns are not supported yet"
+            ),
             "{cmd}: {e}"
         );
         assert!(e.contains("rows)"), "{cmd}: the row count: {e}");
@@ -599,10 +625,9 @@ fn stale_inputs_warn_or_fail_with_nothing_written() {
     let o = run(&["run", j, "--as-of", "2026-06-03", "--log-format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("\"level\":\"warn\""), "{}", stderr(&o));
-    let m: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(dir.path().join("out/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("out/manifest.json")).unwrap())
+            .unwrap();
     let f = &m["inputs"]["surveys"]["freshness"];
     assert_eq!(f["status"], "ok");
     assert_eq!(f["latest_at"], "2026-06-02T10:00:00.000000Z");

@@ -202,7 +202,10 @@ pub fn orders(rows: &[(String, String, i64, f64)]) -> DataFrame {
             rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ),
         ts_col("ordered_at", rows.iter().map(|r| Some(r.2)).collect()),
-        Column::new("amount".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new(
+            "amount".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
     ])
     .unwrap()
 }

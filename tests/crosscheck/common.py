@@ -25,6 +25,15 @@ def local_date(expr, tz):
     return f"(({expr})::TIMESTAMPTZ AT TIME ZONE '{tz}')::DATE"
 
 
+# The supported range of instants: earlier timestamps are rejected rows (README, input contracts).
+MIN_TS = "TIMESTAMPTZ '1900-01-01 00:00:00+00'"
+
+
+def in_range(column):
+    """SQL: a nullable timestamp that is null or not before 1900-01-01 UTC."""
+    return f"({column} IS NULL OR {column}::TIMESTAMPTZ >= {MIN_TS})"
+
+
 def not_yet_null(column, c):
     """SQL: the timestamp `column`, or NULL when it is at or after the cutoff `c` (it has not
     happened yet as of the run)."""
@@ -40,7 +49,7 @@ def clean_surveys(con, path, as_of, tz):
             SELECT * FROM raw
             WHERE response_id IS NOT NULL AND customer_id IS NOT NULL AND survey IS NOT NULL
               AND score IS NOT NULL AND submitted_at IS NOT NULL
-              AND submitted_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+              AND submitted_at::TIMESTAMPTZ < {cutoff(as_of, tz)} AND {in_range("submitted_at")}
               AND ((s = 'nps' AND score BETWEEN 0 AND 10) OR (s = 'csat' AND score BETWEEN 1 AND 5)
                    OR (s = 'ces' AND score BETWEEN 1 AND 7))
         )
@@ -64,9 +73,10 @@ def clean_tickets(con, path, as_of, tz):
             SELECT * FROM raw
             WHERE ticket_id IS NOT NULL AND customer_id IS NOT NULL AND channel IS NOT NULL
               AND created_at IS NOT NULL
+              AND {in_range("created_at")} AND {in_range("first_response_at")} AND {in_range("resolved_at")}
               AND NOT coalesce(first_response_at < created_at::TIMESTAMPTZ, false)
               AND NOT coalesce(resolved_at < created_at::TIMESTAMPTZ, false)
-              AND NOT coalesce(handle_time_s < 0, false)
+              AND (handle_time_s IS NULL OR (isfinite(handle_time_s) AND handle_time_s BETWEEN 0 AND 1e9))
               AND NOT coalesce(contacts < 0, false)
         )
         SELECT * FROM valid
@@ -132,8 +142,8 @@ def clean_orders(con, path, as_of, tz):
         WITH valid AS (
             SELECT * FROM read_parquet('{path}', file_row_number = true)
             WHERE order_id IS NOT NULL AND customer_id IS NOT NULL AND ordered_at IS NOT NULL
-              AND amount IS NOT NULL AND isfinite(amount)
-              AND ordered_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+              AND amount IS NOT NULL AND isfinite(amount) AND abs(amount) < 1e15
+              AND ordered_at::TIMESTAMPTZ < {cutoff(as_of, tz)} AND {in_range("ordered_at")}
         )
         SELECT * FROM valid
         QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY file_row_number) = 1
@@ -145,7 +155,7 @@ def clean_events(con, path, as_of, tz):
         CREATE TABLE events AS
         SELECT * FROM read_parquet('{path}')
         WHERE customer_id IS NOT NULL AND event_at IS NOT NULL
-          AND event_at::TIMESTAMPTZ < {cutoff(as_of, tz)}
+          AND event_at::TIMESTAMPTZ < {cutoff(as_of, tz)} AND {in_range("event_at")}
     """)
 
 
@@ -160,5 +170,6 @@ def clean_customers(con, path, as_of, tz):
             WHERE customer_id IS NOT NULL AND (signup_at IS NULL OR signup_at::TIMESTAMPTZ < {c})
         )
         SELECT * FROM raw
+        WHERE {in_range("signup_at")} AND {in_range("churned_at")}
         QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY file_row_number) = 1
     """)

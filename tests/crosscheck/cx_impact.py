@@ -75,6 +75,10 @@ def main():
         keys = [("all", "all")] + [(b, str(segs[cid][i]) if cid in segs and segs[cid][i] is not None else "unknown") for i, b in enumerate(by)]
         for driver, values in drivers.items():
             value, event = values.get(cid, (defaults[driver], None))
+            # README: a customer whose driver value means "no experience" (none, 0, no_...)
+            # has no outcome window, whatever older tickets they have.
+            if value == defaults[driver]:
+                event = None
             outcome = event is not None and (as_of_d - event).days >= w
             after = [a for d, a in os if outcome and 0 < (d - event).days <= w]
             rep = outcome and any(a >= 0 for d, a in os if 0 < (d - event).days <= w)
