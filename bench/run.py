@@ -7,7 +7,7 @@ Per data set (number of customers on the command line):
 3. a release `cxmetrics run` of every pipeline: wall time, peak RSS, each stage's own time from
    the JSON run log;
 4. the DuckDB side, in the same invocation: the independent SQL implementations in
-   tests/crosscheck (written from the README's definitions), each run on the same Parquet
+   tests/crosscheck (written from the definitions in docs/metrics), each run on the same Parquet
    inputs with the job's parameters, writing its table as Parquet, and comparing it with
    cxmetrics' table row by row (counts exactly, floats to 1e-9 relative). Timed per table;
 5. the checks of the other tables (customer_ltv, ltv_segments, cx_impact, nps_migration), whose
@@ -50,7 +50,7 @@ CX = dict(window_days=90, inactive_after_days=90, by=["plan"])
 
 INPUTS = ["orders", "tickets", "surveys", "customers", "events"]
 # The columns the job reads: every column of the generated files except events.event_type, which
-# no metric uses (README, Inputs).
+# no metric uses (docs/inputs.md).
 FLOOR_COLUMNS = {i: "*" for i in INPUTS} | {"events": "customer_id, event_at"}
 
 

@@ -70,7 +70,7 @@ fn list(problems: &[ConfigProblem]) -> String {
 }
 
 impl CxError {
-    /// Process exit code for this error (see README, "Exit codes").
+    /// Process exit code for this error (docs/cli.md, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
             CxError::Usage(_) | CxError::Config { .. } | CxError::Target { .. } => 2,

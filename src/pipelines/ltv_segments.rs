@@ -17,7 +17,7 @@
 //!   frequency = 0.
 //! - RFM scores 1-5: score = min(5, floor(5 (rank_avg - 0.5) / n) + 1), rank_avg the average
 //!   rank among the n customers with better values ranked higher: r on recency_days (smaller is
-//!   better), f on orders, m on revenue. `rfm_segment` from (r_score, f_score) (README grid).
+//!   better), f on orders, m on revenue. `rfm_segment` from (r_score, f_score) (the grid in docs/metrics/ltv_segments.md).
 //! - BG/NBD fitted on all customers' (frequency, recency, t): `p_alive`; `expected_purchases` =
 //!   expected purchases over the horizon. Gamma-Gamma fitted on customers with frequency > 0 and
 //!   monetary_value > 0: `expected_order_value` = its conditional expectation for customers with
@@ -76,7 +76,7 @@ impl ModelUnit {
 /// Days in a month for the CLV horizon.
 pub const MONTH_DAYS: f64 = 365.25 / 12.0;
 
-/// (r_score band, f_score) -> segment, as in the README grid.
+/// (r_score band, f_score) -> segment, as in the grid of docs/metrics/ltv_segments.md.
 pub fn rfm_segment(r: i32, f: i32) -> &'static str {
     const GRID: [[&str; 5]; 4] = [
         // r = 1-2

@@ -124,7 +124,7 @@ impl BuildContext<'_> {
 
 type Problems = Vec<(String, String)>;
 
-/// The documented ranges of the pipelines' numeric parameters (README, job file reference).
+/// The documented ranges of the pipelines' numeric parameters (docs/job-file.md, "Ranges of the numbers").
 pub mod ranges {
     /// `cohort_retention.max_periods`.
     pub const MAX_PERIODS: (i64, i64) = (1, 10_000);
@@ -409,8 +409,8 @@ impl Pipeline {
 
     /// The polars engine the runner collects this pipeline's tables with: streaming where it
     /// was measured faster and every aggregation is exact, so that reruns still write the
-    /// same bytes (`survey_scores::ENGINE`, `churn::ENGINE`); in memory for the rest. The
-    /// README's section "The streaming engine" has the measurements: the float means and sums
+    /// same bytes (`survey_scores::ENGINE`, `churn::ENGINE`); in memory for the rest.
+    /// docs/performance.md ("The streaming engine") has the measurements: the float means and sums
     /// of `support_kpis` and `ltv_segments` changed in the last digit between streaming
     /// reruns, `cohort_retention` and `activation` took longer, and `cx_impact` gained
     /// nothing.

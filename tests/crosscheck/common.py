@@ -1,4 +1,4 @@
-"""Shared pieces of the DuckDB cross-checks: the input cleaning rules of the README, written
+"""Shared pieces of the DuckDB cross-checks: the input cleaning rules of docs/inputs.md, written
 independently of the Rust code, and the row-by-row comparison."""
 import datetime
 import json
@@ -25,7 +25,7 @@ def local_date(expr, tz):
     return f"(({expr})::TIMESTAMPTZ AT TIME ZONE '{tz}')::DATE"
 
 
-# The supported range of instants: earlier timestamps are rejected rows (README, input contracts).
+# The supported range of instants: earlier timestamps are rejected rows (docs/inputs.md).
 MIN_TS = "TIMESTAMPTZ '1900-01-01 00:00:00+00'"
 
 
@@ -59,7 +59,7 @@ def clean_surveys(con, path, as_of, tz):
 
 
 def clean_tickets(con, path, as_of, tz):
-    """Creates table `tickets` with the README's rules."""
+    """Creates table `tickets` with the rules of docs/inputs.md."""
     c = cutoff(as_of, tz)
     con.execute(f"""
         CREATE TABLE tickets AS
@@ -136,7 +136,7 @@ def compare(table, got_rows, expected, columns, key_len):
 
 
 def clean_orders(con, path, as_of, tz):
-    """Creates table `orders` with the README's rules."""
+    """Creates table `orders` with the rules of docs/inputs.md."""
     con.execute(f"""
         CREATE TABLE orders AS
         WITH valid AS (

@@ -1,4 +1,4 @@
-"""Independent implementation of `cx_impact` and `nps_migration` (README definitions) in DuckDB
+"""Independent implementation of `cx_impact` and `nps_migration` (docs/metrics definitions) in DuckDB
 and plain Python, compared with what cxmetrics wrote. avg_predicted_clv is taken from the run's
 own customer_ltv table (checked by ltv.py). Usage:
 
@@ -75,7 +75,7 @@ def main():
         keys = [("all", "all")] + [(b, str(segs[cid][i]) if cid in segs and segs[cid][i] is not None else "unknown") for i, b in enumerate(by)]
         for driver, values in drivers.items():
             value, event = values.get(cid, (defaults[driver], None))
-            # README: a customer whose driver value means "no experience" (none, 0, no_...)
+            # docs/metrics/cx_impact.md: a customer whose driver value means "no experience" (none, 0, no_...)
             # has no outcome window, whatever older tickets they have.
             if value == defaults[driver]:
                 event = None

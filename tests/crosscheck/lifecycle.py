@@ -1,4 +1,4 @@
-"""Independent DuckDB implementations of `cohort_retention`, `churn` and `activation` (README
+"""Independent DuckDB implementations of `cohort_retention`, `churn` and `activation` (docs/metrics
 definitions, evaluated customer by customer and day by day rather than the way the Rust code
 does it), compared with what cxmetrics wrote. Usage:
 

@@ -1,4 +1,4 @@
-"""Independent implementation of `customer_ltv` and `ltv_segments` (README definitions) in
+"""Independent implementation of `customer_ltv` and `ltv_segments` (docs/metrics definitions) in
 DuckDB and plain Python, compared with what cxmetrics wrote. The model columns are recomputed
 from the parameters in `clv_model` with this file's own formulas and hypergeometric series;
 the fit itself is checked against the published CDNOW estimates in tests/cli.rs. Usage:
@@ -24,7 +24,7 @@ def hyp2f1(a, b, c, z):
 
 
 def exact_sum(amounts):
-    """README: amounts are summed exactly as whole units (floor) plus millionths of the rest
+    """docs/outputs.md: amounts are summed exactly as whole units (floor) plus millionths of the rest
     (rounded half to even), carried, and turned into one float at the end."""
     whole = sum(math.floor(a) for a in amounts)
     micros = sum(round((a - math.floor(a)) * 1e6) for a in amounts)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs cxmetrics on the sample data with several calendars and parameter sets and compares
-# every output table with an independent DuckDB implementation of its README definition.
+# every output table with an independent DuckDB implementation of its definition (docs/metrics).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${CXMETRICS:?path to the cxmetrics binary}"

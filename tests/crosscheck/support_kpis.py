@@ -1,4 +1,4 @@
-"""Independent DuckDB implementation of the `support_kpis` definition (README), compared with
+"""Independent DuckDB implementation of the `support_kpis` definition (docs/metrics), compared with
 what cxmetrics wrote. Usage:
 
     python3 tests/crosscheck/support_kpis.py TICKETS SURVEYS OUTPUT AS_OF TIMEZONE PERIOD SLA BY...

@@ -1,4 +1,4 @@
-"""Independent DuckDB implementation of the `survey_scores` definition (README), compared with
+"""Independent DuckDB implementation of the `survey_scores` definition (docs/metrics), compared with
 what cxmetrics wrote. Usage:
 
     python3 tests/crosscheck/survey_scores.py SURVEYS.parquet OUTPUT.parquet AS_OF TIMEZONE PERIOD [BY ...]
