@@ -1,10 +1,10 @@
 //! Carries out a parsed command line and turns the outcome into output and an exit code.
 
 use crate::cli::{Cli, Command, LogFormat};
+use crate::engine::{self, ExecutionOverrides, RunOptions};
 use crate::error::CxError;
 use crate::inputs::FileCheck;
-use crate::runner::{self, RunOptions};
-use crate::{generate, inputs, log, output, validate};
+use crate::{generate, inputs, log, output, partition, validate};
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
@@ -43,8 +43,13 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
                 profile: args.profile,
                 wait_for_lock: args.wait_for_lock.unwrap_or_default(),
                 file_check: file_check()?,
+                execution: ExecutionOverrides {
+                    buckets: args.buckets,
+                    memory_limit: args.memory_limit,
+                    threads: args.threads,
+                },
             };
-            let s = runner::run(&args.job, &opts)?;
+            let s = engine::run(&args.job, &opts)?;
             let safe = log::terminal_safe;
             println!(
                 "cxmetrics: job `{}` as of {} -> {}",
@@ -96,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
             Ok(0)
         }
         Command::CheckParquet { files } => Ok(inputs::serve_check(&files)),
+        Command::Partition => Ok(partition::serve()),
     }
 }
 

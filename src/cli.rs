@@ -33,6 +33,10 @@ pub enum Command {
         /// The files; the input's description comes as JSON on standard input.
         files: Vec<PathBuf>,
     },
+    /// Internal: the partition pass of one input (the request as JSON on standard input), in
+    /// a child process so that a file that makes the reader abort ends it, not the run.
+    #[command(name = "__partition", hide = true)]
+    Partition,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +63,23 @@ pub struct RunArgs {
     /// `30s`, `15m`, `2h`; at most 7d) instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
     pub wait_for_lock: Option<std::time::Duration>,
+    /// Customer buckets: `auto` or 1 to 4096; overrides `execution.buckets`.
+    #[arg(long, value_name = "auto|N", value_parser = crate::execution::parse_buckets_text)]
+    pub buckets: Option<crate::execution::Buckets>,
+    /// The memory the run may use (e.g. `8GiB`, 256MiB to 16TiB); overrides
+    /// `execution.memory_limit`.
+    #[arg(long, value_name = "SIZE", value_parser = crate::execution::parse_memory)]
+    pub memory_limit: Option<u64>,
+    /// Threads for the computation (1 to 1024); overrides `execution.threads`.
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<u32>,
+}
+
+fn parse_threads(text: &str) -> Result<u32, String> {
+    let t: i64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))?;
+    crate::execution::check_threads(t)
 }
 
 /// The longest `--wait-for-lock`: a week.

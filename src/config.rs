@@ -1,9 +1,10 @@
 //! The job file: serde types for every key, and the parser that turns YAML text into them.
 //!
-//! This is the only module that touches `serde_yaml`. Parsing reports *every* structural problem
-//! at once (unknown keys with a "did you mean", wrong types, bad enum values), each with its
-//! dotted path and line. Semantic checks (time zone names, paths, pipeline inputs, scale
-//! consistency) live in `validate`.
+//! Parsing reports *every* structural problem at once (unknown keys with a "did you mean",
+//! wrong types, bad enum values), each with its dotted path and line, into the one
+//! `Problems` collector. Each pipeline's parameters are deserialized the same way by its own
+//! `Spec` (`deserialize_all`). Semantic checks (time zone names, paths, pipeline inputs,
+//! ranges) live in `validate` and in the specs.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::error::ConfigProblem;
+use crate::problems::Problems;
 
 /// A whole job file.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,11 +27,32 @@ pub struct JobFile {
     pub timezone: String,
     #[serde(default)]
     pub inputs: InputsConfig,
-    pub pipelines: PipelinesConfig,
+    /// Pipeline name -> its parameters (each pipeline's `Spec` reads its own), in file order.
+    pub pipelines: serde_yaml::Mapping,
     #[serde(default)]
     pub quality: QualityConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    #[serde(default)]
+    pub execution: ExecutionConfig,
+}
+
+/// `execution`: how the run is split into customer buckets and how much it may use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// `auto` (the default) or a number of buckets.
+    #[serde(default)]
+    pub buckets: Option<serde_yaml::Value>,
+    /// The memory the run may use, e.g. `8GiB` (`auto` sizes the buckets to it).
+    #[serde(default)]
+    pub memory_limit: Option<String>,
+    /// Threads for the computation (default: every core).
+    #[serde(default)]
+    pub threads: Option<i64>,
+    /// Where the bucket files go (default: a folder inside the output directory).
+    #[serde(default)]
+    pub work_dir: Option<String>,
 }
 
 fn default_timezone() -> String {
@@ -70,30 +93,6 @@ pub struct FreshnessConfig {
     pub error_after: Option<String>,
 }
 
-/// Pipeline name -> parameters. A key present with an empty value runs with defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PipelinesConfig {
-    pub survey_scores: Option<SurveyScoresParams>,
-    pub support_kpis: Option<SupportKpisParams>,
-    pub cohort_retention: Option<CohortRetentionParams>,
-    pub churn: Option<ChurnParams>,
-    pub activation: Option<ActivationParams>,
-    pub ltv_segments: Option<LtvSegmentsParams>,
-    pub cx_impact: Option<CxImpactParams>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CxImpactParams {
-    #[serde(default = "ninety")]
-    pub window_days: i64,
-    #[serde(default = "ninety")]
-    pub inactive_after_days: i64,
-    #[serde(default)]
-    pub by: Vec<String>,
-}
-
 /// Time unit of the CLV models' frequency / recency / T.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,25 +108,6 @@ pub enum ClvModel {
     #[default]
     Bgnbd,
     None,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LtvSegmentsParams {
-    #[serde(default)]
-    pub unit: ModelUnit,
-    #[serde(default = "twelve")]
-    pub horizon_months: i64,
-    #[serde(default = "one_percent")]
-    pub monthly_discount_rate: f64,
-    #[serde(default)]
-    pub model: ClvModel,
-    #[serde(default)]
-    pub by: Vec<String>,
-}
-
-fn one_percent() -> f64 {
-    0.01
 }
 
 /// An input whose rows count as customer activity (orders: purchases only, amount >= 0).
@@ -160,55 +140,12 @@ pub enum RetentionMode {
     OnOrAfter,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CohortRetentionParams {
-    #[serde(default)]
-    pub period: Period,
-    #[serde(default)]
-    pub anchor: Option<Anchor>,
-    #[serde(default)]
-    pub activity: Option<Vec<ActivitySource>>,
-    #[serde(default)]
-    pub mode: RetentionMode,
-    #[serde(default = "twelve")]
-    pub max_periods: i64,
-    #[serde(default)]
-    pub by: Vec<String>,
-}
-
-fn twelve() -> i64 {
-    12
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChurnMode {
     #[default]
     Inactivity,
     Subscription,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChurnParams {
-    #[serde(default)]
-    pub period: Period,
-    #[serde(default)]
-    pub mode: ChurnMode,
-    #[serde(default = "ninety")]
-    pub inactive_after_days: i64,
-    #[serde(default)]
-    pub activity: Option<Vec<ActivitySource>>,
-    /// Default: first_activity in inactivity mode, signup in subscription mode.
-    #[serde(default)]
-    pub anchor: Option<Anchor>,
-    #[serde(default)]
-    pub by: Vec<String>,
-}
-
-fn ninety() -> i64 {
-    90
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -218,27 +155,6 @@ pub enum ActivationMode {
     OnDay,
     Within,
     OnOrAfter,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActivationParams {
-    #[serde(default = "activation_days")]
-    pub days: Vec<i64>,
-    #[serde(default)]
-    pub mode: ActivationMode,
-    #[serde(default)]
-    pub anchor: Option<Anchor>,
-    #[serde(default = "week")]
-    pub cohort_period: Period,
-    #[serde(default)]
-    pub activity: Option<Vec<ActivitySource>>,
-    #[serde(default)]
-    pub by: Vec<String>,
-}
-
-fn activation_days() -> Vec<i64> {
-    vec![1, 7, 30]
 }
 
 /// Calendar period used to bucket dates. Weeks start on Monday.
@@ -251,69 +167,6 @@ pub enum Period {
     Month,
     Quarter,
     Year,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SurveyScoresParams {
-    #[serde(default)]
-    pub period: Period,
-    /// Survey columns to break the scores down by.
-    #[serde(default)]
-    pub by: Vec<String>,
-    #[serde(default)]
-    pub scales: ScalesConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SupportKpisParams {
-    #[serde(default = "week")]
-    pub period: Period,
-    /// Ticket columns to break the KPIs down by.
-    #[serde(default = "default_support_by")]
-    pub by: Vec<String>,
-    /// First-response targets: channel -> duration (`90s`, `15m`, `4h`, `2d`), plus `default`.
-    #[serde(default)]
-    pub sla_first_response: BTreeMap<String, String>,
-}
-
-fn week() -> Period {
-    Period::Week
-}
-
-fn default_support_by() -> Vec<String> {
-    vec!["channel".to_string()]
-}
-
-impl Default for SupportKpisParams {
-    fn default() -> Self {
-        SupportKpisParams {
-            period: Period::Week,
-            by: default_support_by(),
-            sla_first_response: BTreeMap::new(),
-        }
-    }
-}
-
-/// Overrides of the CSAT and CES answer scales (NPS is always 0-10).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScalesConfig {
-    pub csat: Option<ScaleConfig>,
-    pub ces: Option<ScaleConfig>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScaleConfig {
-    pub min: i64,
-    pub max: i64,
-    /// Scores at or above this are positive.
-    pub positive_from: i64,
-    /// Scores in `neutral_from..positive_from` are neutral; below it negative. Absent: no neutral band.
-    #[serde(default)]
-    pub neutral_from: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -367,20 +220,16 @@ pub enum Compression {
     Uncompressed,
 }
 
-/// Parses job-file text, reporting every structural problem found, in file order.
+/// Parses job-file text, reporting every structural problem found, in file order. The
+/// pipelines' own parameters are left as YAML for their `Spec`s.
 pub fn parse_job(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
     // A UTF-8 byte order mark (written by some Windows editors) is not part of the document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    parse_all(text).map_err(|mut problems| {
-        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        problems
-    })
-}
-
-fn parse_all(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
-    let mut value: Value = match serde_yaml::from_str(text) {
+    let mut problems = Problems::new(text);
+    let value: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => {
-            return Err(vec![problem(vec![], None, "the job file is empty".into())]);
+            problems.push("", "the job file is empty");
+            return Err(problems.into_vec());
         }
         Ok(v) => v,
         Err(e) => {
@@ -391,19 +240,46 @@ fn parse_all(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
-            return Err(vec![problem(vec![], line, msg)]);
+            problems.push_at("", line, msg);
+            return Err(problems.into_vec());
         }
     };
-    empty_pipeline_params_to_maps(&mut value);
+    let placeholders = [
+        ("name", Value::from("")),
+        ("pipelines", Value::Mapping(Default::default())),
+    ];
+    match deserialize_all::<JobFile>(value, "", &placeholders, &mut problems) {
+        Some(job) if problems.is_empty() => Ok(job),
+        _ => Err(problems.into_sorted()),
+    }
+}
 
-    // serde stops at the first error; to report them all, each offending key is recorded,
-    // taken out of the document, and deserialization is tried again.
-    let mut problems = Vec::new();
+/// Deserializes `value` (the YAML at dotted path `at`) into `T`, reporting every structural
+/// problem into `problems`: serde stops at the first error, so each offending key is
+/// recorded, taken out of the document, and deserialization is tried again. A missing key at
+/// the top level is stood in by its `placeholders` value so that the rest is still checked.
+/// None when there was any problem.
+pub fn deserialize_all<T: serde::de::DeserializeOwned>(
+    mut value: Value,
+    at: &str,
+    placeholders: &[(&str, Value)],
+    problems: &mut Problems,
+) -> Option<T> {
+    if value.is_null() {
+        value = Value::Mapping(Default::default());
+    }
+    let prefix: Vec<String> = if at.is_empty() {
+        Vec::new()
+    } else {
+        at.split('.').map(String::from).collect()
+    };
+    let start = problems.len();
     let mut removed: Vec<Vec<String>> = Vec::new();
+    let done = |problems: &Problems| problems.len() == start;
     for _ in 0..200 {
-        let err = match serde_path_to_error::deserialize::<_, JobFile>(value.clone()) {
-            Ok(job) if problems.is_empty() => return Ok(job),
-            Ok(_) => return Err(problems),
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) if done(problems) => return Some(v),
+            Ok(_) => return None,
             Err(err) => err,
         };
         let mut path: Vec<String> = err
@@ -419,62 +295,43 @@ fn parse_all(text: &str) -> Result<JobFile, Vec<ConfigProblem>> {
                 path.push(w.clone());
             }
         }
+        let full = |p: &[String]| {
+            let mut all = prefix.clone();
+            all.extend(p.iter().cloned());
+            all.join(".")
+        };
         if raw.starts_with("missing field") {
             let field = words.first().cloned().unwrap_or_default();
             let mut missing = path.clone();
             missing.push(field.clone());
             if removed.contains(&missing) {
                 // Already reported as a bad value; its absence is a consequence, not news.
-                return Err(problems);
+                return None;
             }
-            let line = locate(text, &path);
-            problems.push(problem(path.clone(), line, raw));
-            // Keep looking for more problems: drop the incomplete section, or at the root
+            problems.push(&full(&path), raw);
+            // Keep looking for more problems: drop the incomplete section, or at the top
             // stand in a placeholder for the missing key.
             let carried_on = if path.is_empty() {
-                match (&mut value, field.as_str()) {
-                    (Value::Mapping(m), "name") => m.insert("name".into(), "".into()).is_none(),
-                    (Value::Mapping(m), "pipelines") => m
-                        .insert("pipelines".into(), Value::Mapping(Default::default()))
-                        .is_none(),
+                match (&mut value, placeholders.iter().find(|(k, _)| *k == field)) {
+                    (Value::Mapping(m), Some((k, v))) => m.insert((*k).into(), v.clone()).is_none(),
                     _ => false,
                 }
             } else {
                 remove_path(&mut value, &path)
             };
             if !carried_on {
-                return Err(problems);
+                return None;
             }
             removed.push(path);
             continue;
         }
-        let line = locate(text, &path);
-        problems.push(problem(path.clone(), line, with_suggestion(&raw)));
+        problems.push(&full(&path), with_suggestion(&raw));
         if path.is_empty() || !remove_path(&mut value, &path) {
-            return Err(problems);
+            return None;
         }
         removed.push(path);
     }
-    Err(problems)
-}
-
-fn problem(path: Vec<String>, line: Option<usize>, message: String) -> ConfigProblem {
-    ConfigProblem {
-        path: path.join("."),
-        line,
-        message,
-    }
-}
-
-/// `survey_scores:` with no value means "run with defaults", not "absent".
-fn empty_pipeline_params_to_maps(doc: &mut Value) {
-    if let Some(Value::Mapping(pipes)) = doc.get_mut("pipelines") {
-        for (_, params) in pipes.iter_mut() {
-            if params.is_null() {
-                *params = Value::Mapping(Default::default());
-            }
-        }
-    }
+    None
 }
 
 fn backticked(msg: &str) -> Vec<String> {
@@ -538,36 +395,6 @@ fn remove_path(doc: &mut Value, path: &[String]) -> bool {
     }
 }
 
-/// Best-effort 1-based line of a dotted key path: each segment is searched for as a mapping
-/// key at or after the line where its parent was found.
-fn locate(text: &str, path: &[String]) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut start = 0;
-    let mut found = None;
-    for seg in path {
-        if seg.parse::<usize>().is_ok() {
-            continue;
-        }
-        let at = (start..lines.len()).find(|&i| line_has_key(lines[i], seg))?;
-        found = Some(at + 1);
-        start = at;
-    }
-    found
-}
-
-fn line_has_key(line: &str, key: &str) -> bool {
-    let code = line.split(" #").next().unwrap_or(line);
-    code.match_indices(key).any(|(i, _)| {
-        let before = code[..i].trim_end();
-        let after = code[i + key.len()..].trim_start();
-        let before_ok = before.is_empty()
-            || before.ends_with('{')
-            || before.ends_with(',')
-            || before.ends_with('-');
-        before_ok && after.starts_with(':')
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,16 +405,15 @@ mod tests {
         assert_eq!(job.timezone, "UTC");
         assert_eq!(job.quality.max_rejected_fraction, 0.01);
         assert_eq!(job.output.layout, Layout::Flat);
-        let params = job.pipelines.survey_scores.unwrap();
-        assert_eq!(params.period, Period::Month);
-        assert!(params.by.is_empty());
+        // Each pipeline reads its own parameters (an empty key: the defaults).
+        assert!(job.pipelines.get("survey_scores").unwrap().is_null());
     }
 
     #[test]
     fn reports_every_problem_with_lines_and_suggestions() {
         let text = "name: x\n\
                     timezon: UTC\n\
-                    pipelines:\n  survey_scores: { perod: month, by: [channel] }\n\
+                    pipelines:\n  survey_scores: { period: month }\n\
                     output:\n  layout: flt\n  compresion: zstd\n";
         let problems = parse_job(text).unwrap_err();
         let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -595,7 +421,6 @@ mod tests {
             shown,
             vec![
                 "line 2: timezon: unknown field `timezon`, did you mean `timezone`?",
-                "line 4: pipelines.survey_scores.perod: unknown field `perod`, did you mean `period`?",
                 "line 6: output.layout: unknown variant `flt`, did you mean `flat`?",
                 "line 7: output.compresion: unknown field `compresion`, did you mean `compression`?",
             ],

@@ -18,11 +18,9 @@ use crate::parallel::split_rows;
 
 const KEY: &str = "customer_id";
 
-/// The id dictionary of one run: row `k` holds the id whose key is `k`.
+/// The id dictionary of one bucket: row `k` holds the id whose key is `k`.
 pub struct CustomerKeys {
     ids: DataFrame,
-    /// Whether the dictionary is the customers' ids (else every input's).
-    of_customers: bool,
 }
 
 /// The distinct ids in `frames`, sorted: row k holds the id whose key is k.
@@ -86,84 +84,47 @@ impl<'a> KeyMap<'a> {
     }
 }
 
-/// Whether `df`'s ids are already keys.
-fn is_encoded(df: &DataFrame) -> PolarsResult<bool> {
-    Ok(df.column(KEY)?.dtype() == &DataType::UInt32)
-}
-
-/// Translates ids into the keys of a dictionary while an input is read (see `inputs::load`),
-/// so that the ids of tens of millions of rows are never all held as strings at once.
-pub struct KeyEncoder<'a>(KeyMap<'a>);
-
-impl KeyEncoder<'_> {
-    /// `table`'s `customer_id` column as keys, or None when some id is not in the dictionary.
-    pub fn encode(&self, table: &DataFrame) -> PolarsResult<Option<Column>> {
-        let keys = self.0.encode(table)?;
-        Ok((keys.null_count() == table.column(KEY)?.null_count()).then_some(keys))
-    }
-}
-
 impl CustomerKeys {
     /// The dictionary of the (non-null) ids in `ids`, the customers' `customer_id` column.
-    pub fn of_customers(ids: &Column) -> PolarsResult<CustomerKeys> {
+    fn of_customers(ids: &Column) -> PolarsResult<CustomerKeys> {
         let ids = DataFrame::new_infer_height(vec![ids.clone().with_name(KEY.into())])?
             .lazy()
             .drop_nulls(None);
         Ok(CustomerKeys {
             ids: sorted_unique_ids(vec![ids])?,
-            of_customers: true,
         })
     }
 
-    /// Where the ids come from, for the run log: "customers" or "all_inputs".
-    pub fn source(&self) -> &'static str {
-        if self.of_customers {
-            "customers"
-        } else {
-            "all_inputs"
+    /// `table` (string `customer_id`) with its ids as this dictionary's keys: for rows kept
+    /// by an earlier map of the same bucket, whose customers are in the dictionary.
+    pub fn encode_frame(&self, mut table: DataFrame) -> PolarsResult<DataFrame> {
+        if table.column(KEY)?.dtype() == &DataType::UInt32 {
+            return Ok(table);
         }
+        let keys = KeyMap::new(&self.ids)?.encode(&table)?;
+        table.replace(KEY, keys)?;
+        Ok(table)
     }
 
-    /// An encoder into this dictionary's keys.
-    pub fn encoder(&self) -> PolarsResult<KeyEncoder<'_>> {
-        Ok(KeyEncoder(KeyMap::new(&self.ids)?))
-    }
-
-    /// Replaces `customer_id` in every frame by its key. `customers` is the dictionary of the
-    /// customers' ids when the reader had it (`of_customers`); frames whose ids the reader
-    /// already translated with it have UInt32 keys.
-    pub fn encode(
-        frames: &mut BTreeMap<InputKind, DataFrame>,
-        customers: Option<CustomerKeys>,
-    ) -> PolarsResult<CustomerKeys> {
+    /// Replaces `customer_id` in every frame (that has one) by its key, with a dictionary of
+    /// every id in the frames.
+    pub fn encode(frames: &mut BTreeMap<InputKind, DataFrame>) -> PolarsResult<CustomerKeys> {
+        let has_ids = |df: &DataFrame| df.column(KEY).is_ok();
         // Usually every id is a customer's: the customers' ids are then the whole dictionary,
-        // and the unique ids of tens of millions of event rows need not be found first.
-        let customers = match customers {
-            Some(keys) => Some(keys),
-            None => frames
-                .get(&InputKind::Customers)
-                .map(|c| CustomerKeys::of_customers(c.column(KEY)?))
-                .transpose()?,
-        };
-        if let Some(keys) = customers {
+        // and the unique ids of millions of event rows need not be found first.
+        if let Some(c) = frames.get(&InputKind::Customers) {
+            let keys = CustomerKeys::of_customers(c.column(KEY)?)?;
+            let map = KeyMap::new(&keys.ids)?;
             let mut translated = Vec::with_capacity(frames.len());
-            let mut all_known = true;
-            {
-                let encoder = keys.encoder()?;
-                for (kind, df) in frames.iter() {
-                    if is_encoded(df)? {
-                        continue;
-                    }
-                    match encoder.encode(df)? {
-                        Some(k) => translated.push((*kind, k)),
-                        None => {
-                            all_known = false;
-                            break;
-                        }
-                    }
+            for (kind, df) in frames.iter().filter(|(_, df)| has_ids(df)) {
+                let k = map.encode(df)?;
+                if k.null_count() != df.column(KEY)?.null_count() {
+                    break;
                 }
+                translated.push((*kind, k));
             }
-            if all_known {
+            if translated.len() == frames.values().filter(|df| has_ids(df)).count() {
+                drop(map);
                 for (kind, k) in translated {
                     if let Some(df) = frames.get_mut(&kind) {
                         df.replace(KEY, k)?;
@@ -171,17 +132,11 @@ impl CustomerKeys {
                 }
                 return Ok(keys);
             }
-            // Some id is not a customer's: every input's ids go into the dictionary, which
-            // starts from strings.
-            for df in frames.values_mut() {
-                if is_encoded(df)? {
-                    *df = keys.decode(std::mem::take(df))?;
-                }
-            }
         }
         let ids = sorted_unique_ids(
             frames
                 .values()
+                .filter(|df| has_ids(df))
                 .map(|df| {
                     df.clone()
                         .lazy()
@@ -192,15 +147,12 @@ impl CustomerKeys {
         )?;
         {
             let map = KeyMap::new(&ids)?;
-            for df in frames.values_mut() {
+            for df in frames.values_mut().filter(|df| has_ids(df)) {
                 let keys = map.encode(df)?;
                 df.replace(KEY, keys)?;
             }
         }
-        Ok(CustomerKeys {
-            ids,
-            of_customers: false,
-        })
+        Ok(CustomerKeys { ids })
     }
 
     /// Gives an output table its `customer_id` strings back (tables without keys pass through).
@@ -231,7 +183,7 @@ mod tests {
             InputKind::Customers,
             df!("customer_id" => ["C2", "C1"]).unwrap(),
         );
-        let keys = CustomerKeys::encode(&mut frames, None).unwrap();
+        let keys = CustomerKeys::encode(&mut frames).unwrap();
         let orders = &frames[&InputKind::Orders];
         let k = u32s(orders, KEY);
         assert_eq!(k, vec![Some(2), Some(0), Some(2)]);
@@ -248,35 +200,28 @@ mod tests {
     }
 
     #[test]
-    fn inputs_read_with_the_customers_keys_go_back_to_ids_when_another_has_other_ids() {
-        let customers = df!("customer_id" => ["C2", "C1"]).unwrap();
-        let dictionary = CustomerKeys::of_customers(customers.column(KEY).unwrap()).unwrap();
+    fn an_id_that_is_not_a_customers_puts_every_inputs_ids_in_the_dictionary() {
         let mut frames = BTreeMap::new();
-        frames.insert(InputKind::Customers, customers);
-        // Events were read with the customers' keys (C1 = 0, C2 = 1); orders have C0.
-        let events = df!("customer_id" => ["C2", "C1"]).unwrap();
-        let events_keyed = dictionary
-            .encoder()
-            .unwrap()
-            .encode(&events)
-            .unwrap()
-            .unwrap();
         frames.insert(
-            InputKind::Events,
-            DataFrame::new_infer_height(vec![events_keyed]).unwrap(),
+            InputKind::Customers,
+            df!("customer_id" => ["C2", "C1"]).unwrap(),
         );
         frames.insert(
             InputKind::Orders,
             df!("customer_id" => ["C0", "C2"]).unwrap(),
         );
-        let keys = CustomerKeys::encode(&mut frames, Some(dictionary)).unwrap();
+        frames.insert(InputKind::Events, df!("x" => [1, 2]).unwrap());
+        let keys = CustomerKeys::encode(&mut frames).unwrap();
         let k = |kind: InputKind| u32s(&frames[&kind], KEY);
-        // Every id is in the dictionary now: C0 = 0, C1 = 1, C2 = 2.
-        assert_eq!(k(InputKind::Events), [Some(2), Some(1)]);
+        // Every id is in the dictionary: C0 = 0, C1 = 1, C2 = 2.
         assert_eq!(k(InputKind::Orders), [Some(0), Some(2)]);
         assert_eq!(k(InputKind::Customers), [Some(2), Some(1)]);
         let back = keys.decode(frames[&InputKind::Orders].clone()).unwrap();
         assert_eq!(strs(&back, KEY), ["C0", "C2"]);
+        let again = keys
+            .encode_frame(df!("customer_id" => ["C1", "C0"]).unwrap())
+            .unwrap();
+        assert_eq!(u32s(&again, KEY), [Some(1), Some(0)]);
     }
 
     #[test]
@@ -290,7 +235,7 @@ mod tests {
             InputKind::Customers,
             df!("customer_id" => ["C3", "C2", "C1"]).unwrap(),
         );
-        let keys = CustomerKeys::encode(&mut frames, None).unwrap();
+        let keys = CustomerKeys::encode(&mut frames).unwrap();
         let k = u32s(&frames[&InputKind::Events], KEY);
         assert_eq!(k, vec![Some(2), None, Some(0)]);
         // A null key (a null id) decodes to a null id.

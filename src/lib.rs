@@ -1,16 +1,21 @@
 //! cxmetrics: turns exported customer data (orders, tickets, surveys, customers, product events)
 //! into customer-experience and customer-value metrics, driven by a YAML job file.
 //!
-//! Data flow: `config` (YAML -> types) -> `validate` (semantic checks -> `Job`) -> `inputs`
-//! (read, coerce, cut at as_of, reject bad rows) -> `pipelines` (pure LazyFrame functions) ->
-//! `output` (atomic Parquet publish). `runner` wires these together for the `run` command.
+//! Data flow: `config` (YAML -> types) -> `validate` (semantic checks, each pipeline's `Spec`
+//! -> `Job`) -> `partition` (every input read once, cleaned by `inputs`, into customer-bucket
+//! files) -> `engine` (every bucket mapped by the `pipelines`, the partials merged, finalized)
+//! -> `output` (atomic Parquet publish). `engine::run` is the `run` command.
 
 pub mod app;
+pub mod bucket;
 pub mod cli;
 pub mod clv;
 pub mod config;
 pub mod contracts;
+pub mod engine;
 pub mod error;
+pub mod exact;
+pub mod execution;
 #[cfg(debug_assertions)]
 pub mod faults;
 pub mod generate;
@@ -19,9 +24,10 @@ pub mod keys;
 pub mod log;
 pub mod output;
 pub mod parallel;
+pub mod partition;
 pub mod paths;
 pub mod pipelines;
-pub mod runner;
+pub mod problems;
 #[cfg(test)]
 pub mod testutil;
 pub mod time;

@@ -23,8 +23,9 @@ pub fn utc(name: &str, v: Vec<Option<i64>>) -> Column {
 }
 
 /// `lf` collected with `engine` (a pipeline's `ENGINE`), after checking that the in-memory
-/// engine computes the same frame, so that every unit case of a streaming pipeline also
-/// compares the two engines.
+/// engine computes the same rows (in any order: partials are grouped, and group-bys hand rows
+/// over in no fixed order), so that every unit case of a streaming pipeline also compares the
+/// two engines.
 pub fn collect_with(lf: LazyFrame, engine: Engine) -> DataFrame {
     let chosen = lf
         .clone()
@@ -35,8 +36,12 @@ pub fn collect_with(lf: LazyFrame, engine: Engine) -> DataFrame {
         .collect_with_engine(Engine::InMemory)
         .unwrap()
         .unwrap_single();
+    let sorted = |df: &DataFrame| {
+        let names: Vec<PlSmallStr> = df.get_column_names_owned();
+        df.sort(names, SortMultipleOptions::default()).unwrap()
+    };
     assert!(
-        chosen.equals_missing(&in_memory),
+        sorted(&chosen).equals_missing(&sorted(&in_memory)),
         "{engine}:\n{chosen}\nin-memory:\n{in_memory}"
     );
     chosen

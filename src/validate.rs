@@ -1,34 +1,40 @@
 //! Semantic validation of a parsed job file, and the resolved `Job` the runner works from.
 //!
 //! `config` checks the shape of the YAML; this module checks what the values mean: dates, the
-//! time zone, scales, thresholds, which inputs each pipeline needs. It reports every problem at
-//! once. Checking the input *files* (existence, contracts) is `check_inputs`, shared by the
-//! `validate` command and the runner.
+//! time zone, thresholds, which inputs each pipeline needs, and builds every pipeline through
+//! its `Spec` (which checks its own parameters). Every problem goes into one `Problems`
+//! collector and all are reported at once. Checking the input *files* (existence, decoding,
+//! contracts) is `check_inputs`, used by the `validate` command.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::config::{
-    self, Compression, InputConfig, JobFile, Layout, ScaleConfig, SurveyScoresParams,
-};
+use crate::config::{self, Compression, InputConfig, JobFile, Layout};
 use crate::contracts::InputKind;
 use crate::error::{ConfigProblem, CxError, Result};
+use crate::execution::Execution;
 use crate::inputs::{self, Freshness, InputSource, Location};
-use crate::pipelines::Pipeline;
+use crate::pipelines::{self, JobSettings, Pipeline};
+use crate::problems::Problems;
 
 /// A job file that passed every check, with paths resolved against the job file's folder.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Job {
     pub name: String,
     pub path: PathBuf,
     pub as_of: Option<NaiveDate>,
     pub timezone: String,
     pub inputs: BTreeMap<InputKind, InputConfig>,
-    pub pipelines: Vec<Pipeline>,
-    /// Survey scales used to reject out-of-scale scores (see `pipelines::job_scales`).
+    /// The configured pipelines, in run order.
+    pub pipelines: Vec<Arc<dyn Pipeline>>,
+    /// Survey scales used to reject out-of-scale scores (`pipelines::JobSettings::scales`).
     pub scales: crate::pipelines::survey_scores::Scales,
+    /// `execution`: buckets, memory, threads, work directory.
+    pub execution: Execution,
     pub max_rejected_fraction: f64,
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
@@ -38,6 +44,16 @@ pub struct Job {
     /// The job file's folder with its symlinks resolved: relative paths start here, so that
     /// `..` means what `cd` and `ls` from that folder say.
     pub base_dir: PathBuf,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("pipelines", &self.pipelines)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Job {
@@ -101,11 +117,11 @@ impl Job {
     }
 
     /// Extra (segment) columns the given pipelines read from each input.
-    pub fn extra_columns(pipelines: &[Pipeline]) -> BTreeMap<InputKind, Vec<String>> {
+    pub fn extra_columns(pipelines: &[Arc<dyn Pipeline>]) -> BTreeMap<InputKind, Vec<String>> {
         let mut out: BTreeMap<InputKind, Vec<String>> = BTreeMap::new();
         let mut seen: BTreeSet<(InputKind, String)> = BTreeSet::new();
         for p in pipelines {
-            for (kind, cols) in p.extra_columns() {
+            for (kind, cols) in p.inputs().extra {
                 let entry = out.entry(kind).or_default();
                 for c in cols {
                     if seen.insert((kind, c.clone())) {
@@ -129,21 +145,38 @@ pub fn load_job(path: &Path) -> Result<Job> {
             message: format!("cannot read the job file: {e}"),
         }],
     })?;
-    let parsed = config::parse_job(&text).map_err(|problems| CxError::Config {
-        file: shown.clone(),
-        problems,
-    })?;
-    check(parsed, path).map_err(|problems| CxError::Config {
+    check_text(&text, path).map_err(|problems| CxError::Config {
         file: shown,
         problems,
     })
 }
 
-fn problem(path: &str, message: String) -> ConfigProblem {
-    ConfigProblem {
-        path: path.to_string(),
-        line: None,
-        message,
+/// Parses and checks job-file `text` (of the file at `path`).
+pub fn check_text(text: &str, path: &Path) -> std::result::Result<Job, Vec<ConfigProblem>> {
+    let parsed = config::parse_job(text);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut problems = Problems::new(text);
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(structural) => {
+            // The pipelines' own parameters are checked too, so that one run of `validate`
+            // lists every problem of the file.
+            if let Ok(serde_yaml::Value::Mapping(doc)) = serde_yaml::from_str(text) {
+                if let Some(serde_yaml::Value::Mapping(p)) = doc.get("pipelines") {
+                    let declared = InputKind::ALL.into_iter().collect();
+                    build_pipelines(p, declared, &mut problems);
+                }
+            }
+            let mut all = structural;
+            all.extend(problems.into_vec());
+            all.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            return Err(all);
+        }
+    };
+    let job = check(parsed, path, &mut problems);
+    match job {
+        Some(job) if problems.is_empty() => Ok(job),
+        _ => Err(problems.into_sorted()),
     }
 }
 
@@ -166,7 +199,7 @@ pub fn check_as_of(d: NaiveDate) -> std::result::Result<NaiveDate, String> {
 /// The longest a job's name may be, in characters.
 const MAX_NAME_CHARS: usize = 200;
 
-/// The longest duration a job file may give (freshness): 36,500 days.
+/// The longest duration a job file may give (freshness, SLA targets): 36,500 days.
 pub const MAX_DURATION_US: i64 = 36_500 * crate::time::DAY_US;
 
 /// A duration from the job file in microseconds, between 0 and `MAX_DURATION_US`.
@@ -178,47 +211,46 @@ pub fn parse_bounded_duration(text: &str) -> std::result::Result<i64, String> {
     Ok(us)
 }
 
-fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProblem>> {
-    let mut problems = Vec::new();
+fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
     if job.name.trim().is_empty() {
-        problems.push(problem("name", "must not be empty".into()));
+        problems.push("name", "must not be empty");
     } else if job.name.chars().any(char::is_control) {
-        problems.push(problem(
+        problems.push(
             "name",
             format!(
                 "must not contain control characters, got \"{}\"",
                 job.name.escape_debug()
             ),
-        ));
+        );
     } else if job.name.chars().count() > MAX_NAME_CHARS {
-        problems.push(problem(
+        problems.push(
             "name",
             format!("must be at most {MAX_NAME_CHARS} characters long"),
-        ));
+        );
     }
     let as_of = match job.as_of.as_deref().map(parse_date) {
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
-            problems.push(problem("as_of", e));
+            problems.push("as_of", e);
             None
         }
         None => None,
     };
     if job.timezone.parse::<chrono_tz::Tz>().is_err() {
-        problems.push(problem(
+        problems.push(
             "timezone",
             format!(
                 "unknown time zone `{}` (use an IANA name such as `Europe/Berlin`)",
                 job.timezone
             ),
-        ));
+        );
     }
     let q = job.quality.max_rejected_fraction;
     if !(0.0..=1.0).contains(&q) {
-        problems.push(problem(
+        problems.push(
             "quality.max_rejected_fraction",
             format!("must be between 0 and 1, got {q}"),
-        ));
+        );
     }
 
     let mut inputs = BTreeMap::new();
@@ -231,84 +263,68 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         (InputKind::Events, &job.inputs.events),
     ];
     for (kind, cfg) in declared {
-        if let Some(cfg) = cfg {
-            if cfg.path.trim().is_empty() {
-                problems.push(problem(
-                    &format!("inputs.{kind}.path"),
-                    "must not be empty".into(),
-                ));
-            }
-            for name in cfg.columns.keys() {
-                if kind.contract().column(name).is_none() {
-                    let known: Vec<&str> = kind.contract().columns.iter().map(|c| c.name).collect();
-                    problems.push(problem(
-                        &format!("inputs.{kind}.columns.{name}"),
-                        format!(
-                            "`{name}` is not a column of the {kind} contract (its columns: {})",
-                            known.join(", ")
-                        ),
-                    ));
-                }
-            }
-            if let Some(f) = &cfg.freshness {
-                let at = format!("inputs.{kind}.freshness");
-                let mut parse = |key: &str, v: &Option<String>| {
-                    v.as_deref().and_then(|t| match parse_bounded_duration(t) {
-                        Ok(us) => Some(us),
-                        Err(e) => {
-                            problems.push(problem(&format!("{at}.{key}"), e));
-                            None
-                        }
-                    })
-                };
-                let warn = parse("warn_after", &f.warn_after);
-                let error = parse("error_after", &f.error_after);
-                if let (Some(w), Some(e)) = (warn, error) {
-                    if w > e {
-                        problems.push(problem(
-                            &at,
-                            "warn_after must not be longer than error_after".into(),
-                        ));
-                    }
-                }
-                freshness.insert(
-                    kind,
-                    Freshness {
-                        warn_after_us: warn,
-                        error_after_us: error,
-                    },
+        let Some(cfg) = cfg else {
+            continue;
+        };
+        if cfg.path.trim().is_empty() {
+            problems.push(&format!("inputs.{kind}.path"), "must not be empty");
+        }
+        for name in cfg.columns.keys() {
+            if kind.contract().column(name).is_none() {
+                let known: Vec<&str> = kind.contract().columns.iter().map(|c| c.name).collect();
+                problems.push(
+                    &format!("inputs.{kind}.columns.{name}"),
+                    format!(
+                        "`{name}` is not a column of the {kind} contract (its columns: {})",
+                        known.join(", ")
+                    ),
                 );
             }
-            inputs.insert(kind, cfg.clone());
         }
+        if let Some(f) = &cfg.freshness {
+            let at = format!("inputs.{kind}.freshness");
+            let mut parse = |key: &str, v: &Option<String>| {
+                v.as_deref().and_then(|t| match parse_bounded_duration(t) {
+                    Ok(us) => Some(us),
+                    Err(e) => {
+                        problems.push(&format!("{at}.{key}"), e);
+                        None
+                    }
+                })
+            };
+            let warn = parse("warn_after", &f.warn_after);
+            let error = parse("error_after", &f.error_after);
+            if let (Some(w), Some(e)) = (warn, error) {
+                if w > e {
+                    problems.push(&at, "warn_after must not be longer than error_after");
+                }
+            }
+            freshness.insert(
+                kind,
+                Freshness {
+                    warn_after_us: warn,
+                    error_after_us: error,
+                },
+            );
+        }
+        inputs.insert(kind, cfg.clone());
     }
 
     let declared_kinds: BTreeSet<InputKind> = inputs.keys().copied().collect();
-    let (pipelines, pipeline_errors) = Pipeline::from_config(&job.pipelines, &declared_kinds);
-    if pipelines.is_empty() && pipeline_errors.is_empty() {
-        problems.push(problem("pipelines", "no pipeline is enabled".into()));
-    }
-    for (path, message) in pipeline_errors {
-        problems.push(problem(&path, message));
-    }
+    let (pipelines, settings) = build_pipelines(&job.pipelines, declared_kinds, problems);
     for p in &pipelines {
-        for kind in p.required_inputs() {
+        let at = format!("pipelines.{}", p.name());
+        for kind in p.inputs().required {
             if !inputs.contains_key(&kind) {
-                problems.push(problem(
-                    &format!("pipelines.{}", p.name()),
+                problems.push(
+                    &at,
                     format!("needs input `{kind}`, which `inputs` does not declare"),
-                ));
+                );
             }
         }
-        check_by(
-            &format!("pipelines.{}.by", p.name()),
-            p.by().1,
-            &mut problems,
-        );
-        if let Pipeline::SurveyScores(params) = p {
-            check_survey_scores(params, &mut problems);
-        }
+        check_by(&format!("{at}.by"), p.by().1, problems);
     }
+    let execution = Execution::check(&job.execution, problems);
 
     // Relative paths start at the job file's real folder (symlinks resolved), and `..` is left
     // to the file system, so a job reached through a symlinked folder reads what `cd` and `ls`
@@ -324,116 +340,95 @@ fn check(job: JobFile, path: &Path) -> std::result::Result<Job, Vec<ConfigProble
         .as_deref()
         .is_some_and(|d| d.trim().is_empty())
     {
-        problems.push(problem("output.dir", "must not be empty".into()));
+        problems.push("output.dir", "must not be empty");
     }
     let output_dir = job.output.dir.as_ref().map(|d| base_dir.join(d));
 
-    if problems.is_empty() {
-        Ok(Job {
-            name: job.name,
-            path: path.to_path_buf(),
-            as_of,
-            timezone: job.timezone,
-            inputs,
-            pipelines,
-            scales: crate::pipelines::job_scales(&job.pipelines),
-            max_rejected_fraction: q,
-            output_dir,
-            layout: job.output.layout,
-            compression: job.output.compression,
-            base_dir,
-            freshness,
-        })
-    } else {
-        Err(problems)
+    Some(Job {
+        name: job.name,
+        path: path.to_path_buf(),
+        as_of,
+        timezone: job.timezone,
+        inputs,
+        pipelines,
+        scales: settings.scales,
+        execution: execution?,
+        max_rejected_fraction: q,
+        output_dir,
+        layout: job.output.layout,
+        compression: job.output.compression,
+        base_dir,
+        freshness,
+    })
+}
+
+/// Builds every pipeline the job enables, in registry order (so that each can use what the
+/// ones before it settle), reporting unknown names and every parameter problem.
+fn build_pipelines(
+    config: &serde_yaml::Mapping,
+    declared: BTreeSet<InputKind>,
+    problems: &mut Problems,
+) -> (Vec<Arc<dyn Pipeline>>, JobSettings) {
+    let mut settings = JobSettings::new(declared);
+    let names = pipelines::names();
+    for (key, _) in config {
+        let name = key.as_str().unwrap_or("");
+        if !names.contains(&name) {
+            let close = names
+                .iter()
+                .map(|n| (strsim::normalized_damerau_levenshtein(name, n), n))
+                .filter(|(score, _)| *score >= 0.5)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let hint = match close {
+                Some((_, good)) => format!(", did you mean `{good}`?"),
+                None => format!(" (pipelines: {})", names.join(", ")),
+            };
+            problems.push(
+                &format!("pipelines.{name}"),
+                format!("unknown pipeline `{name}`{hint}"),
+            );
+        }
     }
+    if config.is_empty() {
+        problems.push("pipelines", "no pipeline is enabled");
+    }
+    let mut out: Vec<Arc<dyn Pipeline>> = Vec::new();
+    for spec in pipelines::REGISTRY {
+        let Some(value) = config.get(spec.name()) else {
+            continue;
+        };
+        let at = format!("pipelines.{}", spec.name());
+        if let Some(p) = spec.build(value.clone(), &at, &mut settings, problems) {
+            out.push(Arc::from(p));
+        }
+    }
+    (out, settings)
 }
 
 /// The most columns a `by` list may name.
 pub const MAX_BY_COLUMNS: usize = 64;
 
-fn check_by(path: &str, by: &[String], problems: &mut Vec<ConfigProblem>) {
+fn check_by(path: &str, by: &[String], problems: &mut Problems) {
     if by.len() > MAX_BY_COLUMNS {
-        problems.push(problem(
+        problems.push(
             path,
             format!(
                 "lists {} columns; at most {MAX_BY_COLUMNS} are allowed",
                 by.len()
             ),
-        ));
+        );
         return;
     }
     let mut seen = BTreeSet::new();
     for b in by {
         if b.trim().is_empty() {
-            problems.push(problem(path, "a `by` column name is empty".into()));
+            problems.push(path, "a `by` column name is empty");
         } else if !seen.insert(b) {
-            problems.push(problem(path, format!("`{b}` is listed twice")));
+            problems.push(path, format!("`{b}` is listed twice"));
         }
         if b == "all" {
-            problems.push(problem(
-                path,
-                "`all` is reserved for the overall rows".into(),
-            ));
+            problems.push(path, "`all` is reserved for the overall rows");
         }
-    }
-}
-
-/// The range of every number of a survey scale.
-pub const SCALE_BOUND: i64 = 1000;
-
-fn check_scale(path: &str, s: &ScaleConfig, problems: &mut Vec<ConfigProblem>) {
-    let values = [
-        Some(s.min),
-        Some(s.max),
-        Some(s.positive_from),
-        s.neutral_from,
-    ];
-    if values
-        .iter()
-        .flatten()
-        .any(|v| !(-SCALE_BOUND..=SCALE_BOUND).contains(v))
-    {
-        problems.push(problem(
-            path,
-            format!("every value must be between -{SCALE_BOUND} and {SCALE_BOUND}"),
-        ));
-        return;
-    }
-    if s.min >= s.max {
-        problems.push(problem(
-            path,
-            format!("min ({}) must be below max ({})", s.min, s.max),
-        ));
-    }
-    if s.positive_from <= s.min || s.positive_from > s.max {
-        problems.push(problem(
-            path,
-            format!(
-                "positive_from ({}) must be above min ({}) and at most max ({})",
-                s.positive_from, s.min, s.max
-            ),
-        ));
-    }
-    if let Some(n) = s.neutral_from {
-        if n <= s.min || n >= s.positive_from {
-            problems.push(problem(
-                path,
-                format!(
-                    "neutral_from ({n}) must be above min ({}) and below positive_from ({})",
-                    s.min, s.positive_from
-                ),
-            ));
-        }
-    }
-}
-
-fn check_survey_scores(p: &SurveyScoresParams, problems: &mut Vec<ConfigProblem>) {
-    if let Some(s) = &p.scales.csat {
-        check_scale("pipelines.survey_scores.scales.csat", s, problems);
-    }
-    if let Some(s) = &p.scales.ces {
-        check_scale("pipelines.survey_scores.scales.ces", s, problems);
     }
 }
 
@@ -472,5 +467,41 @@ pub fn check_inputs(job: &Job, check: &inputs::FileCheck) -> Result<Vec<String>>
         Ok(summary)
     } else {
         Err(CxError::Input { problems })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(text: &str) -> Vec<String> {
+        check_text(text, Path::new("job.yaml"))
+            .map(|_| Vec::new())
+            .unwrap_or_else(|p| p.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn pipeline_parameters_are_checked_by_each_pipeline_with_lines_and_suggestions() {
+        let text = "name: x\n\
+                    inputs:\n  surveys: { path: s.parquet }\n\
+                    pipelines:\n  survey_scores: { perod: month, by: [channel] }\n  \
+                    survey_score: {}\n\
+                    output:\n  layout: flat\n";
+        assert_eq!(
+            problems_of(text),
+            vec![
+                "line 5: pipelines.survey_scores.perod: unknown field `perod`, did you mean `period`?",
+                "line 6: pipelines.survey_score: unknown pipeline `survey_score`, did you mean `survey_scores`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_pipeline_key_runs_with_defaults_and_inputs_are_required() {
+        let text = "name: x\npipelines:\n  survey_scores:\n";
+        assert_eq!(
+            problems_of(text),
+            vec!["line 3: pipelines.survey_scores: needs input `surveys`, which `inputs` does not declare"]
+        );
     }
 }

@@ -34,30 +34,30 @@ pub fn log_likelihood(m: &GammaGamma, x: &[f64], spend: &[f64]) -> f64 {
 }
 
 /// The pairs rearranged for the optimiser: every term but the last depends on x alone, so it
-/// is computed once per distinct x (with the counts and the sum of ln m per x); only
-/// (px+q) ln(xm+v) is evaluated per customer, on two threads in a fixed split.
+/// is computed once per distinct x (with the weighted count and sum of ln m per x); only
+/// (px+q) ln(xm+v) is evaluated per distinct pair, on two threads in a fixed split.
 struct Prepared {
     /// Distinct x, with their count, the sum of ln m and x ln x.
     xs: Vec<(f64, f64, f64, f64)>,
-    /// Per customer: the index of its x, and x m.
-    rows: Vec<(u32, f64)>,
+    /// Per distinct pair: the index of its x, x m, and its weight (customers).
+    rows: Vec<(u32, f64, f64)>,
 }
 
 impl Prepared {
-    fn new(x: &[f64], spend: &[f64]) -> Self {
+    fn new(x: &[f64], spend: &[f64], weight: &[f64]) -> Self {
         let (distinct, index) = distinct_index(x);
         let mut xs: Vec<(f64, f64, f64, f64)> = distinct
             .iter()
             .map(|&x| (x, 0.0, 0.0, x * x.ln()))
             .collect();
-        for (&i, &s) in index.iter().zip(spend) {
-            xs[i as usize].1 += 1.0;
-            xs[i as usize].2 += s.ln();
+        for ((&i, &s), &w) in index.iter().zip(spend).zip(weight) {
+            xs[i as usize].1 += w;
+            xs[i as usize].2 += w * s.ln();
         }
         let rows = index
             .iter()
-            .zip(x.iter().zip(spend))
-            .map(|(&i, (&x, &s))| (i, x * s))
+            .zip(x.iter().zip(spend).zip(weight))
+            .map(|(&i, ((&x, &s), &w))| (i, x * s, w))
             .collect();
         Prepared { xs, rows }
     }
@@ -76,19 +76,25 @@ impl Prepared {
         let weights: Vec<f64> = self.xs.iter().map(|&(x, ..)| p * x + q).collect();
         let per_customer = split_sum(&self.rows, |rows| {
             rows.iter()
-                .map(|&(i, xm)| weights[i as usize] * (xm + v).ln())
+                .map(|&(i, xm, w)| w * weights[i as usize] * (xm + v).ln())
                 .sum()
         });
         per_x - per_customer
     }
 }
 
-/// Fits on the customers with x > 0 and m > 0 (the caller filters).
+/// Fits on the customers with x > 0 and m > 0 (the caller filters), one row per customer.
 pub fn fit(x: &[f64], spend: &[f64]) -> Result<Fit<GammaGamma>, FitError> {
-    if x.len() < 10 {
+    fit_weighted(x, spend, &vec![1.0; x.len()])
+}
+
+/// Fits on distinct (x, m) pairs, `weight` customers each. The likelihood adds the rows in the
+/// order given: for the same fit whatever the origin of the rows, give them in a fixed order.
+pub fn fit_weighted(x: &[f64], spend: &[f64], weight: &[f64]) -> Result<Fit<GammaGamma>, FitError> {
+    let customers: f64 = weight.iter().sum();
+    if customers < 10.0 {
         return Err(format!(
-            "too few repeat buyers to fit Gamma-Gamma ({})",
-            x.len()
+            "too few repeat buyers to fit Gamma-Gamma ({customers})"
         ));
     }
     let first = spend[0];
@@ -100,7 +106,7 @@ pub fn fit(x: &[f64], spend: &[f64]) -> Result<Fit<GammaGamma>, FitError> {
             "every repeat buyer has the same mean spend: Gamma-Gamma is not identifiable".into(),
         );
     }
-    let prepared = Prepared::new(x, spend);
+    let prepared = Prepared::new(x, spend, weight);
     let ll = |p: &[f64]| {
         prepared.log_likelihood(&GammaGamma {
             p: p[0],
@@ -123,7 +129,7 @@ pub fn fit(x: &[f64], spend: &[f64]) -> Result<Fit<GammaGamma>, FitError> {
         },
         log_likelihood: ll_max,
         converged,
-        customers: x.len() as u64,
+        customers: customers as u64,
     })
 }
 
@@ -164,7 +170,7 @@ mod tests {
         // Enough customers for the two-thread split; repeating frequencies, varied spend.
         let x: Vec<f64> = (0..40_000).map(|i| (1 + i % 17) as f64).collect();
         let spend: Vec<f64> = (0..40_000).map(|i| 5.0 + (i % 997) as f64 * 0.37).collect();
-        let prep = Prepared::new(&x, &spend);
+        let prep = Prepared::new(&x, &spend, &vec![1.0; x.len()]);
         for m in [
             GammaGamma {
                 p: 6.25,

@@ -10,6 +10,16 @@ use crate::contracts::{ColType, InputKind, Rule};
 use crate::pipelines::survey_scores::Scales;
 use crate::time::{Calendar, MAX_TIMESTAMP_US, MIN_TIMESTAMP_US};
 
+/// Rows of an input (or of a batch of it) after the as_of cut, each marked with the code of
+/// the first reason it is rejected for (`__reason`, null for a valid row; the codes index
+/// `reasons`), and still carrying its `__row` number.
+pub struct Marked {
+    pub frame: DataFrame,
+    pub reasons: Vec<String>,
+    /// Rows whose own time is after the as_of day (set aside, not rejected).
+    pub rows_after_as_of: u64,
+}
+
 /// Marks rejected rows, drops rows after as_of, and summarises rejections.
 pub(super) fn clean(
     kind: InputKind,
@@ -20,22 +30,60 @@ pub(super) fn clean(
 ) -> PolarsResult<LoadedInput> {
     let contract = kind.contract();
     let rows_read = df.height() as u64;
+    let Marked {
+        frame: mut marked,
+        mut reasons,
+        rows_after_as_of,
+    } = mark(kind, df, calendar, scales)?;
+    let mut mark = |checks: Vec<(Expr, String)>| -> Expr { code_of(&mut reasons, checks) };
+    // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
+    if let Some(key) = contract.key {
+        let valid = marked.column("__reason")?.is_null();
+        if let Some(repeated) = repeated_keys(marked.column(key)?.str()?, &valid)? {
+            // Repeated rows are valid ones, so their reason is still null.
+            let dup_reason = mark(vec![(col("__repeated"), format!("duplicate {key}"))]);
+            marked.with_column(repeated.into_column())?;
+            marked = collect(
+                marked
+                    .lazy()
+                    .with_column(coalesce(&[col("__reason"), dup_reason]).alias("__reason"))
+                    .drop(cols(["__repeated"])),
+            )?;
+        }
+    }
+    finish(kind, marked, reasons, rows_read, rows_after_as_of, paths)
+}
+
+/// The code of the first check that holds, as an expression (null when none does); the
+/// checks' reasons are appended to `reasons`, whose index is the code.
+fn code_of(reasons: &mut Vec<String>, checks: Vec<(Expr, String)>) -> Expr {
+    let mut code = lit(NULL).cast(DataType::UInt8);
+    for (cond, reason) in checks.into_iter().rev() {
+        let c = reasons.len() as u32;
+        reasons.push(reason);
+        code = when(cond)
+            .then(lit(c).cast(DataType::UInt8))
+            .otherwise(code);
+    }
+    code
+}
+
+/// Steps 1 to 3 of cleaning, which look at one row at a time: nulls in required columns, the
+/// as_of cut (and later nullable timestamps set to null), and the value rules.
+pub fn mark(
+    kind: InputKind,
+    df: DataFrame,
+    calendar: &Calendar,
+    scales: &Scales,
+) -> PolarsResult<Marked> {
+    let contract = kind.contract();
+    let rows_read = df.height() as u64;
     let cutoff = calendar.cutoff_us();
     let ts_us = |name: &str| col(name).dt().timestamp(TimeUnit::Microseconds);
     // Rows are marked with the code of their reason (its index in `reasons`) rather than its
     // text: a one-byte column instead of a string column over every row.
     let mut reasons: Vec<String> = Vec::new();
-    let mut mark = |checks: Vec<(Expr, String)>| -> Expr {
-        let mut code = lit(NULL).cast(DataType::UInt8);
-        for (cond, reason) in checks.into_iter().rev() {
-            let c = reasons.len() as u32;
-            reasons.push(reason);
-            code = when(cond)
-                .then(lit(c).cast(DataType::UInt8))
-                .otherwise(code);
-        }
-        code
-    };
+    let mut mark = |checks: Vec<(Expr, String)>| -> Expr { code_of(&mut reasons, checks) };
 
     // 1. Missing required values: rejected wherever they are (their time may be unknown).
     // Columns without nulls (the usual case; the count is kept with the data) cannot
@@ -123,32 +171,35 @@ pub(super) fn clean(
         let value_reason = mark(value_checks);
         lf = lf.with_column(coalesce(&[col("__reason"), value_reason]).alias("__reason"));
     }
-    let mut marked = collect(lf)?;
+    let marked = collect(lf)?;
     let rows_after_as_of = rows_read - marked.height() as u64;
+    Ok(Marked {
+        frame: marked,
+        reasons,
+        rows_after_as_of,
+    })
+}
 
-    // 4. Duplicate ids among the otherwise valid rows: the first in file order is kept.
-    if let Some(key) = contract.key {
-        let valid = marked.column("__reason")?.is_null();
-        if let Some(repeated) = repeated_keys(marked.column(key)?.str()?, &valid)? {
-            // Repeated rows are valid ones, so their reason is still null.
-            let dup_reason = mark(vec![(col("__repeated"), format!("duplicate {key}"))]);
-            marked.with_column(repeated.into_column())?;
-            marked = collect(
-                marked
-                    .lazy()
-                    .with_column(coalesce(&[col("__reason"), dup_reason]).alias("__reason"))
-                    .drop(cols(["__repeated"])),
-            )?;
-        }
+/// The example of a rejected row: its id, or `row N` (1-based) without one.
+pub fn example_expr(kind: InputKind) -> Expr {
+    let row = lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String);
+    match kind.contract().key {
+        Some(key) => coalesce(&[col(key), row]),
+        None => row,
     }
+}
 
-    let example = match contract.key {
-        Some(key) => coalesce(&[
-            col(key),
-            lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
-        ]),
-        None => lit("row ") + (col("__row").cast(DataType::Int64) + lit(1)).cast(DataType::String),
-    };
+/// Summarises the rejections of `marked` and keeps its valid rows.
+fn finish(
+    kind: InputKind,
+    marked: DataFrame,
+    reasons: Vec<String>,
+    rows_read: u64,
+    rows_after_as_of: u64,
+    paths: Vec<String>,
+) -> PolarsResult<LoadedInput> {
+    let contract = kind.contract();
+    let example = example_expr(kind);
     // Most inputs are clean: then there is no summary to build, nothing to filter out and no
     // copy to make.
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
@@ -188,13 +239,12 @@ pub(super) fn clean(
             null_signup_at,
             latest_us,
         },
-        ids_read: None,
     })
 }
 
 /// One `Rejection` per reason (sorted), with its count and the first such row's example id.
 /// `reasons` names the codes in `__reason`.
-fn rejections(
+pub fn rejections(
     marked: &DataFrame,
     example: Expr,
     reasons: &[String],

@@ -26,13 +26,14 @@ use polars::prelude::*;
 
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
-use crate::keys::KeyEncoder;
 use crate::pipelines::survey_scores::Scales;
 use crate::time::Calendar;
 
 pub use check::{check_files, serve_check, FileCheck};
+pub use clean::{example_expr, mark, rejections, Marked};
 pub use files::{resolve_files, Location};
-pub use schema::{contract_problems, read_schema, FileSchema};
+pub use read::{batches, BatchReader};
+pub use schema::{contract_problems, read_schema, wanted_columns, FileSchema};
 
 use read::read_all;
 
@@ -106,45 +107,24 @@ pub struct Rejection {
 pub struct LoadedInput {
     pub data: DataFrame,
     pub report: InputReport,
-    /// customers only: the `customer_id` of every row read, before the as_of cut and the
-    /// rejections. The key dictionary is made from it, so that the rows of customers who sign
-    /// up after as_of still translate in the other inputs (they are cut there too, later).
-    pub ids_read: Option<Column>,
 }
 
-/// Reads, coerces, cuts at as_of and cleans one input, once `check` has proven that every
-/// file decodes. With an `encoder` (the customers' id dictionary), `customer_id` comes back as
-/// keys when every id is in it: the file is read a few row groups at a time and each batch's
-/// ids are translated, so the ids of the largest input are never all held as strings.
-/// Otherwise (an id that is not a customer's) the input is read again, ids as strings, and
-/// `CustomerKeys::encode` builds the dictionary from every input.
+/// Reads, coerces, cuts at as_of and cleans one whole input at once, once `check` has proven
+/// that every file decodes. (A run reads its inputs batch by batch in the partition pass,
+/// `crate::partition`; this is the same cleaning on a frame held whole.)
 pub fn load(
     source: &InputSource,
     calendar: &Calendar,
     scales: &Scales,
     extra: &[String],
-    encoder: Option<&KeyEncoder>,
     check: &FileCheck,
 ) -> Result<LoadedInput> {
     let problems = check_files(source, extra, check);
     if !problems.is_empty() {
         return Err(CxError::Input { problems });
     }
-    let all = match read_all(source, extra, encoder)? {
-        Some(all) => all,
-        None => read_all(source, extra, None)?.expect("no encoder, no unknown ids"),
-    };
-    let ids_read = match source.kind {
-        InputKind::Customers => Some(
-            all.column("customer_id")
-                .map_err(|e| CxError::internal("reading customer ids", e))?
-                .clone(),
-        ),
-        _ => None,
-    };
-    let mut loaded = clean_all(source, all, calendar, scales)?;
-    loaded.ids_read = ids_read;
-    Ok(loaded)
+    let all = read_all(source, extra)?;
+    clean_all(source, all, calendar, scales)
 }
 
 fn clean_all(
@@ -181,7 +161,7 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::testutil::{u32s, us, utc};
+    use crate::testutil::{us, utc};
 
     fn cal(as_of: &str, tz: &str) -> Calendar {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
@@ -197,11 +177,18 @@ mod tests {
             .collect()
     }
 
-    /// An events file of `ids` (one event per id, in June, but the last in July) in row groups
-    /// of two rows, read with the dictionary of customers C1, C2 and C3.
-    fn events_read_with_keys(ids: &[Option<&str>]) -> LoadedInput {
+    #[test]
+    fn a_whole_input_is_read_across_row_groups_with_rows_numbered_in_file_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.parquet");
+        let ids = [
+            Some("C2"),
+            Some("C1"),
+            Some("C1"),
+            Some("C3"),
+            None,
+            Some("C2"),
+        ];
         let mut times: Vec<Option<i64>> = (0..ids.len())
             .map(|i| Some(us(&format!("2026-06-{:02} 12:00:00", i + 1))))
             .collect();
@@ -215,44 +202,24 @@ mod tests {
             .with_row_group_size(Some(2))
             .finish(&mut df)
             .unwrap();
-        let row_groups = read_schema(&path).unwrap().row_groups;
-        assert!(row_groups.len() > 1, "{row_groups:?}");
-        let customers = df!("customer_id" => ["C3", "C1", "C2"]).unwrap();
-        let keys =
-            crate::keys::CustomerKeys::of_customers(customers.column("customer_id").unwrap())
-                .unwrap();
         let source = InputSource {
             kind: InputKind::Events,
             files: vec![path],
             rename: BTreeMap::new(),
             freshness: None,
         };
-        let encoder = keys.encoder().unwrap();
         let out = load(
             &source,
             &cal("2026-06-30", "UTC"),
             &Scales::default(),
             &[],
-            Some(&encoder),
             &FileCheck::InProcess,
+        )
+        .unwrap();
+        assert_eq!(
+            strs(&out.data, "customer_id"),
+            ["C2", "C1", "C1", "C3"].map(|s| Some(s.to_string()))
         );
-        out.unwrap()
-    }
-
-    #[test]
-    fn ids_become_keys_batch_by_batch_with_rows_numbered_across_batches() {
-        // Row groups of 2 rows, so batches of 4 and 2: the null id is row 5, in the second one.
-        let out = events_read_with_keys(&[
-            Some("C2"),
-            Some("C1"),
-            Some("C1"),
-            Some("C3"),
-            None,
-            Some("C2"),
-        ]);
-        let keys = u32s(&out.data, "customer_id");
-        // Keys are ranks of the sorted ids; the July row is after as_of.
-        assert_eq!(keys, [Some(1), Some(0), Some(0), Some(2)]);
         assert_eq!(out.report.rows_read, 6);
         assert_eq!(out.report.rows_after_as_of, 1);
         assert_eq!(
@@ -263,22 +230,5 @@ mod tests {
                 example_id: "row 5".into()
             }]
         );
-    }
-
-    #[test]
-    fn an_id_that_is_not_a_customers_keeps_the_input_as_strings() {
-        // C9 is in the second batch, after the first was translated.
-        let out = events_read_with_keys(&[
-            Some("C2"),
-            Some("C1"),
-            Some("C1"),
-            Some("C3"),
-            Some("C9"),
-            Some("C3"),
-        ]);
-        let ids = ["C2", "C1", "C1", "C3", "C9"].map(|s| Some(s.to_string()));
-        assert_eq!(strs(&out.data, "customer_id"), ids);
-        assert_eq!(out.report.rows_rejected(), 0);
-        assert_eq!(out.report.rows_after_as_of, 1);
     }
 }

@@ -11,7 +11,6 @@ use super::schema::{contract_problems, read_schema, wanted_columns, FileSchema};
 use super::InputSource;
 use crate::contracts::ColType;
 use crate::error::{CxError, Result};
-use crate::keys::KeyEncoder;
 use crate::time::{DAY_US, MAX_TIMESTAMP_US, MIN_TIMESTAMP_US};
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -33,12 +32,8 @@ pub(super) fn guarded<T>(f: impl FnOnce() -> PolarsResult<T>) -> std::result::Re
     }
 }
 
-/// Every file of `source`, coerced and stacked; None when `encoder` met an id it lacks.
-pub(super) fn read_all(
-    source: &InputSource,
-    extra: &[String],
-    encoder: Option<&KeyEncoder>,
-) -> Result<Option<DataFrame>> {
+/// Every file of `source`, coerced and stacked (for loading a whole input at once).
+pub(super) fn read_all(source: &InputSource, extra: &[String]) -> Result<DataFrame> {
     let mut problems = Vec::new();
     let mut frames = Vec::new();
     let mut offset: u64 = 0;
@@ -55,12 +50,13 @@ pub(super) fn read_all(
             problems.extend(found);
             continue;
         }
-        match read_file(source, path, &schema, extra, offset, encoder) {
-            Ok(Some(df)) => {
+        let read =
+            BatchReader::new(source, path, &schema, extra).and_then(|r| r.read(None, offset));
+        match read {
+            Ok(df) => {
                 offset += df.height() as u64;
                 frames.push(df);
             }
-            Ok(None) => return Ok(None),
             Err(e) => problems.push(format!(
                 "{} ({}, {} rows): {e}",
                 source.kind,
@@ -72,9 +68,7 @@ pub(super) fn read_all(
     if !problems.is_empty() {
         return Err(CxError::Input { problems });
     }
-    let all = stack(frames)
-        .map_err(|e| CxError::internal(format!("combining {} files", source.kind), e))?;
-    Ok(Some(all))
+    stack(frames).map_err(|e| CxError::internal(format!("combining {} files", source.kind), e))
 }
 
 /// One frame from frames of the same schema, in order (their chunks appended, not copied).
@@ -118,7 +112,7 @@ pub(super) fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
 const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 4 << 20 };
 
 /// Row ranges (start, length) of whole row groups, each at least `BATCH_ROWS` rows but the last.
-pub(super) fn batches(row_groups: &[usize]) -> Vec<(usize, usize)> {
+pub fn batches(row_groups: &[usize]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let (mut start, mut len) = (0, 0);
     for &n in row_groups {
@@ -135,74 +129,71 @@ pub(super) fn batches(row_groups: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
-/// One file, coerced, with its `__row` numbers from `offset`; None when `encoder` met an id it
-/// lacks.
-fn read_file(
-    source: &InputSource,
-    path: &Path,
-    schema: &FileSchema,
-    extra: &[String],
-    offset: u64,
-    encoder: Option<&KeyEncoder>,
-) -> std::result::Result<Option<DataFrame>, String> {
-    let contract = source.kind.contract();
-    let wanted = wanted_columns(source, schema, extra);
-    let mut exprs: Vec<Expr> = Vec::new();
-    for spec in contract.columns {
-        if !spec.read && !extra.iter().any(|e| e == spec.name) {
-            continue;
+/// Reads one file of an input a slice of rows at a time: the columns a run reads, coerced to
+/// the contract's types (nullable columns the file lacks as typed nulls), with each row's
+/// number in the input (`__row`, Int64, counted across the input's files).
+pub struct BatchReader<'a> {
+    path: &'a Path,
+    wanted: Vec<String>,
+    exprs: Vec<Expr>,
+}
+
+impl<'a> BatchReader<'a> {
+    pub fn new(
+        source: &InputSource,
+        path: &'a Path,
+        schema: &FileSchema,
+        extra: &[String],
+    ) -> std::result::Result<Self, String> {
+        let contract = source.kind.contract();
+        let wanted = wanted_columns(source, schema, extra);
+        let mut exprs: Vec<Expr> = Vec::new();
+        for spec in contract.columns {
+            if !spec.read && !extra.iter().any(|e| e == spec.name) {
+                continue;
+            }
+            let file_col = source.file_col(spec.name);
+            match schema.column(file_col) {
+                Some(Ok(dt)) => exprs.push(coerce(col(file_col), spec.ty, dt).alias(spec.name)),
+                // `contract_problems` has refused unreadable types before any read.
+                Some(Err(found)) => return Err(format!("column `{file_col}` has type {found}")),
+                None => exprs.push(lit(NULL).cast(target_type(spec.ty)).alias(spec.name)),
+            }
         }
-        let file_col = source.file_col(spec.name);
-        match schema.column(file_col) {
-            Some(Ok(dt)) => exprs.push(coerce(col(file_col), spec.ty, dt).alias(spec.name)),
-            // `contract_problems` has refused unreadable types before any read.
-            Some(Err(found)) => return Err(format!("column `{file_col}` has type {found}")),
-            None => exprs.push(lit(NULL).cast(target_type(spec.ty)).alias(spec.name)),
+        for name in extra {
+            if contract.column(name).is_none() {
+                exprs.push(col(name.as_str()).cast(DataType::String));
+            }
         }
+        Ok(BatchReader {
+            path,
+            wanted,
+            exprs,
+        })
     }
-    for name in extra {
-        if contract.column(name).is_none() {
-            exprs.push(col(name.as_str()).cast(DataType::String));
-        }
-    }
-    let read = |slice: Option<(usize, usize)>| -> std::result::Result<DataFrame, String> {
-        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        let start = slice.map_or(0, |s| s.0) as u64;
+
+    /// The rows of `slice` (start, length; None: the whole file), numbered from `first_row`.
+    pub fn read(
+        &self,
+        slice: Option<(usize, usize)>,
+        first_row: u64,
+    ) -> std::result::Result<DataFrame, String> {
+        let file = File::open(self.path).map_err(|e| format!("cannot open: {e}"))?;
         guarded(|| {
             let df = ParquetReader::new(file)
-                .with_columns(Some(wanted.clone()))
+                .with_columns(Some(self.wanted.clone()))
                 .with_slice(slice)
                 .finish()?;
-            collect(
-                df.lazy()
-                    .select(exprs.clone())
-                    .with_row_index("__row", Some((offset + start) as IdxSize)),
-            )
+            let n = df.height() as i64;
+            let mut exprs = self.exprs.clone();
+            exprs.push(
+                (int_range(lit(0i64), lit(n), 1, DataType::Int64) + lit(first_row as i64))
+                    .alias("__row"),
+            );
+            collect(df.lazy().select(exprs))
         })
         .map_err(|e| format!("cannot read or coerce: {e}"))
-    };
-    let Some(encoder) = encoder else {
-        return read(None).map(Some);
-    };
-    let mut parts = Vec::new();
-    for slice in batches(&schema.row_groups) {
-        let mut df = read(Some(slice))?;
-        let keys = encoder
-            .encode(&df)
-            .map_err(|e| format!("cannot translate customer ids: {e}"))?;
-        match keys {
-            Some(keys) => {
-                df.replace("customer_id", keys)
-                    .map_err(|e| format!("cannot translate customer ids: {e}"))?;
-                parts.push(df);
-            }
-            None => return Ok(None),
-        }
     }
-    // `read_all` makes the file's batches one chunk per column, with its other files'.
-    append_all(parts)
-        .map(Some)
-        .map_err(|e| format!("cannot combine row groups: {e}"))
 }
 
 pub(super) fn target_type(ty: ColType) -> DataType {

@@ -11,12 +11,161 @@
 //!   `eligible`; `active`; `rate` = active / eligible (null when eligible = 0).
 
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{by_dimensions, ratio, JoinOnCustomer, PairKey, SortOverallFirst};
-use super::lifecycle::{anchor_days, attach_segments, per_customer_day, union};
-use super::Inputs;
+use super::lifecycle::{
+    activity_parts, anchor_days, attach_segments, lifecycle_inputs, per_customer_day, union,
+};
+use super::{
+    activity_or, in_range, params, ranges, Bucket, Finalized, InputUse, Inputs, JobSettings,
+    MapOutput, Merge, Merged, Pipeline, Spec, TableData,
+};
 use crate::config::{ActivationMode, ActivitySource, Anchor, Period};
+use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::{date_lit, Calendar};
+
+/// The job file's `pipelines.activation`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationParams {
+    #[serde(default = "activation_days")]
+    pub days: Vec<i64>,
+    #[serde(default)]
+    pub mode: ActivationMode,
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default = "week")]
+    pub cohort_period: Period,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn activation_days() -> Vec<i64> {
+    vec![1, 7, 30]
+}
+
+fn week() -> Period {
+    Period::Week
+}
+
+/// The configuration of `activation`.
+pub struct ActivationSpec;
+pub static SPEC: ActivationSpec = ActivationSpec;
+
+impl Spec for ActivationSpec {
+    fn name(&self) -> &'static str {
+        "activation"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: ActivationParams = params(value, at, problems)?;
+        super::check_period(
+            at,
+            "cohort_period",
+            p.cohort_period,
+            &[Period::Day, Period::Week, Period::Month],
+            problems,
+        );
+        if p.days.is_empty() {
+            problems.push(&format!("{at}.days"), "must list at least one day");
+        }
+        let mut days: Vec<u32> = p
+            .days
+            .iter()
+            .map(|d| in_range(&format!("{at}.days"), *d, ranges::ACTIVATION_DAY, problems))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if days.len() > ranges::ACTIVATION_DAYS_MAX {
+            problems.push(
+                &format!("{at}.days"),
+                format!(
+                    "lists {} days; at most {} are allowed",
+                    days.len(),
+                    ranges::ACTIVATION_DAYS_MAX
+                ),
+            );
+        }
+        let declared: Vec<ActivitySource> = ActivitySource::ALL
+            .into_iter()
+            .filter(|s| settings.declared.contains(&s.input()))
+            .collect();
+        Some(Box::new(Activation {
+            days,
+            mode: p.mode,
+            anchor: p.anchor,
+            cohort_period: p.cohort_period,
+            activity: activity_or(at, &p.activity, declared, problems),
+            by: p.by,
+        }))
+    }
+}
+
+impl Pipeline for Activation {
+    fn name(&self) -> &'static str {
+        "activation"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["activation"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        lifecycle_inputs(
+            &self.activity,
+            self.anchor,
+            &self.by,
+            &[InputKind::Customers],
+        )
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Customers, &self.by)
+    }
+
+    fn activity(&self) -> Option<&[ActivitySource]> {
+        Some(&self.activity)
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        // The default anchor is the same for every bucket: it depends on all customers.
+        let anchor = self.anchor.unwrap_or(if b.facts.customers_have_signup {
+            Anchor::Signup
+        } else {
+            Anchor::FirstActivity
+        });
+        let acts = activity_parts(b.inputs, &self.activity, b.cal);
+        let cells = collect(
+            cells(b.inputs, acts, self, anchor, b.cal),
+            "activation.cells",
+            Engine::InMemory,
+        )?;
+        Ok(MapOutput::default().partial(
+            "cells",
+            Merge::sum(&["cohort", "day", "dimension", "dimension_value"]),
+            cells,
+        ))
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        let table = finish(m.get("cells")).collect()?;
+        Ok(Finalized::Tables(vec![(
+            "activation",
+            TableData::Frame(table),
+        )]))
+    }
+}
 
 /// Resolved parameters (the anchor is resolved when the pipeline is built; see `Pipeline`).
 #[derive(Debug, Clone)]
@@ -34,7 +183,7 @@ pub struct Activation {
 /// particular active days, which repeats do not change). Each part is reduced to what the
 /// mode reads before the parts are combined: all activity together is the largest frame of a
 /// run (58M rows at 1M customers), and joining all of it with the anchors held it twice.
-pub fn activation(
+fn cells(
     inputs: &Inputs,
     acts: Vec<LazyFrame>,
     p: &Activation,
@@ -130,18 +279,23 @@ pub fn activation(
                 .alias("active"),
         ],
     )
-    .with_columns([ratio(col("active"), col("eligible")).alias("rate")])
-    .sort_overall_first(&["cohort"], &["day"])
-    .select([
-        col("cohort"),
-        col("day"),
-        col("dimension"),
-        col("dimension_value"),
-        col("signups"),
-        col("eligible"),
-        col("active"),
-        col("rate"),
-    ])
+}
+
+/// The table from the merged cells.
+fn finish(cells: LazyFrame) -> LazyFrame {
+    cells
+        .with_columns([ratio(col("active"), col("eligible")).alias("rate")])
+        .sort_overall_first(&["cohort"], &["day"])
+        .select([
+            col("cohort"),
+            col("day"),
+            col("dimension"),
+            col("dimension_value"),
+            col("signups"),
+            col("eligible"),
+            col("active"),
+            col("rate"),
+        ])
 }
 
 #[cfg(test)]
@@ -149,18 +303,16 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_parts;
     use crate::pipelines::lifecycle::testing::*;
+    use crate::pipelines::testing::run_one;
 
-    /// The pipeline on the activity of its parameters, as the runner calls it.
+    /// The table with `anchor`, as a run computes it (one bucket, and three: the same frame).
     fn activation(inputs: &Inputs, p: &Activation, anchor: Anchor, cal: &Calendar) -> LazyFrame {
-        super::activation(
-            inputs,
-            activity_parts(inputs, &p.activity, cal),
-            p,
-            anchor,
-            cal,
-        )
+        let p = Activation {
+            anchor: Some(anchor),
+            ..p.clone()
+        };
+        run_one(&p, inputs, cal)["activation"].clone().lazy()
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {

@@ -18,16 +18,157 @@
 
 use chrono::Duration;
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{
     amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
     PairKey, SortOverallFirst,
 };
-use super::lifecycle::{anchor_days, attach_segments};
-use super::Inputs;
+use super::lifecycle::{anchor_days, attach_segments, lifecycle_inputs};
+use super::{
+    activity_or, check_period, in_range, params, ranges, Bucket, Finalized, InputUse, Inputs,
+    JobSettings, MapOutput, Merge, Merged, Pipeline, Spec, TableData,
+};
 use crate::config::{ActivitySource, Anchor, ChurnMode, Period};
 use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::{date_lit, period_from_index, period_index, Calendar};
+
+/// The job file's `pipelines.churn`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnParams {
+    #[serde(default)]
+    pub period: Period,
+    #[serde(default)]
+    pub mode: ChurnMode,
+    #[serde(default = "ninety")]
+    pub inactive_after_days: i64,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    /// Default: first_activity in inactivity mode, signup in subscription mode.
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn ninety() -> i64 {
+    90
+}
+
+/// The configuration of `churn`.
+pub struct ChurnSpec;
+pub static SPEC: ChurnSpec = ChurnSpec;
+
+impl Spec for ChurnSpec {
+    fn name(&self) -> &'static str {
+        "churn"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        _settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: ChurnParams = params(value, at, problems)?;
+        check_period(
+            at,
+            "period",
+            p.period,
+            &[Period::Week, Period::Month, Period::Quarter],
+            problems,
+        );
+        let inactive_after_days = in_range(
+            &format!("{at}.inactive_after_days"),
+            p.inactive_after_days,
+            ranges::DAY_COUNT,
+            problems,
+        );
+        let anchor = p.anchor.unwrap_or(match p.mode {
+            ChurnMode::Inactivity => Anchor::FirstActivity,
+            ChurnMode::Subscription => Anchor::Signup,
+        });
+        // In subscription mode activity only matters for a first_activity anchor.
+        let default_activity = match (p.mode, anchor) {
+            (ChurnMode::Subscription, a) if a != Anchor::FirstActivity => vec![],
+            _ => vec![ActivitySource::Orders],
+        };
+        Some(Box::new(Churn {
+            period: p.period,
+            mode: p.mode,
+            inactive_after_days,
+            activity: activity_or(at, &p.activity, default_activity, problems),
+            anchor,
+            by: p.by,
+        }))
+    }
+}
+
+impl Pipeline for Churn {
+    fn name(&self) -> &'static str {
+        "churn"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["churn"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        let mut u = lifecycle_inputs(
+            &self.activity,
+            Some(self.anchor),
+            &self.by,
+            &[InputKind::Orders],
+        );
+        if self.mode == ChurnMode::Subscription && !u.required.contains(&InputKind::Customers) {
+            u.required.push(InputKind::Customers);
+        }
+        u
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Customers, &self.by)
+    }
+
+    fn activity(&self) -> Option<&[ActivitySource]> {
+        Some(&self.activity)
+    }
+
+    fn engine(&self) -> Engine {
+        ENGINE
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        let acts = b.activity_rows(&self.activity)?;
+        let parts = partials(b.inputs, acts, self, b.cal)?;
+        let mut out = MapOutput::default();
+        for (name, merge, lf) in parts {
+            let df = collect(lf, &format!("churn.{name}"), ENGINE)?;
+            out = out.partial(name, merge, df);
+        }
+        Ok(out)
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        let revenue = m.partials.get("revenue").cloned();
+        let table = finish(
+            m.get("counts"),
+            revenue,
+            m.get("first"),
+            m.get("segments"),
+            self,
+            m.cal,
+        )
+        .collect()?;
+        Ok(Finalized::Tables(vec![("churn", TableData::Frame(table))]))
+    }
+}
+
+const KEYS: &[&str] = &["__pidx", "dimension", "dimension_value"];
 
 /// The polars engine the runner collects this table with. Streaming: every aggregation here
 /// is an integer count or an exact sum, so the result does not depend on the order in which
@@ -84,14 +225,17 @@ fn period_table(period: Period, cal: &Calendar) -> LazyFrame {
     )
 }
 
-/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (repeated
-/// (customer, day) rows allowed).
-pub fn churn(
+/// One bucket's partials, from the inputs and `acts`, the `activity_rows` of `p.activity`
+/// (repeated (customer, day) rows allowed): `counts` (S, new, reactivated, churned, E per
+/// period and segment), `revenue` (exact parts, with an orders input), `first` (the earliest
+/// anchor's period index) and `segments` (the segment values of anchored customers).
+#[allow(clippy::type_complexity)]
+fn partials(
     inputs: &Inputs,
     acts: LazyFrame,
     p: &Churn,
     cal: &Calendar,
-) -> PolarsResult<LazyFrame> {
+) -> PolarsResult<Vec<(&'static str, Merge, LazyFrame)>> {
     let anchors = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)));
     let as_of_day = date_lit(cal.as_of).cast(DataType::Int32);
@@ -230,36 +374,65 @@ pub fn churn(
         attach_segments(anchors, inputs, &p.by),
         &[],
         &p.by,
-        &[len().alias("__n")],
-    )
-    .select([col("dimension"), col("dimension_value")]);
-    let grid = periods
-        .cross_join(first, None)
-        .filter(col("__pidx").gt_eq(col("__first")))
-        .cross_join(segments, None);
-
-    let revenue = if inputs.contains_key(&InputKind::Orders) {
+        &[len().cast(DataType::Int64).alias("__n")],
+    );
+    let mut out = vec![
+        ("counts", Merge::sum(KEYS), counts),
+        (
+            "first",
+            Merge::By {
+                keys: &[],
+                min: &["__first"],
+                max: &[],
+            },
+            first,
+        ),
+        (
+            "segments",
+            Merge::sum(&["dimension", "dimension_value"]),
+            segments,
+        ),
+    ];
+    if inputs.contains_key(&InputKind::Orders) {
         let mut with = vec![p
             .period
             .index(cal.local_date(col("ordered_at")))
             .alias("__pidx")];
         with.extend(split_amount(col("amount"), "__a"));
         let orders = inputs[&InputKind::Orders].clone().with_columns(with);
-        // Summed exactly (`common::split_amount`): the segment join hands the orders over in
-        // no fixed order, and a float sum in that order changed the last digit between reruns.
-        Some(
+        // Summed exactly (`common::split_amount`): a float sum depends on the order of the
+        // orders, which differs with the buckets and with polars' joins.
+        out.push((
+            "revenue",
+            Merge::sum(KEYS),
             by_dimensions(
                 attach_segments(orders, inputs, &p.by),
                 &[col("__pidx")],
                 &p.by,
                 &sum_amount_parts("__a", "__r"),
-            )
-            .with_column(amount_from_parts(col("__r_w"), col("__r_m")).alias("revenue"))
-            .drop(cols(["__r_w", "__r_m"])),
-        )
-    } else {
-        None
-    };
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The table from the merged partials.
+fn finish(
+    counts: LazyFrame,
+    revenue: Option<LazyFrame>,
+    first: LazyFrame,
+    segments: LazyFrame,
+    p: &Churn,
+    cal: &Calendar,
+) -> LazyFrame {
+    let periods = period_table(p.period, cal);
+    let grid = periods
+        .cross_join(first, None)
+        .filter(col("__pidx").gt_eq(col("__first")))
+        .cross_join(
+            segments.select([col("dimension"), col("dimension_value")]),
+            None,
+        );
     let keys = [col("__pidx"), col("dimension"), col("dimension_value")];
     let mut table = grid.join(
         counts,
@@ -269,12 +442,18 @@ pub fn churn(
     );
     table = match revenue {
         Some(r) => table
-            .join(r, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+            .join(
+                r.with_column(amount_from_parts(col("__r_w"), col("__r_m")).alias("revenue"))
+                    .drop(cols(["__r_w", "__r_m"])),
+                keys.clone(),
+                keys,
+                JoinArgs::new(JoinType::Left),
+            )
             .with_column(col("revenue").fill_null(lit(0.0))),
         None => table.with_column(lit(NULL).cast(DataType::Float64).alias("revenue")),
     };
     let zero = |name: &str| col(name).fill_null(lit(0i64)).alias(name);
-    Ok(table
+    table
         .with_columns([
             zero("customers_start"),
             zero("new_customers"),
@@ -304,7 +483,7 @@ pub fn churn(
             col("retention_rate"),
             col("revenue").cast(DataType::Float64),
             col("complete"),
-        ]))
+        ])
 }
 
 #[cfg(test)]
@@ -314,13 +493,17 @@ mod tests {
     use super::*;
     use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
+    use crate::pipelines::testing::run_one;
     use crate::testutil::collect_with;
 
-    /// The table on the activity of its parameters, as the runner computes it (with
-    /// `ENGINE`), after checking that the in-memory engine computes the same frame.
+    /// The table as a run computes it (one bucket, and three: the same frame), after checking
+    /// that the in-memory engine computes the same partials as `ENGINE`.
     fn churn(inputs: &Inputs, p: &Churn, cal: &Calendar) -> DataFrame {
-        let lf = super::churn(inputs, activity_rows(inputs, &p.activity, cal), p, cal).unwrap();
-        collect_with(lf, ENGINE)
+        let acts = activity_rows(inputs, &p.activity, cal);
+        for (_, _, lf) in partials(inputs, acts, p, cal).unwrap() {
+            collect_with(lf, ENGINE);
+        }
+        run_one(p, inputs, cal)["churn"].clone()
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {

@@ -18,16 +18,132 @@
 //!   `complete`: the window's last day <= as_of.
 
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{
     amount_from_parts, by_dimensions, ratio, split_amount, sum_amount_parts, JoinOnCustomer,
     PairKey, SortOverallFirst,
 };
-use super::lifecycle::{anchor_days, attach_segments};
-use super::Inputs;
+use super::lifecycle::{anchor_days, attach_segments, lifecycle_inputs};
+use super::{
+    activity_or, check_period, in_range, params, ranges, Bucket, Finalized, InputUse, Inputs,
+    JobSettings, MapOutput, Merge, Merged, Pipeline, Spec, TableData,
+};
 use crate::config::{ActivitySource, Anchor, Period, RetentionMode};
 use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::{date_lit, period_index, Calendar};
+
+/// The job file's `pipelines.cohort_retention`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortRetentionParams {
+    #[serde(default)]
+    pub period: Period,
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    #[serde(default)]
+    pub activity: Option<Vec<ActivitySource>>,
+    #[serde(default)]
+    pub mode: RetentionMode,
+    #[serde(default = "twelve")]
+    pub max_periods: i64,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn twelve() -> i64 {
+    12
+}
+
+/// The configuration of `cohort_retention`.
+pub struct CohortRetentionSpec;
+pub static SPEC: CohortRetentionSpec = CohortRetentionSpec;
+
+impl Spec for CohortRetentionSpec {
+    fn name(&self) -> &'static str {
+        "cohort_retention"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        _settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: CohortRetentionParams = params(value, at, problems)?;
+        check_period(
+            at,
+            "period",
+            p.period,
+            &[Period::Week, Period::Month, Period::Quarter],
+            problems,
+        );
+        let max_periods = in_range(
+            &format!("{at}.max_periods"),
+            p.max_periods,
+            ranges::MAX_PERIODS,
+            problems,
+        );
+        Some(Box::new(CohortRetention {
+            period: p.period,
+            anchor: p.anchor.unwrap_or(Anchor::FirstActivity),
+            activity: activity_or(at, &p.activity, vec![ActivitySource::Orders], problems),
+            mode: p.mode,
+            max_periods,
+            by: p.by,
+        }))
+    }
+}
+
+impl Pipeline for CohortRetention {
+    fn name(&self) -> &'static str {
+        "cohort_retention"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["cohort_retention"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        lifecycle_inputs(
+            &self.activity,
+            Some(self.anchor),
+            &self.by,
+            &[InputKind::Orders],
+        )
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Customers, &self.by)
+    }
+
+    fn activity(&self) -> Option<&[ActivitySource]> {
+        Some(&self.activity)
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        let cells = collect(
+            cells(b.inputs, b.activity_rows(&self.activity)?, self, b.cal)?,
+            "cohort_retention.cells",
+            Engine::InMemory,
+        )?;
+        Ok(MapOutput::default().partial("cells", Merge::sum(KEYS), cells))
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        let table = finish(m.get("cells"), self, m.cal)?.collect()?;
+        Ok(Finalized::Tables(vec![(
+            "cohort_retention",
+            TableData::Frame(table),
+        )]))
+    }
+}
+
+/// The partial's keys: its other columns are counts and exact money parts.
+const KEYS: &[&str] = &["cohort", "period", "dimension", "dimension_value"];
 
 /// Resolved parameters.
 #[derive(Debug, Clone)]
@@ -40,16 +156,17 @@ pub struct CohortRetention {
     pub by: Vec<String>,
 }
 
-/// The table, from the inputs and `acts`, the `activity_rows` of `p.activity` (repeated
-/// (customer, day) rows allowed).
-pub fn cohort_retention(
+/// One bucket's cells: per (cohort, period k, dimension, dimension_value) the cohort's
+/// customers, those counted at k, and their revenue in the window as exact parts (without an
+/// orders input, no revenue columns). From the inputs and `acts`, the `activity_rows` of
+/// `p.activity` (repeated (customer, day) rows allowed).
+fn cells(
     inputs: &Inputs,
     acts: LazyFrame,
     p: &CohortRetention,
     cal: &Calendar,
 ) -> PolarsResult<LazyFrame> {
     let as_of_idx = period_index(cal.as_of, p.period);
-    let next_idx = period_index(cal.as_of + chrono::Duration::days(1), p.period);
 
     let customers = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)))
@@ -128,14 +245,12 @@ pub fn cohort_retention(
 
     let grid = attach_segments(grid, inputs, &p.by);
     // Revenue is summed exactly, in whole units and millionths (`common::split_amount`): a
-    // float sum depends on the order of the rows, which polars' parallel joins and group-bys
-    // do not fix, so reruns could differ in the last digit.
+    // float sum depends on the order of the rows, which differs with the buckets and with
+    // polars' parallel joins and group-bys.
     let revenue_aggs = if has_orders {
         sum_amount_parts("__r", "__rev").to_vec()
     } else {
-        ["__rev_w", "__rev_m"]
-            .map(|n| lit(NULL).cast(DataType::Int64).first().alias(n))
-            .to_vec()
+        Vec::new()
     };
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("cohort_size"),
@@ -146,7 +261,26 @@ pub fn cohort_retention(
             .alias("active_customers"),
     ];
     aggs.extend(revenue_aggs);
-    let table = by_dimensions(grid, &[col("cohort"), col("period")], &p.by, &aggs);
+    Ok(by_dimensions(
+        grid,
+        &[col("cohort"), col("period")],
+        &p.by,
+        &aggs,
+    ))
+}
+
+/// The table from the merged cells.
+fn finish(cells: LazyFrame, p: &CohortRetention, cal: &Calendar) -> PolarsResult<LazyFrame> {
+    let next_idx = period_index(cal.as_of + chrono::Duration::days(1), p.period);
+    let has_revenue = cells.clone().collect_schema()?.contains("__rev_w");
+    let table = if has_revenue {
+        cells
+    } else {
+        cells.with_columns([
+            lit(NULL).cast(DataType::Int128).alias("__rev_w"),
+            lit(NULL).cast(DataType::Int64).alias("__rev_m"),
+        ])
+    };
     let group = [col("cohort"), col("dimension"), col("dimension_value")];
     Ok(table
         .sort_overall_first(&["cohort"], &["period"])
@@ -181,16 +315,16 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::pipelines::lifecycle::activity_rows;
     use crate::pipelines::lifecycle::testing::*;
+    use crate::pipelines::testing::run_one;
 
-    /// The pipeline on the activity of its parameters, as the runner calls it.
+    /// The table as a run computes it (one bucket, and three: the same frame).
     fn cohort_retention(
         inputs: &Inputs,
         p: &CohortRetention,
         cal: &Calendar,
     ) -> PolarsResult<LazyFrame> {
-        super::cohort_retention(inputs, activity_rows(inputs, &p.activity, cal), p, cal)
+        Ok(run_one(p, inputs, cal)["cohort_retention"].clone().lazy())
     }
 
     fn cal(as_of: &str, tz: &str) -> Calendar {

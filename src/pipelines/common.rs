@@ -54,6 +54,128 @@ pub fn by_dimensions(lf: LazyFrame, keys: &[Expr], by: &[String], aggs: &[Expr])
     concat(parts, UnionArgs::default()).expect("at least the overall row set")
 }
 
+/// The rows of `lf` once overall (dimension = dimension_value = "all") and once per `by`
+/// column, as `by_dimensions` groups them, without aggregating: keys..., dimension,
+/// dimension_value, values... For partials whose values a definition needs one by one
+/// (quantiles).
+pub fn by_dimensions_rows(
+    lf: LazyFrame,
+    keys: &[Expr],
+    by: &[String],
+    values: &[Expr],
+) -> LazyFrame {
+    let mut parts = Vec::with_capacity(by.len() + 1);
+    let select = |dimension: Expr, value: Expr| {
+        let mut cols: Vec<Expr> = keys.to_vec();
+        cols.push(dimension.alias("dimension"));
+        cols.push(value.alias("dimension_value"));
+        cols.extend(values.iter().cloned());
+        cols
+    };
+    parts.push(lf.clone().select(select(lit(ALL), lit(ALL))));
+    for b in by {
+        parts.push(
+            lf.clone().select(select(
+                lit(b.clone()),
+                col(b.as_str())
+                    .cast(DataType::String)
+                    .fill_null(lit(UNKNOWN)),
+            )),
+        );
+    }
+    concat(parts, UnionArgs::default()).expect("at least the overall rows")
+}
+
+/// The exact sum of the float `value` per group of `keys` and per dimension, as a partial:
+/// keys..., `__e`, dimension, dimension_value, `__m` (Int128): the values' mantissas summed per
+/// binary exponent (`crate::exact`). Merge it by summing `__m` over the other columns, and
+/// read it with `exact_sums`.
+pub fn exact_sum_partial(lf: LazyFrame, keys: &[Expr], by: &[String], value: Expr) -> LazyFrame {
+    let parts = lf
+        .with_columns([
+            value
+                .clone()
+                .map(
+                    |c: Column| float_part(&c, true),
+                    |_, f: &Field| Ok(Field::new(f.name().clone(), DataType::Int32)),
+                )
+                .alias("__e"),
+            value
+                .map(
+                    |c: Column| float_part(&c, false),
+                    |_, f: &Field| Ok(Field::new(f.name().clone(), DataType::Int64)),
+                )
+                .alias("__m"),
+        ])
+        .filter(col("__e").is_not_null());
+    let mut group = keys.to_vec();
+    group.push(col("__e"));
+    by_dimensions(
+        parts,
+        &group,
+        by,
+        &[col("__m").cast(DataType::Int128).sum().alias("__m")],
+    )
+}
+
+/// The binary exponent (`exponent`) or the signed mantissa of each value of a Float64 column
+/// (`crate::exact::float_parts`); null for nulls, zeros and non-finite values.
+fn float_part(c: &Column, exponent: bool) -> PolarsResult<Column> {
+    let v = c.cast(&DataType::Float64)?;
+    let v = v.f64()?;
+    let out: Column = if exponent {
+        v.iter()
+            .map(|x| x.and_then(crate::exact::float_parts).map(|(e, _)| e))
+            .collect::<Int32Chunked>()
+            .with_name(c.name().clone())
+            .into_column()
+    } else {
+        v.iter()
+            .map(|x| x.and_then(crate::exact::float_parts).map(|(_, m)| m))
+            .collect::<Int64Chunked>()
+            .with_name(c.name().clone())
+            .into_column()
+    };
+    Ok(out)
+}
+
+/// From a merged `exact_sum_partial`: one row per group of `keys` with the exact sum of its
+/// values, rounded once, as Float64 `name`.
+pub fn exact_sums(parts: LazyFrame, keys: &[&str], name: &str) -> PolarsResult<DataFrame> {
+    let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    let groups = parts
+        .clone()
+        .select(key_cols.clone())
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_row_index("__g", None)
+        .collect()?;
+    let rows = parts
+        .join(
+            groups.clone().lazy(),
+            key_cols.clone(),
+            key_cols,
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([col("__g"), col("__e"), col("__m")])
+        .collect()?;
+    let g = rows.column("__g")?.cast(&DataType::UInt64)?;
+    let e = rows.column("__e")?.i32()?.clone();
+    let m = rows.column("__m")?.cast(&DataType::Int128)?;
+    let mut per_group: Vec<Vec<(i32, i128)>> = vec![Vec::new(); groups.height()];
+    for ((g, e), m) in g.u64()?.iter().zip(e.iter()).zip(m.i128()?.iter()) {
+        if let (Some(g), Some(e), Some(m)) = (g, e, m) {
+            per_group[g as usize].push((e, m));
+        }
+    }
+    let sums: Float64Chunked = per_group
+        .into_iter()
+        .map(|parts| Some(crate::exact::sum_of_parts(parts)))
+        .collect();
+    let mut out = groups.select(keys.iter().copied())?;
+    out.with_column(sums.with_name(name.into()).into_column())?;
+    Ok(out)
+}
+
 /// Joins on `customer_id`, the key of nearly every join in the pipelines.
 pub trait JoinOnCustomer {
     fn join_on_customer(self, other: LazyFrame, how: JoinType) -> LazyFrame;

@@ -35,21 +35,145 @@
 //! on those per-customer averages (null when before is 0).
 //!
 //! Money is summed exactly (`common::split_amount`) before any average, and avg_predicted_clv
-//! adds its values in ascending order, so reruns write the same bytes.
+//! is the exact sum of the predictions (`common::exact_sum_partial`) over their count, so the
+//! tables are the same bytes for any split of the customers into buckets.
 
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{
-    amount_per, by_dimensions, mean_in_value_order, ratio, split_amount, sum_amount_parts,
-    JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_per, by_dimensions, exact_sum_partial, exact_sums, ratio, split_amount,
+    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
-use super::lifecycle::attach_segments;
-use super::ltv_segments::{self, LtvSegments};
+use super::lifecycle::{attach_segments, lifecycle_inputs};
+use super::ltv_segments::{LtvSegments, CUSTOMER_LTV};
 use super::support_kpis::{micros_between, SlaTargets};
 use super::survey_scores::Scale;
-use super::Inputs;
+use super::{
+    in_range, params, ranges, Bucket, Finalized, InputUse, Inputs, JobSettings, MapOutput, Merge,
+    Merged, Pipeline, Spec, TableData,
+};
+use crate::config::ActivitySource;
 use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::{date_lit, Calendar};
+
+/// The job file's `pipelines.cx_impact`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CxImpactParams {
+    #[serde(default = "ninety")]
+    pub window_days: i64,
+    #[serde(default = "ninety")]
+    pub inactive_after_days: i64,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn ninety() -> i64 {
+    90
+}
+
+/// The configuration of `cx_impact`.
+pub struct CxImpactSpec;
+pub static SPEC: CxImpactSpec = CxImpactSpec;
+
+impl Spec for CxImpactSpec {
+    fn name(&self) -> &'static str {
+        "cx_impact"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: CxImpactParams = params(value, at, problems)?;
+        let window_days = in_range(
+            &format!("{at}.window_days"),
+            p.window_days,
+            ranges::DAY_COUNT,
+            problems,
+        );
+        let inactive_after_days = in_range(
+            &format!("{at}.inactive_after_days"),
+            p.inactive_after_days,
+            ranges::DAY_COUNT,
+            problems,
+        );
+        if !settings.declared.contains(&InputKind::Tickets)
+            && !settings.declared.contains(&InputKind::Surveys)
+        {
+            problems.push(at, "needs input `tickets` or `surveys` (or both)");
+        }
+        Some(Box::new(CxImpact {
+            window_days,
+            inactive_after_days,
+            by: p.by,
+            sla: settings.sla.clone(),
+            csat: settings.scales.csat,
+            ltv: settings.ltv.clone(),
+        }))
+    }
+}
+
+impl Pipeline for CxImpact {
+    fn name(&self) -> &'static str {
+        "cx_impact"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["cx_impact", "nps_migration"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        lifecycle_inputs(
+            &[ActivitySource::Orders],
+            None,
+            &self.by,
+            &[InputKind::Tickets, InputKind::Surveys],
+        )
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Customers, &self.by)
+    }
+
+    /// With a CLV model, in the round where `ltv_segments` keeps each bucket's
+    /// `customer_ltv` rows (its second).
+    fn first_round(&self) -> usize {
+        if self.ltv.is_some() {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        let fitted = match &self.ltv {
+            Some(_) => b
+                .kept_with_keys(CUSTOMER_LTV)?
+                .map(|t| t.select([col("customer_id"), col("predicted_clv")])),
+            None => None,
+        };
+        let mut out = MapOutput::default();
+        for (name, merge, lf) in partials(b.inputs, self, b.cal, fitted)? {
+            let df = collect(lf, &format!("cx_impact.{name}"), Engine::InMemory)?;
+            out = out.partial(name, merge, df);
+        }
+        Ok(out)
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        Ok(Finalized::Tables(vec![
+            ("cx_impact", TableData::Frame(finish_impact(m)?)),
+            ("nps_migration", TableData::Frame(finish_migration(m)?)),
+        ]))
+    }
+}
 
 /// Resolved parameters.
 #[derive(Debug, Clone)]
@@ -226,15 +350,17 @@ fn order_days(orders: LazyFrame, cal: &Calendar) -> LazyFrame {
     PairKey::new(&orders, "__d").group_by(orders, aggs)
 }
 
-/// Computes `cx_impact` and `nps_migration`. `fitted` is (customer_id, predicted_clv) from
-/// this run's `customer_ltv` when it exists; without it, and with a model in `p.ltv`, the
-/// same model is fitted here.
-pub fn cx_impact(
+/// One bucket's partials: `impact` (counts and exact sums per driver value and dimension),
+/// `clv` (the exact sums of predicted_clv by exponent) and `migration` (per NPS journey).
+/// `fitted` is (customer_id, predicted_clv) of the bucket's `customer_ltv` rows, when the job
+/// runs `ltv_segments` with a model.
+#[allow(clippy::type_complexity)]
+fn partials(
     inputs: &Inputs,
     p: &CxImpact,
     cal: &Calendar,
     fitted: Option<LazyFrame>,
-) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
+) -> PolarsResult<Vec<(&'static str, Merge, LazyFrame)>> {
     let orders = inputs[&InputKind::Orders].clone();
     let as_of = day_num(date_lit(cal.as_of));
     let w = p.window_days as i32;
@@ -263,14 +389,8 @@ pub fn cx_impact(
                 .lt_eq(as_of.clone() - lit(p.inactive_after_days as i32))
                 .alias("__churned"),
         );
-    base = match &p.ltv {
-        Some(ltv) => base.join_on_customer(
-            match fitted {
-                Some(f) => f,
-                None => ltv_segments::predicted_clv(orders, ltv, cal)?.lazy(),
-            },
-            JoinType::Left,
-        ),
+    base = match fitted {
+        Some(f) => base.join_on_customer(f, JoinType::Left),
         None => base.with_column(lit(NULL).cast(DataType::Float64).alias("predicted_clv")),
     };
     let base = attach_segments(base, inputs, &p.by);
@@ -361,109 +481,64 @@ pub fn cx_impact(
             UnionArgs::default(),
         )?)
     };
-    let impact = match long {
-        None => return Err(polars_err!(ComputeError: "cx_impact needs tickets or surveys")),
-        Some(long) => {
-            let group = [col("driver"), col("dimension"), col("dimension_value")];
-            let outcome = col("__outcome");
-            by_dimensions(
-                long,
-                &[col("driver"), col("driver_value")],
-                &p.by,
-                &[
-                    len().cast(DataType::Int64).alias("customers"),
-                    col("__revenue_w").sum().alias("__rev_sum_w"),
-                    col("__revenue_m").sum().alias("__rev_sum_m"),
-                    // Money is summed exactly (`common::split_amount`), so the averages do
-                    // not depend on the order in which parallel joins and group-bys hand
-                    // customers over; predicted CLVs are not money amounts, so they are added
-                    // in value order for the same reason.
-                    mean_in_value_order(col("predicted_clv")).alias("avg_predicted_clv"),
-                    col("__churned")
-                        .cast(DataType::Int64)
-                        .sum()
-                        .alias("__churned_n"),
-                    outcome
-                        .clone()
-                        .cast(DataType::Int64)
-                        .sum()
-                        .alias("outcome_customers"),
-                    col("__repurchased")
-                        .and(outcome.clone())
-                        .cast(DataType::Int64)
-                        .sum()
-                        .alias("__rep_n"),
-                    when(outcome.clone())
-                        .then(col("__after_w"))
-                        .otherwise(lit(0i64))
-                        .sum()
-                        .alias("__after_sum_w"),
-                    when(outcome)
-                        .then(col("__after_m"))
-                        .otherwise(lit(0i64))
-                        .sum()
-                        .alias("__after_sum_m"),
-                ],
-            )
-            .with_columns([
-                col("customers")
-                    .sum()
-                    .over(group.clone())?
-                    .alias("__all_customers"),
-                col("__rev_sum_w")
-                    .sum()
-                    .over(group.clone())?
-                    .alias("__all_revenue_w"),
-                col("__rev_sum_m")
-                    .sum()
-                    .over(group.clone())?
-                    .alias("__all_revenue_m"),
-                col("__churned_n").sum().over(group)?.alias("__all_churned"),
-            ])
-            .with_columns([
-                ratio(col("customers"), col("__all_customers")).alias("share_of_customers"),
-                amount_per("__rev_sum", col("customers")).alias("avg_revenue"),
-                ratio(col("__churned_n"), col("customers")).alias("churned_share"),
-                ratio(col("__rep_n"), col("outcome_customers")).alias("repurchase_rate"),
-                amount_per("__after_sum", col("outcome_customers"))
-                    .alias("revenue_after_per_customer"),
-                amount_per("__all_revenue", col("__all_customers")).alias("__all_avg_revenue"),
-                ratio(col("__all_churned"), col("__all_customers")).alias("__all_churned_share"),
-            ])
-            .with_columns([
-                (ratio(col("avg_revenue"), col("__all_avg_revenue")) - lit(1.0))
-                    .alias("lift_vs_all"),
-                (ratio(col("churned_share"), col("__all_churned_share")) - lit(1.0))
-                    .alias("churn_lift_vs_all"),
-            ])
-            .sort_overall_first(&["driver"], &["driver_value"])
-            .select([
-                col("driver"),
-                col("driver_value"),
-                col("dimension"),
-                col("dimension_value"),
-                col("customers"),
-                col("share_of_customers"),
-                col("avg_revenue"),
-                col("avg_predicted_clv").cast(DataType::Float64),
-                col("churned_share"),
-                col("outcome_customers"),
-                col("repurchase_rate"),
-                col("revenue_after_per_customer"),
-                col("lift_vs_all"),
-                col("churn_lift_vs_all"),
-            ])
-        }
+    let Some(long) = long else {
+        return Err(polars_err!(ComputeError: "cx_impact needs tickets or surveys"));
     };
-
+    let outcome = col("__outcome");
+    let keys = [col("driver"), col("driver_value")];
+    let impact = by_dimensions(
+        long.clone(),
+        &keys,
+        &p.by,
+        &[
+            len().cast(DataType::Int64).alias("customers"),
+            // Money is summed exactly (`common::split_amount`) and predicted CLVs by exponent
+            // (`common::exact_sum_partial`): every average is the same whatever the order in
+            // which buckets, joins and group-bys hand the customers over.
+            col("__revenue_w").sum().alias("__rev_sum_w"),
+            col("__revenue_m").sum().alias("__rev_sum_m"),
+            col("predicted_clv")
+                .is_not_null()
+                .cast(DataType::Int64)
+                .sum()
+                .alias("__clv_n"),
+            col("__churned")
+                .cast(DataType::Int64)
+                .sum()
+                .alias("__churned_n"),
+            outcome
+                .clone()
+                .cast(DataType::Int64)
+                .sum()
+                .alias("outcome_customers"),
+            col("__repurchased")
+                .and(outcome.clone())
+                .cast(DataType::Int64)
+                .sum()
+                .alias("__rep_n"),
+            when(outcome.clone())
+                .then(col("__after_w"))
+                .otherwise(lit(0i64))
+                .cast(DataType::Int128)
+                .sum()
+                .alias("__after_sum_w"),
+            when(outcome)
+                .then(col("__after_m"))
+                .otherwise(lit(0i64))
+                .sum()
+                .alias("__after_sum_m"),
+        ],
+    );
+    let clv = exact_sum_partial(long, &keys, &p.by, col("predicted_clv"));
     let migration = match inputs.get(&InputKind::Surveys) {
         None => DataFrame::new_infer_height(vec![
             Column::new_empty("from_category".into(), &DataType::String),
             Column::new_empty("to_category".into(), &DataType::String),
             Column::new_empty("customers".into(), &DataType::Int64),
-            Column::new_empty("avg_revenue_before".into(), &DataType::Float64),
-            Column::new_empty("avg_revenue_after".into(), &DataType::Float64),
-            Column::new_empty("revenue_change_pct".into(), &DataType::Float64),
+            Column::new_empty("__before_w".into(), &DataType::Int128),
+            Column::new_empty("__before_m".into(), &DataType::Int64),
+            Column::new_empty("__after_w".into(), &DataType::Int128),
+            Column::new_empty("__after_m".into(), &DataType::Int64),
         ])?
         .lazy(),
         Some(surveys) => {
@@ -515,35 +590,122 @@ pub fn cx_impact(
                 // Exact sums, as above; customers without orders in a window add 0.
                 .agg([
                     len().cast(DataType::Int64).alias("customers"),
-                    col("__before_w").sum(),
-                    col("__before_m").sum(),
-                    col("__after_w").sum(),
-                    col("__after_m").sum(),
-                ])
-                .with_columns([
-                    amount_per("__before", col("customers")).alias("avg_revenue_before"),
-                    amount_per("__after", col("customers")).alias("avg_revenue_after"),
-                ])
-                .with_column(
-                    (lit(100.0)
-                        * ratio(
-                            col("avg_revenue_after") - col("avg_revenue_before"),
-                            col("avg_revenue_before"),
-                        ))
-                    .alias("revenue_change_pct"),
-                )
-                .sort(["from_category", "to_category"], Default::default())
-                .select([
-                    col("from_category"),
-                    col("to_category"),
-                    col("customers"),
-                    col("avg_revenue_before"),
-                    col("avg_revenue_after"),
-                    col("revenue_change_pct"),
+                    col("__before_w").cast(DataType::Int128).sum(),
+                    col("__before_m").cast(DataType::Int64).sum(),
+                    col("__after_w").cast(DataType::Int128).sum(),
+                    col("__after_m").cast(DataType::Int64).sum(),
                 ])
         }
     };
-    Ok(vec![("cx_impact", impact), ("nps_migration", migration)])
+    Ok(vec![
+        ("impact", Merge::sum(IMPACT_KEYS), impact),
+        ("clv", Merge::sum(CLV_KEYS), clv),
+        (
+            "migration",
+            Merge::sum(&["from_category", "to_category"]),
+            migration,
+        ),
+    ])
+}
+
+const IMPACT_KEYS: &[&str] = &["driver", "driver_value", "dimension", "dimension_value"];
+const CLV_KEYS: &[&str] = &[
+    "driver",
+    "driver_value",
+    "__e",
+    "dimension",
+    "dimension_value",
+];
+
+/// `cx_impact` from the merged partials.
+fn finish_impact(m: &Merged) -> PolarsResult<DataFrame> {
+    let group = [col("driver"), col("dimension"), col("dimension_value")];
+    let keys: Vec<Expr> = IMPACT_KEYS.iter().map(|k| col(*k)).collect();
+    let clv = exact_sums(m.get("clv"), IMPACT_KEYS, "__clv_total")?;
+    m.get("impact")
+        .join(
+            clv.lazy(),
+            keys.clone(),
+            keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        // Sorted first: the window sums below then add their rows in one order.
+        .sort_overall_first(&["driver"], &["driver_value"])
+        .with_columns([
+            col("customers")
+                .sum()
+                .over(group.clone())?
+                .alias("__all_customers"),
+            col("__rev_sum_w")
+                .sum()
+                .over(group.clone())?
+                .alias("__all_revenue_w"),
+            col("__rev_sum_m")
+                .sum()
+                .over(group.clone())?
+                .alias("__all_revenue_m"),
+            col("__churned_n").sum().over(group)?.alias("__all_churned"),
+        ])
+        .with_columns([
+            ratio(col("customers"), col("__all_customers")).alias("share_of_customers"),
+            amount_per("__rev_sum", col("customers")).alias("avg_revenue"),
+            ratio(col("__clv_total").fill_null(lit(0.0)), col("__clv_n"))
+                .alias("avg_predicted_clv"),
+            ratio(col("__churned_n"), col("customers")).alias("churned_share"),
+            ratio(col("__rep_n"), col("outcome_customers")).alias("repurchase_rate"),
+            amount_per("__after_sum", col("outcome_customers")).alias("revenue_after_per_customer"),
+            amount_per("__all_revenue", col("__all_customers")).alias("__all_avg_revenue"),
+            ratio(col("__all_churned"), col("__all_customers")).alias("__all_churned_share"),
+        ])
+        .with_columns([
+            (ratio(col("avg_revenue"), col("__all_avg_revenue")) - lit(1.0)).alias("lift_vs_all"),
+            (ratio(col("churned_share"), col("__all_churned_share")) - lit(1.0))
+                .alias("churn_lift_vs_all"),
+        ])
+        .select([
+            col("driver"),
+            col("driver_value"),
+            col("dimension"),
+            col("dimension_value"),
+            col("customers"),
+            col("share_of_customers"),
+            col("avg_revenue"),
+            col("avg_predicted_clv").cast(DataType::Float64),
+            col("churned_share"),
+            col("outcome_customers"),
+            col("repurchase_rate"),
+            col("revenue_after_per_customer"),
+            col("lift_vs_all"),
+            col("churn_lift_vs_all"),
+        ])
+        .collect()
+}
+
+/// `nps_migration` from the merged journeys.
+fn finish_migration(m: &Merged) -> PolarsResult<DataFrame> {
+    m.get("migration")
+        .with_columns([
+            amount_per("__before", col("customers")).alias("avg_revenue_before"),
+            amount_per("__after", col("customers")).alias("avg_revenue_after"),
+        ])
+        .with_column(
+            (lit(100.0)
+                * ratio(
+                    col("avg_revenue_after") - col("avg_revenue_before"),
+                    col("avg_revenue_before"),
+                ))
+            .alias("revenue_change_pct"),
+        )
+        .sort(["from_category", "to_category"], Default::default())
+        .select([
+            col("from_category"),
+            col("to_category"),
+            col("customers"),
+            col("avg_revenue_before"),
+            col("avg_revenue_after"),
+            col("revenue_change_pct"),
+        ])
+        .collect()
 }
 
 #[cfg(test)]
@@ -552,6 +714,20 @@ mod tests {
 
     use super::*;
     use crate::pipelines::lifecycle::testing::*;
+
+    /// Both tables as a run computes them (one bucket, and three: the same frames), without a
+    /// CLV model.
+    fn cx_impact(
+        inputs: &Inputs,
+        p: &CxImpact,
+        cal: &Calendar,
+        _fitted: Option<LazyFrame>,
+    ) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
+        let tables = crate::pipelines::testing::run_one(p, inputs, cal);
+        Ok(["cx_impact", "nps_migration"]
+            .map(|t| (t, tables[t].clone().lazy()))
+            .to_vec())
+    }
 
     fn utc(name: &str, v: Vec<Option<&str>>) -> Column {
         Column::new(

@@ -11,7 +11,7 @@
 use polars::prelude::*;
 
 use super::common::JoinOnCustomer;
-use super::Inputs;
+use super::{InputUse, Inputs};
 use crate::config::{ActivitySource, Anchor};
 use crate::contracts::InputKind;
 use crate::time::Calendar;
@@ -41,6 +41,32 @@ impl ActivitySource {
         ActivitySource::Surveys,
         ActivitySource::Events,
     ];
+}
+
+/// The inputs of a lifecycle pipeline: its activity sources, what its anchor reads, the
+/// customers for `by`, and `optional` when the job declares them.
+pub fn lifecycle_inputs(
+    activity: &[ActivitySource],
+    anchor: Option<Anchor>,
+    by: &[String],
+    optional: &[InputKind],
+) -> InputUse {
+    let mut required: Vec<InputKind> = activity.iter().map(|s| s.input()).collect();
+    match anchor {
+        Some(Anchor::Signup) => required.push(InputKind::Customers),
+        Some(Anchor::FirstOrder) => required.push(InputKind::Orders),
+        _ => {}
+    }
+    if !by.is_empty() {
+        required.push(InputKind::Customers);
+    }
+    required.sort();
+    required.dedup();
+    InputUse {
+        required,
+        optional: optional.to_vec(),
+        extra: vec![(InputKind::Customers, by.to_vec())],
+    }
 }
 
 fn input(inputs: &Inputs, kind: InputKind) -> LazyFrame {

@@ -33,26 +33,111 @@
 //!   `avg_revenue` = revenue / customers; the other averages are plain means, the model ones
 //!   added in value order so that reruns give the same last digit.
 //!
-//! The models are fitted on materialised data, so this pipeline collects its per-customer
-//! summary once; a fit that fails leaves the model columns null and says why in `clv_model`.
+//! Two rounds over the customer buckets. Round 0 keeps each bucket's per-customer history and
+//! returns, as partials, the models' grouped data (customers per identical (frequency,
+//! recency, t, monetary_value)) and the counts per value of recency_days, orders and revenue;
+//! its finalize fits BG/NBD and Gamma-Gamma on the grouped data (in a fixed order, so the fit
+//! is the same for any split into buckets) and turns the counts into the RFM score and value
+//! tier of every value. Round 1 computes each customer's model columns, scores and tier, keeps
+//! the `customer_ltv` rows, and returns the segment sums. A fit that fails leaves the model
+//! columns null and says why in `clv_model`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{
-    amount_from_parts, by_dimensions, div_scalar, mean_in_value_order, ratio, split_amount,
-    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_from_parts, by_dimensions, div_scalar, exact_sum_partial, exact_sums, ratio,
+    split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
-use super::lifecycle::attach_segments;
-use super::Inputs;
-use crate::clv::bgnbd::{self, BgNbd};
+use super::lifecycle::{attach_segments, lifecycle_inputs};
+use super::{
+    in_range, params, ranges, Bucket, Finalized, InputUse, JobSettings, MapOutput, Merge, Merged,
+    Pipeline, Spec, TableData,
+};
+use crate::clv::bgnbd::{self, BgNbd, Group};
 use crate::clv::gamma_gamma::{self, GammaGamma};
 use crate::clv::Fit;
-use crate::config::{ClvModel, ModelUnit};
+use crate::config::{ActivitySource, ClvModel, ModelUnit};
 use crate::contracts::InputKind;
+use crate::engine::profile::collect;
 use crate::parallel::split_rows;
+use crate::problems::Problems;
 use crate::time::{date_lit, Calendar};
+
+/// The job file's `pipelines.ltv_segments`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LtvSegmentsParams {
+    #[serde(default)]
+    pub unit: ModelUnit,
+    #[serde(default = "twelve")]
+    pub horizon_months: i64,
+    #[serde(default = "one_percent")]
+    pub monthly_discount_rate: f64,
+    #[serde(default)]
+    pub model: ClvModel,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+fn twelve() -> i64 {
+    12
+}
+
+fn one_percent() -> f64 {
+    0.01
+}
+
+/// The configuration of `ltv_segments`.
+pub struct LtvSegmentsSpec;
+pub static SPEC: LtvSegmentsSpec = LtvSegmentsSpec;
+
+impl Spec for LtvSegmentsSpec {
+    fn name(&self) -> &'static str {
+        "ltv_segments"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: LtvSegmentsParams = params(value, at, problems)?;
+        let horizon_months = in_range(
+            &format!("{at}.horizon_months"),
+            p.horizon_months,
+            ranges::HORIZON_MONTHS,
+            problems,
+        );
+        let (lo, hi) = ranges::DISCOUNT_RATE;
+        if !(p.monthly_discount_rate >= lo && p.monthly_discount_rate <= hi) {
+            problems.push(
+                &format!("{at}.monthly_discount_rate"),
+                format!(
+                    "must be between {lo} and {hi}, got {}",
+                    p.monthly_discount_rate
+                ),
+            );
+        }
+        let ltv = LtvSegments {
+            unit: p.unit,
+            horizon_months,
+            monthly_discount_rate: p.monthly_discount_rate,
+            model: p.model,
+            by: p.by,
+        };
+        // cx_impact averages this model's predictions.
+        if ltv.model == ClvModel::Bgnbd {
+            settings.ltv = Some(ltv.clone());
+        }
+        Some(Box::new(ltv))
+    }
+}
 
 /// Resolved parameters.
 #[derive(Debug, Clone)]
@@ -63,6 +148,11 @@ pub struct LtvSegments {
     pub model: ClvModel,
     pub by: Vec<String>,
 }
+
+/// The kept rows of `customer_ltv` (string customer ids), which `cx_impact` reads.
+pub const CUSTOMER_LTV: &str = "customer_ltv";
+/// Each bucket's per-customer history, kept from round 0 for round 1.
+const HISTORY: &str = "ltv_history";
 
 impl ModelUnit {
     pub fn days(self) -> f64 {
@@ -75,6 +165,445 @@ impl ModelUnit {
 
 /// Days in a month for the CLV horizon.
 pub const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+impl Pipeline for LtvSegments {
+    fn name(&self) -> &'static str {
+        "ltv_segments"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["customer_ltv", "ltv_segments", "clv_model"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        lifecycle_inputs(&[ActivitySource::Orders], None, &self.by, &[])
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Customers, &self.by)
+    }
+
+    fn rounds(&self) -> usize {
+        2
+    }
+
+    fn reads_inputs(&self, round: usize) -> bool {
+        round == 0
+    }
+
+    fn map(&self, round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        match round {
+            0 => self.map_history(b),
+            _ => self.map_customers(b),
+        }
+    }
+
+    fn finalize(&self, round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        match round {
+            0 => Ok(Finalized::Next(Arc::new(self.fit(m)?))),
+            _ => {
+                let state: &Fitted = m.state();
+                let segments = finish_segments(m)?;
+                Ok(Finalized::Tables(vec![
+                    (CUSTOMER_LTV, TableData::Kept(CUSTOMER_LTV)),
+                    ("ltv_segments", TableData::Frame(segments)),
+                    ("clv_model", TableData::Frame(model_table(state)?)),
+                ]))
+            }
+        }
+    }
+}
+
+/// The model data partial's keys (its one other column is `__n`, customers).
+const MODEL_KEYS: &[&str] = &["frequency", "recency", "t", "monetary_value"];
+const SEGMENT_KEYS: &[&str] = &["rfm_segment", "dimension", "dimension_value"];
+const SEGMENT_EXACT_KEYS: &[&str] = &["rfm_segment", "__e", "dimension", "dimension_value"];
+
+impl LtvSegments {
+    /// Round 0: the bucket's history (kept) and its grouped model data and value counts.
+    fn map_history(&self, b: &Bucket) -> PolarsResult<MapOutput> {
+        let hist = history(b.input(InputKind::Orders), self, b.cal)?;
+        let with_segments = collect(
+            attach_segments(hist.clone().lazy(), b.inputs, &self.by),
+            "ltv_segments.history_segments",
+            Engine::InMemory,
+        )?;
+        let count = |keys: &[&str]| -> PolarsResult<DataFrame> {
+            hist.clone()
+                .lazy()
+                .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+                .agg([len().cast(DataType::Int64).alias("__n")])
+                .collect()
+        };
+        Ok(MapOutput {
+            keep: vec![(HISTORY, with_segments)],
+            ..Default::default()
+        }
+        .partial("model_data", Merge::sum(MODEL_KEYS), count(MODEL_KEYS)?)
+        .partial(
+            "recency_days",
+            Merge::sum(&["recency_days"]),
+            count(&["recency_days"])?,
+        )
+        .partial("orders", Merge::sum(&["orders"]), count(&["orders"])?)
+        .partial("revenue", Merge::sum(&["revenue"]), count(&["revenue"])?))
+    }
+
+    /// Finalize of round 0: the fits, and the score and tier of every value.
+    fn fit(&self, m: &Merged) -> PolarsResult<Fitted> {
+        let sorted = |name: &str, keys: &[&str]| {
+            m.get(name)
+                .sort(keys.to_vec(), Default::default())
+                .collect()
+        };
+        let data = sorted("model_data", MODEL_KEYS)?;
+        let x = f64_vec(&data, "frequency")?;
+        let t_x = f64_vec(&data, "recency")?;
+        let t = f64_vec(&data, "t")?;
+        let money = f64_vec(&data, "monetary_value")?;
+        let n_of = f64_vec(&data, "__n")?;
+        let customers: f64 = n_of.iter().sum();
+        let (bgnbd, gamma_gamma) = if self.model == ClvModel::None {
+            (None, None)
+        } else {
+            // Customers with the same (x, t_x, T): one weighted group each, in sorted order.
+            let mut groups: Vec<Group> = Vec::new();
+            for i in 0..x.len() {
+                match groups.last_mut() {
+                    Some(g) if g.x == x[i] && g.t_x == t_x[i] && g.t == t[i] => g.weight += n_of[i],
+                    _ => groups.push(Group {
+                        x: x[i],
+                        t_x: t_x[i],
+                        t: t[i],
+                        weight: n_of[i],
+                    }),
+                }
+            }
+            // Gamma-Gamma on the repeat buyers with a positive mean spend, per distinct (x, m)
+            // in (x, m) order.
+            let mut spend: Vec<(f64, f64, f64)> = (0..x.len())
+                .filter(|&i| x[i] > 0.0 && money[i] > 0.0)
+                .map(|i| (x[i], money[i], n_of[i]))
+                .collect();
+            spend.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let mut merged: Vec<(f64, f64, f64)> = Vec::new();
+            for (xi, mi, wi) in spend {
+                match merged.last_mut() {
+                    Some(last) if last.0 == xi && last.1 == mi => last.2 += wi,
+                    _ => merged.push((xi, mi, wi)),
+                }
+            }
+            let gx: Vec<f64> = merged.iter().map(|r| r.0).collect();
+            let gm: Vec<f64> = merged.iter().map(|r| r.1).collect();
+            let gw: Vec<f64> = merged.iter().map(|r| r.2).collect();
+            (
+                Some(bgnbd::fit(&groups)),
+                Some(gamma_gamma::fit_weighted(&gx, &gm, &gw)),
+            )
+        };
+        let mut fitted = Fitted {
+            p: self.clone(),
+            bgnbd,
+            gamma_gamma,
+            customers: customers as u64,
+            uncomputable: 0,
+            recency: RankTable::new(
+                &sorted("recency_days", &["recency_days"])?,
+                "recency_days",
+                true,
+            )?,
+            orders: RankTable::new(&sorted("orders", &["orders"])?, "orders", false)?,
+            revenue: RankTable::new(&sorted("revenue", &["revenue"])?, "revenue", false)?,
+            tiers: RankTable::default(),
+            tier_by_clv: false,
+        };
+        // Value tiers rank by predicted_clv when every customer has one, else by revenue.
+        let rows = fitted.predict_all(&x, &t_x, &t, &money);
+        let missing: f64 = rows
+            .iter()
+            .zip(&n_of)
+            .filter(|(r, _)| r.3.is_none())
+            .map(|(_, n)| n)
+            .sum();
+        let has_model = matches!(
+            (&fitted.bgnbd, &fitted.gamma_gamma),
+            (Some(Ok(_)), Some(Ok(_)))
+        );
+        fitted.uncomputable = if has_model { missing as u64 } else { 0 };
+        if has_model && missing == 0.0 {
+            let mut clv: Vec<(f64, f64)> = rows
+                .iter()
+                .zip(&n_of)
+                .map(|(r, n)| (r.3.expect("every value"), *n))
+                .collect();
+            clv.sort_by(|a, b| a.0.total_cmp(&b.0));
+            fitted.tiers = RankTable::from_sorted(clv);
+            fitted.tier_by_clv = true;
+        } else {
+            fitted.tiers = fitted.revenue.clone();
+        }
+        Ok(fitted)
+    }
+
+    /// Round 1: every customer's model columns, scores and tier (kept as `customer_ltv`),
+    /// and the segment sums.
+    fn map_customers(&self, b: &Bucket) -> PolarsResult<MapOutput> {
+        let state: &Fitted = b.state();
+        let hist = b
+            .kept
+            .get(HISTORY)
+            .cloned()
+            .expect("the history kept in round 0");
+        let x = f64_vec(&hist, "frequency")?;
+        let t_x = f64_vec(&hist, "recency")?;
+        let t = f64_vec(&hist, "t")?;
+        let money = f64_vec(&hist, "monetary_value")?;
+        let rows = state.predict_all(&x, &t_x, &t, &money);
+        let n = state.customers as f64;
+        let score = |table: &RankTable, column: &str, negate: bool| -> PolarsResult<Column> {
+            let v = f64_vec(&hist, column)?;
+            Ok(Column::new(
+                column.into(),
+                v.iter()
+                    .map(|v| table.score(if negate { -v } else { *v }, n))
+                    .collect::<Vec<i32>>(),
+            ))
+        };
+        let basis = if state.tier_by_clv {
+            rows.iter()
+                .map(|r| r.3.unwrap_or(f64::NAN))
+                .collect::<Vec<f64>>()
+        } else {
+            f64_vec(&hist, "revenue")?
+        };
+        let tiers: Vec<&str> = basis.iter().map(|v| state.tiers.tier(*v, n)).collect();
+        let columns = DataFrame::new(
+            hist.height(),
+            vec![
+                Column::new(
+                    "p_alive".into(),
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "expected_purchases".into(),
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "expected_order_value".into(),
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "predicted_clv".into(),
+                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                ),
+                score(&state.recency, "recency_days", true)?.with_name("r_score".into()),
+                score(&state.orders, "orders", false)?.with_name("f_score".into()),
+                score(&state.revenue, "revenue", false)?.with_name("m_score".into()),
+                Column::new("value_tier".into(), tiers),
+            ],
+        )?;
+        let customers = hist.hstack(columns.columns())?.lazy().join(
+            segment_grid(),
+            [col("r_score"), col("f_score")],
+            [col("r_score"), col("f_score")],
+            JoinArgs::new(JoinType::Left),
+        );
+        let table = customers
+            .clone()
+            .select(customer_ltv_columns())
+            .sort(["customer_id"], Default::default())
+            .collect()?;
+        let keys = [col("rfm_segment")];
+        let counted = customers.with_columns(split_amount(col("revenue"), "__revenue"));
+        let segments = by_dimensions(
+            counted.clone(),
+            &keys,
+            &self.by,
+            &[
+                len().cast(DataType::Int64).alias("customers"),
+                col("__revenue_w").sum(),
+                col("__revenue_m").sum(),
+                col("orders").sum().alias("__orders"),
+                col("recency_days").sum().alias("__recency_days"),
+                col("predicted_clv")
+                    .is_not_null()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__clv_n"),
+                col("p_alive")
+                    .is_not_null()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias("__alive_n"),
+            ],
+        )
+        .collect()?;
+        let clv =
+            exact_sum_partial(counted.clone(), &keys, &self.by, col("predicted_clv")).collect()?;
+        let alive = exact_sum_partial(counted, &keys, &self.by, col("p_alive")).collect()?;
+        Ok(MapOutput {
+            keep: vec![(CUSTOMER_LTV, table)],
+            ..Default::default()
+        }
+        .partial("segments", Merge::sum(SEGMENT_KEYS), segments)
+        .partial("clv", Merge::sum(SEGMENT_EXACT_KEYS), clv)
+        .partial("alive", Merge::sum(SEGMENT_EXACT_KEYS), alive))
+    }
+}
+
+fn customer_ltv_columns() -> Vec<Expr> {
+    [
+        "customer_id",
+        "first_order_at",
+        "last_order_at",
+        "orders",
+        "purchase_days",
+        "revenue",
+        "avg_order_value",
+        "recency_days",
+        "tenure_days",
+        "r_score",
+        "f_score",
+        "m_score",
+        "rfm_segment",
+        "frequency",
+        "recency",
+        "t",
+        "monetary_value",
+        "p_alive",
+        "expected_purchases",
+        "expected_order_value",
+        "predicted_clv",
+        "value_tier",
+    ]
+    .map(col)
+    .to_vec()
+}
+
+/// The `ltv_segments` table from the merged segment sums.
+fn finish_segments(m: &Merged) -> PolarsResult<DataFrame> {
+    let keys: Vec<Expr> = SEGMENT_KEYS.iter().map(|k| col(*k)).collect();
+    let join = |left: LazyFrame, right: DataFrame| {
+        left.join(
+            right.lazy(),
+            keys.clone(),
+            keys.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
+    };
+    let clv = exact_sums(m.get("clv"), SEGMENT_KEYS, "__clv_total")?;
+    let alive = exact_sums(m.get("alive"), SEGMENT_KEYS, "__alive_total")?;
+    let groups = [col("dimension"), col("dimension_value")];
+    let mean = |total: &str, n: &str| ratio(col(total).fill_null(lit(0.0)), col(n));
+    join(join(m.get("segments"), clv), alive)
+        .with_column(amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"))
+        .with_columns([
+            ratio(col("revenue"), col("customers")).alias("avg_revenue"),
+            ratio(col("__orders"), col("customers")).alias("avg_orders"),
+            ratio(col("__recency_days"), col("customers")).alias("avg_recency_days"),
+            mean("__clv_total", "__clv_n").alias("avg_predicted_clv"),
+            mean("__alive_total", "__alive_n").alias("avg_p_alive"),
+        ])
+        // Sorted before the shares: a window sum adds its rows in frame order.
+        .sort_overall_first(&[], &["rfm_segment"])
+        .with_columns([
+            ratio(
+                col("customers"),
+                col("customers").sum().over(groups.clone())?,
+            )
+            .alias("share_of_customers"),
+            ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
+        ])
+        .select([
+            col("dimension"),
+            col("dimension_value"),
+            col("rfm_segment"),
+            col("customers"),
+            col("share_of_customers"),
+            col("revenue"),
+            col("share_of_revenue"),
+            col("avg_revenue"),
+            col("avg_orders"),
+            col("avg_recency_days"),
+            col("avg_predicted_clv").cast(DataType::Float64),
+            col("avg_p_alive").cast(DataType::Float64),
+        ])
+        .collect()
+}
+
+/// How many customers have each value of a column, and from that the RFM score or the value
+/// tier of any value: the ranks of the definitions without holding every customer.
+#[derive(Debug, Clone, Default)]
+struct RankTable {
+    /// Distinct values, ascending, with the customers that have each.
+    values: Vec<f64>,
+    counts: Vec<f64>,
+    /// Customers with a value strictly below each.
+    below: Vec<f64>,
+}
+
+impl RankTable {
+    /// From a merged count partial (`column`, `__n`) sorted by the value; `negate` ranks
+    /// smaller values as better (recency).
+    fn new(df: &DataFrame, column: &str, negate: bool) -> PolarsResult<RankTable> {
+        let mut pairs: Vec<(f64, f64)> = f64_vec(df, column)?
+            .into_iter()
+            .map(|v| if negate { -v } else { v })
+            .zip(f64_vec(df, "__n")?)
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(RankTable::from_sorted(pairs))
+    }
+
+    fn from_sorted(pairs: Vec<(f64, f64)>) -> RankTable {
+        let mut t = RankTable::default();
+        let mut below = 0.0;
+        for (v, n) in pairs {
+            match t.values.last() {
+                Some(last) if *last == v => {
+                    *t.counts.last_mut().expect("a count") += n;
+                }
+                _ => {
+                    t.values.push(v);
+                    t.counts.push(n);
+                    t.below.push(below);
+                }
+            }
+            below += n;
+        }
+        t
+    }
+
+    fn position(&self, v: f64) -> usize {
+        self.values.partition_point(|x| x.total_cmp(&v).is_lt())
+    }
+
+    /// The 1-5 score of `v` among `n` customers: min(5, floor(5 (rank_avg - 0.5) / n) + 1),
+    /// rank_avg the average rank of the value (better values higher).
+    fn score(&self, v: f64, n: f64) -> i32 {
+        let i = self.position(v);
+        let rank_avg = self.below[i] + (self.counts[i] + 1.0) / 2.0;
+        let raw = (5.0 * (rank_avg - 0.5) / n).floor() + 1.0;
+        raw.min(5.0) as i32
+    }
+
+    /// The value tier of `v` among `n` customers: share = (customers with a strictly greater
+    /// value) / n; top_1pct below 0.01, top_10pct below 0.10, top_50pct below 0.5.
+    fn tier(&self, v: f64, n: f64) -> &'static str {
+        let i = self.position(v);
+        let greater = n - self.below[i] - self.counts.get(i).copied().unwrap_or(0.0);
+        let share = greater / n;
+        if share < 0.01 {
+            "top_1pct"
+        } else if share < 0.10 {
+            "top_10pct"
+        } else if share < 0.5 {
+            "top_50pct"
+        } else {
+            "bottom_50pct"
+        }
+    }
+}
 
 /// (r_score band, f_score) -> segment, as in the grid of docs/metrics/ltv_segments.md.
 pub fn rfm_segment(r: i32, f: i32) -> &'static str {
@@ -114,26 +643,6 @@ pub fn rfm_segment(r: i32, f: i32) -> &'static str {
     ];
     let row = (r.clamp(2, 5) - 2) as usize;
     GRID[row][(f.clamp(1, 5) - 1) as usize]
-}
-
-fn score(value: Expr, n: usize) -> Expr {
-    let rank = value.rank(
-        RankOptions {
-            method: RankMethod::Average,
-            descending: false,
-        },
-        None,
-    );
-    let raw = div_scalar(
-        lit(5.0) * (rank.cast(DataType::Float64) - lit(0.5)),
-        n as f64,
-    )
-    .floor()
-        + lit(1.0);
-    when(raw.clone().gt(lit(5.0)))
-        .then(lit(5.0))
-        .otherwise(raw)
-        .cast(DataType::Int32)
 }
 
 /// The RFM grid as a lookup table (r_score, f_score, rfm_segment). A join rather than 25
@@ -199,7 +708,7 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
             (col("__day_m").sum() - col("__day_m").first()).alias("__repeat_m"),
         ]);
     let day_num = |c: &str| col(c).cast(DataType::Int32).cast(DataType::Float64);
-    per_customer
+    let lf = per_customer
         .join_on_customer(days, JoinType::Inner)
         .filter(col("orders").gt(lit(0)))
         .with_column(amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"))
@@ -222,18 +731,90 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
                 .otherwise(lit(0.0))
                 .alias("monetary_value"),
         ])
-        .sort(["customer_id"], Default::default())
-        .collect()
+        .sort(["customer_id"], Default::default());
+    collect(lf, "ltv_segments.history", Engine::InMemory)
 }
 
-/// The fitted models (or why not) and the per-customer model columns.
-struct Models {
+/// The fits and the rank tables: round 0's finalize hands them to round 1.
+struct Fitted {
+    p: LtvSegments,
+    bgnbd: Option<Result<Fit<BgNbd>, String>>,
+    gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
+    customers: u64,
     /// Customers whose expected purchases (or predicted CLV) could not be computed although
     /// the models were fitted: their model columns are null.
     uncomputable: u64,
-    bgnbd: Option<Result<Fit<BgNbd>, String>>,
-    gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
-    columns: DataFrame,
+    recency: RankTable,
+    orders: RankTable,
+    revenue: RankTable,
+    /// The ranking of the value tiers: predicted_clv, or revenue (`tier_by_clv`).
+    tiers: RankTable,
+    tier_by_clv: bool,
+}
+
+/// (p_alive, expected_purchases, expected_order_value, predicted_clv) of one customer.
+type Row = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
+impl Fitted {
+    /// The model columns of the customers with these (x, t_x, T, m), on two threads in a fixed
+    /// split (each customer's values depend on that customer alone).
+    fn predict_all(&self, x: &[f64], t_x: &[f64], t: &[f64], m: &[f64]) -> Vec<Row> {
+        let bg = self.bgnbd.as_ref().and_then(|f| f.as_ref().ok());
+        let gg = self.gamma_gamma.as_ref().and_then(|f| f.as_ref().ok());
+        let p = &self.p;
+        let month = MONTH_DAYS / p.unit.days();
+        let horizon = p.horizon_months as usize;
+        // Per (x, t_x, T): p_alive and the expected purchases at each month of the horizon
+        // (None when a point cannot be computed).
+        type Shared = (f64, Option<Vec<f64>>);
+        let rows = |range: std::ops::Range<usize>| -> Vec<Row> {
+            let mut cache: HashMap<(u64, u64, u64), Shared> = HashMap::new();
+            range
+                .map(|i| {
+                    let eov = gg.map(|g| {
+                        if x[i] > 0.0 {
+                            g.params.conditional_mean(x[i], m[i])
+                        } else {
+                            g.params.population_mean()
+                        }
+                    });
+                    let Some(b) = bg else {
+                        return (None, None, eov.filter(|v| v.is_finite()), None);
+                    };
+                    let (alive, curve) = cache
+                        .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
+                        .or_insert_with(|| {
+                            let curve = (0..=horizon)
+                                .map(|k| {
+                                    b.params.expected_purchases(
+                                        k as f64 * month,
+                                        x[i],
+                                        t_x[i],
+                                        t[i],
+                                    )
+                                })
+                                .collect::<Option<Vec<f64>>>();
+                            (b.params.p_alive(x[i], t_x[i], t[i]), curve)
+                        });
+                    let Some(curve) = curve else {
+                        return (Some(*alive), None, eov.filter(|v| v.is_finite()), None);
+                    };
+                    let clv = eov.and_then(|value| {
+                        let clv = (1..=horizon)
+                            .map(|k| {
+                                (curve[k] - curve[k - 1]) * value
+                                    / (1.0 + p.monthly_discount_rate).powi(k as i32)
+                            })
+                            .sum::<f64>();
+                        clv.is_finite().then_some(clv)
+                    });
+                    let eov = eov.filter(|v| v.is_finite());
+                    (Some(*alive), Some(curve[horizon]), eov, clv)
+                })
+                .collect()
+        };
+        split_rows(x.len(), rows).into_iter().flatten().collect()
+    }
 }
 
 fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
@@ -246,143 +827,7 @@ fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
         .collect())
 }
 
-/// The models' inputs per customer, from a frame with `customer_ltv`'s frequency, recency,
-/// t and monetary_value columns (the pipeline's history, or a written `customer_ltv`).
-pub struct ModelInputs {
-    pub x: Vec<f64>,
-    pub t_x: Vec<f64>,
-    pub t: Vec<f64>,
-    pub m: Vec<f64>,
-}
-
-impl ModelInputs {
-    pub fn from_history(df: &DataFrame) -> PolarsResult<Self> {
-        Ok(ModelInputs {
-            x: f64_vec(df, "frequency")?,
-            t_x: f64_vec(df, "recency")?,
-            t: f64_vec(df, "t")?,
-            m: f64_vec(df, "monetary_value")?,
-        })
-    }
-
-    /// (x, m) of the repeat buyers with a positive mean spend: Gamma-Gamma's data.
-    pub fn repeat_buyers(&self) -> (Vec<f64>, Vec<f64>) {
-        self.x
-            .iter()
-            .zip(&self.m)
-            .filter(|(x, m)| **x > 0.0 && **m > 0.0)
-            .map(|(x, m)| (*x, *m))
-            .unzip()
-    }
-}
-
-fn fit_models(hist: &DataFrame, p: &LtvSegments) -> PolarsResult<Models> {
-    let n = hist.height();
-    let ids = hist.column("customer_id")?.clone();
-    let none = |name: &str| Column::full_null(name.into(), n, &DataType::Float64);
-    if p.model == ClvModel::None {
-        return Ok(Models {
-            uncomputable: 0,
-            bgnbd: None,
-            gamma_gamma: None,
-            columns: DataFrame::new(
-                n,
-                vec![
-                    ids,
-                    none("p_alive"),
-                    none("expected_purchases"),
-                    none("expected_order_value"),
-                    none("predicted_clv"),
-                ],
-            )?,
-        });
-    }
-    let inputs = ModelInputs::from_history(hist)?;
-    let bg = bgnbd::fit(&bgnbd::group(&inputs.x, &inputs.t_x, &inputs.t));
-    let (gx, gm) = inputs.repeat_buyers();
-    let gg = gamma_gamma::fit(&gx, &gm);
-    let ModelInputs { x, t_x, t, m } = inputs;
-
-    let month = MONTH_DAYS / p.unit.days();
-    let horizon = p.horizon_months as usize;
-    // Per customer: (p_alive, expected_purchases, expected_order_value, predicted_clv).
-    type Row = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
-    // Per (x, t_x, T): p_alive and the expected purchases at each month of the horizon (None
-    // when a point cannot be computed).
-    type Shared = (f64, Option<Vec<f64>>);
-    let rows = |range: std::ops::Range<usize>| -> Vec<Row> {
-        // Customers sharing (x, t_x, T) share every BG/NBD quantity.
-        let mut cache: HashMap<(u64, u64, u64), Shared> = HashMap::new();
-        range
-            .map(|i| {
-                let eov = gg.as_ref().ok().map(|g| {
-                    if x[i] > 0.0 {
-                        g.params.conditional_mean(x[i], m[i])
-                    } else {
-                        g.params.population_mean()
-                    }
-                });
-                let Ok(b) = &bg else {
-                    return (None, None, eov, None);
-                };
-                let (alive, curve) = cache
-                    .entry((x[i].to_bits(), t_x[i].to_bits(), t[i].to_bits()))
-                    .or_insert_with(|| {
-                        // None when any point of the curve cannot be computed.
-                        let curve = (0..=horizon)
-                            .map(|k| {
-                                b.params
-                                    .expected_purchases(k as f64 * month, x[i], t_x[i], t[i])
-                            })
-                            .collect::<Option<Vec<f64>>>();
-                        (b.params.p_alive(x[i], t_x[i], t[i]), curve)
-                    });
-                let Some(curve) = curve else {
-                    return (Some(*alive), None, eov, None);
-                };
-                let clv = eov.and_then(|value| {
-                    let clv = (1..=horizon)
-                        .map(|k| {
-                            (curve[k] - curve[k - 1]) * value
-                                / (1.0 + p.monthly_discount_rate).powi(k as i32)
-                        })
-                        .sum::<f64>();
-                    clv.is_finite().then_some(clv)
-                });
-                let eov = eov.filter(|v| v.is_finite());
-                (Some(*alive), Some(curve[horizon]), eov, clv)
-            })
-            .collect()
-    };
-    // Each customer's values depend on that customer alone: two threads, same numbers.
-    let rows: Vec<Row> = split_rows(n, rows).into_iter().flatten().collect();
-    let p_alive: Vec<Option<f64>> = rows.iter().map(|r| r.0).collect();
-    let expected: Vec<Option<f64>> = rows.iter().map(|r| r.1).collect();
-    let eov: Vec<Option<f64>> = rows.iter().map(|r| r.2).collect();
-    let clv: Vec<Option<f64>> = rows.iter().map(|r| r.3).collect();
-    let uncomputable = match (&bg, &gg) {
-        (Ok(_), Ok(_)) => clv.iter().filter(|v| v.is_none()).count() as u64,
-        (Ok(_), Err(_)) => expected.iter().filter(|v| v.is_none()).count() as u64,
-        _ => 0,
-    };
-    Ok(Models {
-        uncomputable,
-        bgnbd: Some(bg),
-        gamma_gamma: Some(gg),
-        columns: DataFrame::new(
-            n,
-            vec![
-                ids,
-                Column::new("p_alive".into(), p_alive),
-                Column::new("expected_purchases".into(), expected),
-                Column::new("expected_order_value".into(), eov),
-                Column::new("predicted_clv".into(), clv),
-            ],
-        )?,
-    })
-}
-
-fn model_table(models: &Models) -> PolarsResult<DataFrame> {
+fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
     let mut model = Vec::new();
     let mut parameter = Vec::new();
     let mut value: Vec<Option<f64>> = Vec::new();
@@ -472,155 +917,6 @@ fn model_table(models: &Models) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// (customer_id, predicted_clv) from the same history and fits as `customer_ltv` (used by
-/// `cx_impact`).
-pub fn predicted_clv(
-    orders: LazyFrame,
-    p: &LtvSegments,
-    cal: &Calendar,
-) -> PolarsResult<DataFrame> {
-    let hist = history(orders, p, cal)?;
-    let models = fit_models(&hist, p)?;
-    models.columns.select(["customer_id", "predicted_clv"])
-}
-
-/// Computes `customer_ltv`, `ltv_segments` and `clv_model`.
-pub fn ltv_segments(
-    inputs: &Inputs,
-    p: &LtvSegments,
-    cal: &Calendar,
-) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
-    let orders = inputs
-        .get(&InputKind::Orders)
-        .cloned()
-        .expect("the runner loads orders");
-    let hist = history(orders, p, cal)?;
-    let models = fit_models(&hist, p)?;
-    let n = hist.height();
-
-    // By revenue when any customer lacks a predicted CLV (no model, a failed fit, or a value
-    // that could not be computed): one ranking for everyone.
-    let tier_value = if models.columns.column("predicted_clv")?.null_count() > 0 {
-        col("revenue")
-    } else {
-        col("predicted_clv")
-    };
-    let tier_rank = tier_value.rank(
-        RankOptions {
-            method: RankMethod::Min,
-            descending: true,
-        },
-        None,
-    );
-    let share = div_scalar(tier_rank.cast(DataType::Float64) - lit(1.0), n as f64);
-    let customers = hist
-        .lazy()
-        .join_on_customer(models.columns.clone().lazy(), JoinType::Left)
-        .with_columns([
-            score(-col("recency_days"), n).alias("r_score"),
-            score(col("orders"), n).alias("f_score"),
-            score(col("revenue"), n).alias("m_score"),
-            when(share.clone().lt(lit(0.01)))
-                .then(lit("top_1pct"))
-                .when(share.clone().lt(lit(0.10)))
-                .then(lit("top_10pct"))
-                .when(share.lt(lit(0.5)))
-                .then(lit("top_50pct"))
-                .otherwise(lit("bottom_50pct"))
-                .alias("value_tier"),
-        ])
-        .join(
-            segment_grid(),
-            [col("r_score"), col("f_score")],
-            [col("r_score"), col("f_score")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .select([
-            col("customer_id"),
-            col("first_order_at"),
-            col("last_order_at"),
-            col("orders"),
-            col("purchase_days"),
-            col("revenue"),
-            col("avg_order_value"),
-            col("recency_days"),
-            col("tenure_days"),
-            col("r_score"),
-            col("f_score"),
-            col("m_score"),
-            col("rfm_segment"),
-            col("frequency"),
-            col("recency"),
-            col("t"),
-            col("monetary_value"),
-            col("p_alive"),
-            col("expected_purchases"),
-            col("expected_order_value"),
-            col("predicted_clv"),
-            col("value_tier"),
-        ]);
-
-    let groups = [col("dimension"), col("dimension_value")];
-    // Revenue is summed exactly again (each customer's revenue is a whole number of
-    // millionths, so splitting it is exact) and the model columns are averaged in value order:
-    // joins and group-bys hand customers over in no fixed order, and float sums in that order
-    // could change the last digit from run to run.
-    let segments = by_dimensions(
-        attach_segments(customers.clone(), inputs, &p.by)
-            .with_columns(split_amount(col("revenue"), "__revenue")),
-        &[col("rfm_segment")],
-        &p.by,
-        &[
-            len().cast(DataType::Int64).alias("customers"),
-            col("__revenue_w").sum(),
-            col("__revenue_m").sum(),
-            col("orders")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("avg_orders"),
-            col("recency_days")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("avg_recency_days"),
-            mean_in_value_order(col("predicted_clv")).alias("avg_predicted_clv"),
-            mean_in_value_order(col("p_alive")).alias("avg_p_alive"),
-        ],
-    )
-    .with_column(amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"))
-    .with_column(ratio(col("revenue"), col("customers")).alias("avg_revenue"))
-    // Sorted before the shares: a window sum adds its rows in frame order, and the breakdowns
-    // come out of parallel group-bys in no fixed order, which changed the last digit of
-    // share_of_revenue from run to run.
-    .sort_overall_first(&[], &["rfm_segment"])
-    .with_columns([
-        ratio(
-            col("customers"),
-            col("customers").sum().over(groups.clone())?,
-        )
-        .alias("share_of_customers"),
-        ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
-    ])
-    .select([
-        col("dimension"),
-        col("dimension_value"),
-        col("rfm_segment"),
-        col("customers"),
-        col("share_of_customers"),
-        col("revenue"),
-        col("share_of_revenue"),
-        col("avg_revenue"),
-        col("avg_orders"),
-        col("avg_recency_days"),
-        col("avg_predicted_clv").cast(DataType::Float64),
-        col("avg_p_alive").cast(DataType::Float64),
-    ]);
-    Ok(vec![
-        ("customer_ltv", customers),
-        ("ltv_segments", segments),
-        ("clv_model", model_table(&models)?.lazy()),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;
@@ -642,12 +938,13 @@ mod tests {
         }
     }
 
+    /// The three tables as a run computes them (one bucket, and three: the same frames).
     fn run(d: &Data, model: ClvModel, as_of: &str) -> Vec<DataFrame> {
-        ltv_segments(&d.inputs(), &params(model), &cal(as_of))
-            .unwrap()
-            .into_iter()
-            .map(|(_, lf)| lf.collect().unwrap())
-            .collect()
+        let p = params(model);
+        let tables = crate::pipelines::testing::run_one(&p, &d.inputs(), &cal(as_of));
+        ["customer_ltv", "ltv_segments", "clv_model"]
+            .map(|t| tables[t].clone())
+            .to_vec()
     }
 
     #[test]

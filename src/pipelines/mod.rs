@@ -1,7 +1,20 @@
-//! The pipeline registry: which pipelines exist, which inputs and columns each needs, how their
-//! parameters are resolved, and how each is built. Every pipeline is a pure function from
-//! cleaned input LazyFrames, its parameters and the job's calendar to output LazyFrames: no
-//! I/O, no clock.
+//! The pipelines and the one shape they share.
+//!
+//! A pipeline is configured by its `Spec` (its own parameters, their checks and their
+//! defaults) and run as `map` over customer buckets and `finalize` over the merged results:
+//!
+//! - `map(bucket)` is a pure function of one bucket's rows (every row of a customer is in the
+//!   same bucket). It returns *partials* that merge exactly: integer counts, money as exact
+//!   integer parts, exact float sums by exponent (`crate::exact`), minima and maxima, and rows
+//!   to be unioned (values whose order statistics a definition needs). It may also keep
+//!   per-customer rows of its bucket for a later round.
+//! - `finalize(merged partials)` computes what needs every customer at once (rates, intervals,
+//!   quantiles, the CLV fits, rank boundaries) and either gives the tables or hands a state to
+//!   the pipeline's next round, whose `map` runs over every bucket again.
+//!
+//! Because partials merge exactly and `finalize` orders what it reduces, every table is the
+//! same bytes whatever the number of buckets. Adding a pipeline is one new file with its
+//! `Spec` and `Pipeline`, and one line in `REGISTRY`.
 
 pub mod activation;
 pub mod churn;
@@ -13,118 +26,337 @@ pub mod ltv_segments;
 pub mod support_kpis;
 pub mod survey_scores;
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::config::{
-    ActivitySource, Anchor, ChurnMode, Period, PipelinesConfig, SurveyScoresParams,
-};
+use crate::config::ActivitySource;
 use crate::contracts::InputKind;
+use crate::keys::CustomerKeys;
+use crate::problems::Problems;
 use crate::time::Calendar;
-use activation::Activation;
-use churn::Churn;
-use cohort_retention::CohortRetention;
-use ltv_segments::LtvSegments;
-use support_kpis::{SlaTargets, SupportKpis};
+use support_kpis::SlaTargets;
 use survey_scores::Scales;
 
-/// Cleaned inputs by kind.
+/// One bucket's cleaned inputs by kind (customer ids as integer keys).
 pub type Inputs = BTreeMap<InputKind, LazyFrame>;
 
-/// Every pipeline name cxmetrics knows, in run order.
-pub const NAMES: &[&str] = &[
-    "survey_scores",
-    "support_kpis",
-    "cohort_retention",
-    "churn",
-    "activation",
-    "ltv_segments",
-    "cx_impact",
+/// Every pipeline, in run order. A pipeline may use what the ones before it settle (the survey
+/// scales, the SLA targets, the CLV model) and the per-customer rows they keep.
+pub static REGISTRY: &[&dyn Spec] = &[
+    &survey_scores::SPEC,
+    &support_kpis::SPEC,
+    &cohort_retention::SPEC,
+    &churn::SPEC,
+    &activation::SPEC,
+    &ltv_segments::SPEC,
+    &cx_impact::SPEC,
 ];
 
-/// A configured pipeline with its parameters resolved.
-#[derive(Debug, Clone)]
-pub enum Pipeline {
-    SurveyScores(SurveyScoresParams),
-    SupportKpis(SupportKpis),
-    CohortRetention(CohortRetention),
-    Churn(Churn),
-    Activation(Activation),
-    LtvSegments(LtvSegments),
-    CxImpact(cx_impact::CxImpact),
+/// The names of every pipeline, in run order.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|s| s.name()).collect()
 }
 
-/// Facts about the loaded data that some defaults depend on.
-#[derive(Clone)]
-pub struct BuildContext<'a> {
-    pub cal: &'a Calendar,
-    /// The job has `customers` and some customer has a `signup_at` (activation's anchor default).
-    pub customers_have_signup: bool,
-    /// The tables this run has computed so far, by name, so that a pipeline can build on an
-    /// earlier one's result instead of computing it again (`cx_impact` takes its predicted
-    /// CLV from `customer_ltv`).
-    pub computed: BTreeMap<&'static str, LazyFrame>,
-    /// The pipelines after the one being built (the runner moves this along), so that
-    /// activity another pipeline will count again is kept instead of computed twice.
-    pub later: &'a [Pipeline],
-    /// `lifecycle::activity_rows` of the lists of activity sources that a later pipeline
-    /// counts too: cohort retention and churn usually count the same activity, tens of
-    /// millions of rows made into (customer, local day) pairs, and it is computed once for
-    /// both.
-    pub activity: RefCell<Vec<(Vec<ActivitySource>, DataFrame)>>,
-}
+/// A pipeline's configuration: its name, and the checks and defaults of its parameters.
+pub trait Spec: Sync {
+    fn name(&self) -> &'static str;
 
-impl BuildContext<'_> {
-    /// The activity of `sources` (`lifecycle::activity_parts`): the kept frame when an earlier
-    /// pipeline counted the same sources; else computed, and kept (as one frame) when a later
-    /// pipeline will count them too.
-    fn activity_parts(
+    /// Builds the pipeline from its parameters (the YAML under `pipelines.<name>`, an empty
+    /// mapping when none), reporting every problem under `at`. None when the parameters do
+    /// not have the right shape; a value out of its range is reported and stands in as the
+    /// low end of its range, so that the checks that depend on the pipeline still run.
+    fn build(
         &self,
-        inputs: &Inputs,
-        sources: &[ActivitySource],
-    ) -> PolarsResult<Vec<LazyFrame>> {
+        params: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>>;
+}
+
+/// What the pipelines' parameters are checked against, and the settings a pipeline shares
+/// with the ones after it.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// The inputs the job declares.
+    pub declared: BTreeSet<InputKind>,
+    /// Survey scales: `survey_scores.scales`, else the defaults. Input cleaning rejects
+    /// out-of-scale scores with them, and every CSAT figure uses them.
+    pub scales: Scales,
+    /// First-response targets: `support_kpis.sla_first_response`, else 24h for every channel.
+    pub sla: SlaTargets,
+    /// The CLV model of `ltv_segments` when it fits one (cx_impact averages its predictions).
+    pub ltv: Option<ltv_segments::LtvSegments>,
+}
+
+impl JobSettings {
+    pub fn new(declared: BTreeSet<InputKind>) -> Self {
+        JobSettings {
+            declared,
+            scales: Scales::default(),
+            sla: SlaTargets::default(),
+            ltv: None,
+        }
+    }
+}
+
+/// The inputs a pipeline reads.
+#[derive(Debug, Clone, Default)]
+pub struct InputUse {
+    /// Inputs the job must declare.
+    pub required: Vec<InputKind>,
+    /// Inputs it uses when the job declares them.
+    pub optional: Vec<InputKind>,
+    /// Non-contract columns it reads (its `by` segments), by input.
+    pub extra: Vec<(InputKind, Vec<String>)>,
+}
+
+/// A configured pipeline.
+pub trait Pipeline: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// The tables it writes, in the order it writes them.
+    fn tables(&self) -> &'static [&'static str];
+
+    fn inputs(&self) -> InputUse;
+
+    /// `by` columns, with the input they come from (checked by `validate`).
+    fn by(&self) -> (InputKind, &[String]);
+
+    /// The activity sources it counts, when it is a lifecycle pipeline (a bucket computes
+    /// each list of sources once for all of them).
+    fn activity(&self) -> Option<&[ActivitySource]> {
+        None
+    }
+
+    /// How many map-and-finalize rounds it has.
+    fn rounds(&self) -> usize {
+        1
+    }
+
+    /// The round of the run its first map runs in: after the rounds of the pipelines whose
+    /// kept rows it reads.
+    fn first_round(&self) -> usize {
+        0
+    }
+
+    /// Whether its map of round `round` (from 0) reads the bucket's inputs, or only rows kept
+    /// earlier (the engine then does not load the inputs for it).
+    fn reads_inputs(&self, _round: usize) -> bool {
+        true
+    }
+
+    /// The polars engine its maps are collected with (`Engine::Streaming` where that was
+    /// measured faster and every aggregation is exact).
+    fn engine(&self) -> Engine {
+        Engine::InMemory
+    }
+
+    /// Its partials (and kept rows) of one bucket, in its round `round` (from 0).
+    fn map(&self, round: usize, bucket: &Bucket) -> PolarsResult<MapOutput>;
+
+    /// The merged partials of its round `round`: the next round's state, or the tables.
+    fn finalize(&self, round: usize, merged: &Merged) -> PolarsResult<Finalized>;
+}
+
+/// Facts about the whole of the inputs, settled by the partition pass before any bucket is
+/// mapped.
+#[derive(Clone, Default)]
+pub struct Facts {
+    /// Some customer has a `signup_at` (activation's default anchor).
+    pub customers_have_signup: bool,
+    /// CSAT responses per ticket over all surveys (ticket_id String, `__csat_n`, `__csat_pos`),
+    /// when the job reads surveys: a response's ticket may belong to a customer of another
+    /// bucket.
+    pub csat_by_ticket: Option<LazyFrame>,
+}
+
+/// What a map sees of one bucket.
+pub struct Bucket<'a> {
+    /// The bucket's number (for logs).
+    pub index: usize,
+    pub inputs: &'a Inputs,
+    pub cal: &'a Calendar,
+    pub facts: &'a Facts,
+    /// Rows kept by earlier maps of this bucket (this round's earlier pipelines, or earlier
+    /// rounds), by name, with string customer ids.
+    pub kept: &'a BTreeMap<&'static str, DataFrame>,
+    /// The pipeline's state from its previous round's finalize.
+    pub state: Option<&'a (dyn Any + Send + Sync)>,
+    /// The bucket's customer id dictionary (to turn kept rows' ids into keys).
+    pub keys: &'a CustomerKeys,
+    /// Activity rows already computed in this bucket, by their list of sources.
+    pub activity: &'a RefCell<Vec<(Vec<ActivitySource>, DataFrame)>>,
+}
+
+impl Bucket<'_> {
+    /// The bucket's input `kind` (the engine loads every input a pipeline requires).
+    pub fn input(&self, kind: InputKind) -> LazyFrame {
+        self.inputs
+            .get(&kind)
+            .cloned()
+            .expect("the engine loads every required input")
+    }
+
+    /// The activity rows of `sources` in this bucket (`lifecycle::activity_parts` as one
+    /// frame), computed once per bucket for every pipeline that counts them.
+    pub fn activity_rows(&self, sources: &[ActivitySource]) -> PolarsResult<LazyFrame> {
         let mut kept = self.activity.borrow_mut();
         if let Some((_, df)) = kept.iter().find(|(s, _)| s == sources) {
-            return Ok(vec![df.clone().lazy()]);
+            return Ok(df.clone().lazy());
         }
-        let parts = lifecycle::activity_parts(inputs, sources, self.cal);
-        if !self
-            .later
-            .iter()
-            .any(|p| p.activity_sources() == Some(sources))
-        {
-            return Ok(parts);
-        }
-        let df = lifecycle::union(parts).collect()?;
+        let df = lifecycle::union(lifecycle::activity_parts(self.inputs, sources, self.cal))
+            .collect()?;
         kept.push((sources.to_vec(), df.clone()));
-        Ok(vec![df.lazy()])
+        Ok(df.lazy())
     }
 
-    /// `activity_parts` as one frame.
-    fn activity_rows(
-        &self,
-        inputs: &Inputs,
-        sources: &[ActivitySource],
-    ) -> PolarsResult<LazyFrame> {
-        Ok(lifecycle::union(self.activity_parts(inputs, sources)?))
+    /// The kept rows `name` of this bucket with customer ids as this bucket's keys.
+    pub fn kept_with_keys(&self, name: &str) -> PolarsResult<Option<LazyFrame>> {
+        match self.kept.get(name) {
+            Some(df) => Ok(Some(self.keys.encode_frame(df.clone())?.lazy())),
+            None => Ok(None),
+        }
     }
 
-    /// Forgets the activity that no pipeline in `self.later` counts, so that it is not held in
-    /// memory for the rest of the run.
-    pub fn keep_activity_for_later(&self) {
-        self.activity.borrow_mut().retain(|(sources, _)| {
-            self.later
-                .iter()
-                .any(|p| p.activity_sources() == Some(sources.as_slice()))
-        });
+    /// The pipeline's state, of the type its finalize handed on.
+    pub fn state<T: 'static>(&self) -> &T {
+        self.state
+            .and_then(|s| s.downcast_ref::<T>())
+            .expect("the state of the previous round")
     }
 }
 
-type Problems = Vec<(String, String)>;
+/// How a partial's frames from every bucket combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Group by the `keys` and sum every other column (integers, exactly), except the columns
+    /// in `min` and `max`, which keep their minimum and maximum.
+    By {
+        keys: &'static [&'static str],
+        min: &'static [&'static str],
+        max: &'static [&'static str],
+    },
+    /// Every bucket's rows together.
+    Rows,
+}
 
-/// The documented ranges of the pipelines' numeric parameters (docs/job-file.md, "Ranges of the numbers").
+impl Merge {
+    /// Sums of every non-key column over `keys`.
+    pub const fn sum(keys: &'static [&'static str]) -> Merge {
+        Merge::By {
+            keys,
+            min: &[],
+            max: &[],
+        }
+    }
+}
+
+/// One partial of one bucket.
+pub struct Partial {
+    pub name: &'static str,
+    pub merge: Merge,
+    pub frame: DataFrame,
+}
+
+/// What a map returns.
+#[derive(Default)]
+pub struct MapOutput {
+    pub partials: Vec<Partial>,
+    /// Per-customer rows of this bucket kept for later maps, by name.
+    pub keep: Vec<(&'static str, DataFrame)>,
+}
+
+impl MapOutput {
+    pub fn partial(mut self, name: &'static str, merge: Merge, frame: DataFrame) -> Self {
+        self.partials.push(Partial { name, merge, frame });
+        self
+    }
+}
+
+/// The merged partials of one round, by name.
+pub struct Merged<'a> {
+    pub cal: &'a Calendar,
+    pub partials: BTreeMap<&'static str, LazyFrame>,
+    /// The pipeline's state from its previous round's finalize.
+    pub state: Option<&'a (dyn Any + Send + Sync)>,
+}
+
+impl Merged<'_> {
+    /// The merged partial `name` (every map of the round returns each of its partials).
+    pub fn get(&self, name: &str) -> LazyFrame {
+        self.partials
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("partial {name} of this round"))
+    }
+
+    pub fn state<T: 'static>(&self) -> &T {
+        self.state
+            .and_then(|s| s.downcast_ref::<T>())
+            .expect("the state of the previous round")
+    }
+}
+
+/// A table a finalize gives.
+pub enum TableData {
+    Frame(DataFrame),
+    /// The rows every bucket kept under this name, in customer_id order.
+    Kept(&'static str),
+}
+
+/// What a finalize returns: a state for the next round, or (in the last round) the tables.
+pub enum Finalized {
+    Next(Arc<dyn Any + Send + Sync>),
+    Tables(Vec<(&'static str, TableData)>),
+}
+
+/// Merges the frames of one partial from every bucket (in any order: the result is the same).
+pub fn merge_partials(frames: Vec<DataFrame>, merge: Merge) -> PolarsResult<LazyFrame> {
+    let mut frames = frames.into_iter();
+    let Some(first) = frames.next() else {
+        return Err(polars_err!(ComputeError: "a partial without any bucket"));
+    };
+    let schema = first.schema().clone();
+    let mut all = first;
+    for df in frames {
+        all.vstack_mut_owned(df)?;
+    }
+    all.rechunk_mut_par();
+    let lf = all.lazy();
+    Ok(match merge {
+        Merge::Rows => lf,
+        Merge::By { keys, min, max } => {
+            let aggs: Vec<Expr> = schema
+                .iter_names()
+                .filter(|n| !keys.contains(&n.as_str()))
+                .map(|n| {
+                    let c = col(n.clone());
+                    if min.contains(&n.as_str()) {
+                        c.min()
+                    } else if max.contains(&n.as_str()) {
+                        c.max()
+                    } else {
+                        c.sum()
+                    }
+                })
+                .collect();
+            if keys.is_empty() {
+                lf.select(aggs)
+            } else {
+                lf.group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+                    .agg(aggs)
+            }
+        }
+    })
+}
+
+/// The documented ranges of the pipelines' numeric parameters (docs/job-file.md, "Ranges of
+/// the numbers").
 pub mod ranges {
     /// `cohort_retention.max_periods`.
     pub const MAX_PERIODS: (i64, i64) = (1, 10_000);
@@ -141,34 +373,30 @@ pub mod ranges {
     pub const DISCOUNT_RATE: (f64, f64) = (0.0, 1.0);
 }
 
-/// `value` when it lies in `range`; else a problem at `path` and None.
-fn in_range(path: String, value: i64, range: (i64, i64), problems: &mut Problems) -> Option<u32> {
+/// `value` as a u32 when it lies in `range`; else a problem at `path` and the range's low end.
+pub fn in_range(path: &str, value: i64, range: (i64, i64), problems: &mut Problems) -> u32 {
     if value < range.0 || value > range.1 {
-        problems.push((
+        problems.push(
             path,
             format!("must be between {} and {}, got {value}", range.0, range.1),
-        ));
-        return None;
+        );
+        return range.0.max(0) as u32;
     }
-    u32::try_from(value).ok()
+    value as u32
 }
 
-fn check_period(path: &str, period: Period, allowed: &[Period], problems: &mut Problems) {
-    if !allowed.contains(&period) {
-        let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
-        problems.push((
-            format!("{path}.period"),
-            format!(
-                "`{}` is not allowed here; use one of {}",
-                period.name(),
-                names.join(", ")
-            ),
-        ));
-    }
+/// Deserializes a pipeline's parameters, reporting every problem under `at`.
+pub fn params<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    crate::config::deserialize_all(value, at, &[], problems)
 }
 
-fn activity_or(
-    path: &str,
+/// Checks a lifecycle pipeline's `activity` list (none means `default`).
+pub fn activity_or(
+    at: &str,
     given: &Option<Vec<ActivitySource>>,
     default: Vec<ActivitySource>,
     problems: &mut Problems,
@@ -178,480 +406,102 @@ fn activity_or(
         Some(list) => {
             let unique: BTreeSet<_> = list.iter().collect();
             if list.is_empty() {
-                problems.push((
-                    format!("{path}.activity"),
-                    "must name at least one input".into(),
-                ));
+                problems.push(&format!("{at}.activity"), "must name at least one input");
             } else if unique.len() != list.len() {
-                problems.push((format!("{path}.activity"), "lists an input twice".into()));
+                problems.push(&format!("{at}.activity"), "lists an input twice");
             }
             list.clone()
         }
     }
 }
 
-impl Pipeline {
-    /// The pipelines a job file enables, in run order, with parameters resolved against the
-    /// inputs the job declares, and every parameter problem as (dotted path, message). The
-    /// pipelines are returned even when there are problems (a value out of range stands in
-    /// as the low end of its range), so that the caller can check the rest of them too.
-    pub fn from_config(
-        cfg: &PipelinesConfig,
-        declared: &BTreeSet<InputKind>,
-    ) -> (Vec<Pipeline>, Problems) {
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        let scales = job_scales(cfg);
-        let lifecycle_periods = [Period::Week, Period::Month, Period::Quarter];
-        if let Some(p) = &cfg.survey_scores {
-            out.push(Pipeline::SurveyScores(p.clone()));
-        }
-        if let Some(p) = &cfg.support_kpis {
-            match SlaTargets::from_config(&p.sla_first_response) {
-                Ok(sla) => out.push(Pipeline::SupportKpis(SupportKpis {
-                    period: p.period,
-                    by: p.by.clone(),
-                    sla,
-                    csat: scales.csat,
-                })),
-                Err(e) => problems.extend(
-                    e.into_iter()
-                        .map(|m| ("pipelines.support_kpis.sla_first_response".to_string(), m)),
-                ),
-            }
-        }
-        if let Some(p) = &cfg.cohort_retention {
-            let path = "pipelines.cohort_retention";
-            check_period(path, p.period, &lifecycle_periods, &mut problems);
-            let max_periods = in_range(
-                format!("{path}.max_periods"),
-                p.max_periods,
-                ranges::MAX_PERIODS,
-                &mut problems,
-            )
-            .unwrap_or(1);
-            out.push(Pipeline::CohortRetention(CohortRetention {
-                period: p.period,
-                anchor: p.anchor.unwrap_or(Anchor::FirstActivity),
-                activity: activity_or(
-                    path,
-                    &p.activity,
-                    vec![ActivitySource::Orders],
-                    &mut problems,
-                ),
-                mode: p.mode,
-                max_periods,
-                by: p.by.clone(),
-            }));
-        }
-        if let Some(p) = &cfg.churn {
-            let path = "pipelines.churn";
-            check_period(path, p.period, &lifecycle_periods, &mut problems);
-            let inactive_after_days = in_range(
-                format!("{path}.inactive_after_days"),
-                p.inactive_after_days,
-                ranges::DAY_COUNT,
-                &mut problems,
-            )
-            .unwrap_or(1);
-            let anchor = p.anchor.unwrap_or(match p.mode {
-                ChurnMode::Inactivity => Anchor::FirstActivity,
-                ChurnMode::Subscription => Anchor::Signup,
-            });
-            // In subscription mode activity only matters for a first_activity anchor.
-            let default_activity = match (p.mode, anchor) {
-                (ChurnMode::Subscription, a) if a != Anchor::FirstActivity => vec![],
-                _ => vec![ActivitySource::Orders],
-            };
-            out.push(Pipeline::Churn(Churn {
-                period: p.period,
-                mode: p.mode,
-                inactive_after_days,
-                activity: activity_or(path, &p.activity, default_activity, &mut problems),
-                anchor,
-                by: p.by.clone(),
-            }));
-        }
-        if let Some(p) = &cfg.activation {
-            let path = "pipelines.activation";
-            if ![Period::Day, Period::Week, Period::Month].contains(&p.cohort_period) {
-                problems.push((
-                    format!("{path}.cohort_period"),
-                    format!(
-                        "`{}` is not allowed here; use one of day, week, month",
-                        p.cohort_period.name()
-                    ),
-                ));
-            }
-            if p.days.is_empty() {
-                problems.push((format!("{path}.days"), "must list at least one day".into()));
-            }
-            let declared_sources: Vec<ActivitySource> = ActivitySource::ALL
-                .into_iter()
-                .filter(|s| declared.contains(&s.input()))
-                .collect();
-            let mut days: Vec<u32> = p
-                .days
-                .iter()
-                .filter_map(|d| {
-                    in_range(
-                        format!("{path}.days"),
-                        *d,
-                        ranges::ACTIVATION_DAY,
-                        &mut problems,
-                    )
-                })
-                .collect();
-            days.sort_unstable();
-            days.dedup();
-            if days.len() > ranges::ACTIVATION_DAYS_MAX {
-                problems.push((
-                    format!("{path}.days"),
-                    format!(
-                        "lists {} days; at most {} are allowed",
-                        days.len(),
-                        ranges::ACTIVATION_DAYS_MAX
-                    ),
-                ));
-            }
-            out.push(Pipeline::Activation(Activation {
-                days,
-                mode: p.mode,
-                anchor: p.anchor,
-                cohort_period: p.cohort_period,
-                activity: activity_or(path, &p.activity, declared_sources, &mut problems),
-                by: p.by.clone(),
-            }));
-        }
-        if let Some(p) = &cfg.ltv_segments {
-            let path = "pipelines.ltv_segments";
-            let horizon_months = in_range(
-                format!("{path}.horizon_months"),
-                p.horizon_months,
-                ranges::HORIZON_MONTHS,
-                &mut problems,
-            )
-            .unwrap_or(1);
-            let (lo, hi) = ranges::DISCOUNT_RATE;
-            if !(p.monthly_discount_rate >= lo && p.monthly_discount_rate <= hi) {
-                problems.push((
-                    format!("{path}.monthly_discount_rate"),
-                    format!(
-                        "must be between {lo} and {hi}, got {}",
-                        p.monthly_discount_rate
-                    ),
-                ));
-            }
-            out.push(Pipeline::LtvSegments(LtvSegments {
-                unit: p.unit,
-                horizon_months,
-                monthly_discount_rate: p.monthly_discount_rate,
-                model: p.model,
-                by: p.by.clone(),
-            }));
-        }
-        if let Some(p) = &cfg.cx_impact {
-            let path = "pipelines.cx_impact";
-            let window_days = in_range(
-                format!("{path}.window_days"),
-                p.window_days,
-                ranges::DAY_COUNT,
-                &mut problems,
-            )
-            .unwrap_or(1);
-            let inactive_after_days = in_range(
-                format!("{path}.inactive_after_days"),
-                p.inactive_after_days,
-                ranges::DAY_COUNT,
-                &mut problems,
-            )
-            .unwrap_or(1);
-            if !declared.contains(&InputKind::Tickets) && !declared.contains(&InputKind::Surveys) {
-                problems.push((
-                    path.to_string(),
-                    "needs input `tickets` or `surveys` (or both)".into(),
-                ));
-            }
-            let sla = cfg
-                .support_kpis
-                .as_ref()
-                .and_then(|s| SlaTargets::from_config(&s.sla_first_response).ok())
-                .unwrap_or_else(|| {
-                    SlaTargets::from_config(&Default::default()).expect("empty map")
-                });
-            let ltv = out.iter().find_map(|p| match p {
-                Pipeline::LtvSegments(l) if l.model == crate::config::ClvModel::Bgnbd => {
-                    Some(l.clone())
-                }
-                _ => None,
-            });
-            out.push(Pipeline::CxImpact(cx_impact::CxImpact {
-                window_days,
-                inactive_after_days,
-                by: p.by.clone(),
-                sla,
-                csat: scales.csat,
-                ltv,
-            }));
-        }
-        (out, problems)
+/// Checks that `period` is one of `allowed`.
+pub fn check_period(
+    at: &str,
+    key: &str,
+    period: crate::config::Period,
+    allowed: &[crate::config::Period],
+    problems: &mut Problems,
+) {
+    if !allowed.contains(&period) {
+        let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
+        problems.push(
+            &format!("{at}.{key}"),
+            format!(
+                "`{}` is not allowed here; use one of {}",
+                period.name(),
+                names.join(", ")
+            ),
+        );
     }
-
-    /// The activity a lifecycle pipeline counts (`lifecycle::activity_rows`), or None.
-    pub fn activity_sources(&self) -> Option<&[ActivitySource]> {
-        match self {
-            Pipeline::CohortRetention(p) => Some(&p.activity),
-            Pipeline::Churn(p) => Some(&p.activity),
-            Pipeline::Activation(p) => Some(&p.activity),
-            _ => None,
-        }
-    }
-
-    /// The polars engine the runner collects this pipeline's tables with: streaming where it
-    /// was measured faster and every aggregation is exact, so that reruns still write the
-    /// same bytes (`survey_scores::ENGINE`, `churn::ENGINE`); in memory for the rest.
-    /// docs/performance.md ("The streaming engine") has the measurements: the float means and sums
-    /// of `support_kpis` and `ltv_segments` changed in the last digit between streaming
-    /// reruns, `cohort_retention` and `activation` took longer, and `cx_impact` gained
-    /// nothing.
-    pub fn engine(&self) -> Engine {
-        match self {
-            Pipeline::SurveyScores(_) => survey_scores::ENGINE,
-            Pipeline::Churn(_) => churn::ENGINE,
-            _ => Engine::InMemory,
-        }
-    }
-
-    /// The tables this pipeline writes, in the order it produces them.
-    pub fn tables(&self) -> &'static [&'static str] {
-        match self {
-            Pipeline::SurveyScores(_) => &["survey_scores"],
-            Pipeline::SupportKpis(_) => &["support_kpis"],
-            Pipeline::CohortRetention(_) => &["cohort_retention"],
-            Pipeline::Churn(_) => &["churn"],
-            Pipeline::Activation(_) => &["activation"],
-            Pipeline::LtvSegments(_) => &["customer_ltv", "ltv_segments", "clv_model"],
-            Pipeline::CxImpact(_) => &["cx_impact", "nps_migration"],
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Pipeline::SurveyScores(_) => "survey_scores",
-            Pipeline::SupportKpis(_) => "support_kpis",
-            Pipeline::CohortRetention(_) => "cohort_retention",
-            Pipeline::Churn(_) => "churn",
-            Pipeline::Activation(_) => "activation",
-            Pipeline::LtvSegments(_) => "ltv_segments",
-            Pipeline::CxImpact(_) => "cx_impact",
-        }
-    }
-
-    /// `by` segments and the input they come from.
-    pub fn by(&self) -> (InputKind, &[String]) {
-        match self {
-            Pipeline::SurveyScores(p) => (InputKind::Surveys, &p.by),
-            Pipeline::SupportKpis(p) => (InputKind::Tickets, &p.by),
-            Pipeline::CohortRetention(p) => (InputKind::Customers, &p.by),
-            Pipeline::Churn(p) => (InputKind::Customers, &p.by),
-            Pipeline::Activation(p) => (InputKind::Customers, &p.by),
-            Pipeline::LtvSegments(p) => (InputKind::Customers, &p.by),
-            Pipeline::CxImpact(p) => (InputKind::Customers, &p.by),
-        }
-    }
-
-    /// Inputs the job must declare for this pipeline.
-    pub fn required_inputs(&self) -> Vec<InputKind> {
-        let lifecycle = |activity: &[ActivitySource], anchor: Option<Anchor>, by: &[String]| {
-            let mut k: BTreeSet<InputKind> = activity.iter().map(|s| s.input()).collect();
-            match anchor {
-                Some(Anchor::Signup) => {
-                    k.insert(InputKind::Customers);
-                }
-                Some(Anchor::FirstOrder) => {
-                    k.insert(InputKind::Orders);
-                }
-                _ => {}
-            }
-            if !by.is_empty() {
-                k.insert(InputKind::Customers);
-            }
-            k.into_iter().collect()
-        };
-        match self {
-            Pipeline::SurveyScores(_) => vec![InputKind::Surveys],
-            Pipeline::SupportKpis(_) => vec![InputKind::Tickets],
-            Pipeline::CohortRetention(p) => lifecycle(&p.activity, Some(p.anchor), &p.by),
-            Pipeline::Churn(p) => {
-                let mut k = lifecycle(&p.activity, Some(p.anchor), &p.by);
-                if p.mode == ChurnMode::Subscription && !k.contains(&InputKind::Customers) {
-                    k.push(InputKind::Customers);
-                }
-                k
-            }
-            Pipeline::Activation(p) => lifecycle(&p.activity, p.anchor, &p.by),
-            Pipeline::LtvSegments(p) => lifecycle(&[ActivitySource::Orders], None, &p.by),
-            Pipeline::CxImpact(p) => lifecycle(&[ActivitySource::Orders], None, &p.by),
-        }
-    }
-
-    /// Inputs this pipeline uses when the job declares them.
-    pub fn optional_inputs(&self) -> Vec<InputKind> {
-        match self {
-            Pipeline::SurveyScores(_) => vec![],
-            Pipeline::SupportKpis(_) => vec![InputKind::Surveys],
-            Pipeline::CohortRetention(_) | Pipeline::Churn(_) => vec![InputKind::Orders],
-            Pipeline::Activation(_) => vec![InputKind::Customers],
-            Pipeline::LtvSegments(_) => vec![],
-            Pipeline::CxImpact(_) => vec![InputKind::Tickets, InputKind::Surveys],
-        }
-    }
-
-    /// Non-contract columns this pipeline reads (its `by` segments), per input.
-    pub fn extra_columns(&self) -> Vec<(InputKind, Vec<String>)> {
-        let (kind, by) = self.by();
-        vec![(kind, by.to_vec())]
-    }
-
-    /// Output tables, by name, in the order they are produced.
-    pub fn build(
-        &self,
-        inputs: &Inputs,
-        ctx: &BuildContext,
-    ) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
-        let cal = ctx.cal;
-        let input = |k: InputKind| {
-            inputs
-                .get(&k)
-                .cloned()
-                .expect("the runner loads every required input")
-        };
-        Ok(match self {
-            Pipeline::SurveyScores(p) => vec![(
-                "survey_scores",
-                survey_scores::survey_scores(input(InputKind::Surveys), p, cal),
-            )],
-            Pipeline::SupportKpis(p) => vec![(
-                "support_kpis",
-                support_kpis::support_kpis(
-                    input(InputKind::Tickets),
-                    inputs.get(&InputKind::Surveys).cloned(),
-                    p,
-                    cal,
-                ),
-            )],
-            Pipeline::CohortRetention(p) => vec![(
-                "cohort_retention",
-                cohort_retention::cohort_retention(
-                    inputs,
-                    ctx.activity_rows(inputs, &p.activity)?,
-                    p,
-                    cal,
-                )?,
-            )],
-            Pipeline::Churn(p) => vec![(
-                "churn",
-                churn::churn(inputs, ctx.activity_rows(inputs, &p.activity)?, p, cal)?,
-            )],
-            Pipeline::Activation(p) => {
-                let anchor = p.anchor.unwrap_or(if ctx.customers_have_signup {
-                    Anchor::Signup
-                } else {
-                    Anchor::FirstActivity
-                });
-                let acts = ctx.activity_parts(inputs, &p.activity)?;
-                vec![(
-                    "activation",
-                    activation::activation(inputs, acts, p, anchor, cal),
-                )]
-            }
-            Pipeline::LtvSegments(p) => ltv_segments::ltv_segments(inputs, p, cal)?,
-            Pipeline::CxImpact(p) => {
-                let fitted = ctx
-                    .computed
-                    .get("customer_ltv")
-                    .map(|t| t.clone().select([col("customer_id"), col("predicted_clv")]));
-                cx_impact::cx_impact(inputs, p, cal, fitted)?
-            }
-        })
-    }
-}
-
-/// The survey answer scales of a job: `survey_scores.scales` when set, else the defaults. The
-/// input reader rejects out-of-scale scores with them, and every pipeline that scores CSAT uses
-/// the same scale.
-pub fn job_scales(cfg: &PipelinesConfig) -> Scales {
-    cfg.survey_scores
-        .as_ref()
-        .map(|p| Scales::from_config(&p.scales))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::NaiveDate;
+pub mod testing {
+    //! Runs a pipeline on hand-built inputs, as one bucket or split into several, through the
+    //! same map-merge-finalize path as the engine.
 
     use super::*;
-    use crate::pipelines::lifecycle::testing::Data;
 
-    fn churn_on(activity: Vec<ActivitySource>) -> Pipeline {
-        Pipeline::Churn(Churn {
-            period: Period::Month,
-            mode: ChurnMode::Inactivity,
-            inactive_after_days: 30,
-            activity,
-            anchor: Anchor::FirstActivity,
-            by: Vec::new(),
-        })
+    /// The tables of `p` on `buckets` (each a bucket's inputs, customer ids as strings).
+    pub fn run_buckets(
+        p: &dyn Pipeline,
+        buckets: &[Inputs],
+        cal: &Calendar,
+        facts: &Facts,
+    ) -> BTreeMap<&'static str, DataFrame> {
+        crate::engine::memory::run(&[p], buckets, cal, facts).unwrap()
     }
 
-    #[test]
-    fn activity_is_kept_only_while_a_later_pipeline_counts_it() {
-        let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
-        let mut d = Data::default();
-        d.order("A", "2026-06-01 10:00:00", 5.0)
-            .order("A", "2026-06-01 12:00:00", 7.0)
-            .event("A", "2026-06-02 10:00:00");
-        let inputs = d.inputs();
-        let orders = vec![ActivitySource::Orders];
-        let both = vec![ActivitySource::Orders, ActivitySource::Events];
-        let later = [churn_on(orders.clone()), churn_on(both.clone())];
-        let mut ctx = BuildContext {
-            cal: &cal,
-            customers_have_signup: false,
-            computed: BTreeMap::new(),
-            later: &later,
-            activity: Default::default(),
-        };
-        let rows = |ctx: &BuildContext, sources: &[ActivitySource]| {
-            ctx.activity_rows(&inputs, sources)
-                .unwrap()
-                .collect()
-                .unwrap()
-        };
-        // Two orders on one day stay two rows: activity is not made distinct.
-        let first = rows(&ctx, &orders);
-        assert_eq!(first.height(), 2);
-        assert_eq!(rows(&ctx, &both).height(), 3);
-        assert_eq!(ctx.activity.borrow().len(), 2);
-        // The same sources again are the kept frame, not a second entry.
-        assert!(rows(&ctx, &orders).equals(&first));
-        assert_eq!(ctx.activity.borrow().len(), 2);
-        // Sources no later pipeline counts are computed but not kept.
-        assert_eq!(rows(&ctx, &[ActivitySource::Events]).height(), 1);
-        assert_eq!(ctx.activity.borrow().len(), 2);
-
-        ctx.later = &later[1..];
-        ctx.keep_activity_for_later();
-        let kept: Vec<Vec<ActivitySource>> = ctx
-            .activity
-            .borrow()
-            .iter()
-            .map(|(s, _)| s.clone())
+    /// The tables of `p` on `inputs`, computed as one bucket and as the customers split into
+    /// three buckets by `bucket::bucket_of` (inputs without customer ids by row): both must
+    /// give the same frames.
+    pub fn run_split(
+        p: &dyn Pipeline,
+        inputs: &Inputs,
+        cal: &Calendar,
+        facts: &Facts,
+    ) -> BTreeMap<&'static str, DataFrame> {
+        let one = run_buckets(p, std::slice::from_ref(inputs), cal, facts);
+        let split: Vec<Inputs> = (0..3u32)
+            .map(|k| {
+                inputs
+                    .iter()
+                    .map(|(kind, lf)| {
+                        let df = lf.clone().collect().unwrap();
+                        let part = match df.column("customer_id") {
+                            Ok(ids) if ids.dtype() == &DataType::String => {
+                                let b = crate::bucket::buckets_of(ids.str().unwrap(), 3);
+                                df.filter(&b.equal(k)).unwrap()
+                            }
+                            _ => {
+                                let rows: Vec<u32> =
+                                    (0..df.height() as u32).filter(|r| r % 3 == k).collect();
+                                df.take(&IdxCa::from_vec("i".into(), rows)).unwrap()
+                            }
+                        };
+                        (*kind, part.lazy())
+                    })
+                    .collect()
+            })
             .collect();
-        assert_eq!(kept, vec![both]);
-        ctx.later = &[];
-        ctx.keep_activity_for_later();
-        assert!(ctx.activity.borrow().is_empty());
+        let three = run_buckets(p, &split, cal, facts);
+        for (name, df) in &one {
+            assert!(
+                df.equals_missing(&three[name]),
+                "{name}: one bucket\n{df}\nthree buckets\n{}",
+                three[name]
+            );
+        }
+        one
+    }
+
+    /// `run_split` without facts.
+    pub fn run_one(
+        p: &dyn Pipeline,
+        inputs: &Inputs,
+        cal: &Calendar,
+    ) -> BTreeMap<&'static str, DataFrame> {
+        run_split(p, inputs, cal, &Facts::default())
     }
 }

@@ -25,13 +25,85 @@
 //!   csat_responses / resolved.
 //! - Rates are null where their denominator is 0. `complete`: the period's last day <= as_of.
 
-use polars::prelude::*;
+use std::collections::BTreeMap;
 
-use super::common::{by_dimensions, count_true, div_scalar, ratio, SortOverallFirst};
+use polars::prelude::*;
+use serde::Deserialize;
+
+use super::common::{
+    by_dimensions, by_dimensions_rows, count_true, div_scalar, exact_sum_partial, exact_sums,
+    ratio, SortOverallFirst,
+};
 use super::survey_scores::Scale;
+use super::{
+    params, Bucket, Finalized, InputUse, JobSettings, MapOutput, Merge, Merged, Pipeline, Spec,
+    TableData,
+};
 use crate::config::Period;
+use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::Calendar;
 use crate::validate::parse_bounded_duration;
+
+/// The job file's `pipelines.support_kpis`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportKpisParams {
+    #[serde(default = "week")]
+    pub period: Period,
+    /// Ticket columns to break the KPIs down by.
+    #[serde(default = "default_support_by")]
+    pub by: Vec<String>,
+    /// First-response targets: channel -> duration (`90s`, `15m`, `4h`, `2d`), plus `default`.
+    #[serde(default)]
+    pub sla_first_response: BTreeMap<String, String>,
+}
+
+fn week() -> Period {
+    Period::Week
+}
+
+fn default_support_by() -> Vec<String> {
+    vec!["channel".to_string()]
+}
+
+/// The configuration of `support_kpis`.
+pub struct SupportKpisSpec;
+pub static SPEC: SupportKpisSpec = SupportKpisSpec;
+
+impl Spec for SupportKpisSpec {
+    fn name(&self) -> &'static str {
+        "support_kpis"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: SupportKpisParams = params(value, at, problems)?;
+        let sla = match SlaTargets::from_config(&p.sla_first_response) {
+            Ok(sla) => sla,
+            Err(errors) => {
+                for e in errors {
+                    problems.push(&format!("{at}.sla_first_response"), e);
+                }
+                SlaTargets::default()
+            }
+        };
+        // cx_impact judges first responses by the same targets.
+        settings.sla = sla.clone();
+        Some(Box::new(SupportKpis {
+            period: p.period,
+            by: p.by,
+            sla,
+            csat: settings.scales.csat,
+        }))
+    }
+}
 
 /// First-response targets in microseconds, compared with the integer microseconds between
 /// the two timestamps so that a response exactly at its target meets it.
@@ -90,6 +162,16 @@ impl SlaTargets {
     }
 }
 
+impl Default for SlaTargets {
+    /// 24h for every channel.
+    fn default() -> Self {
+        SlaTargets {
+            per_channel: Vec::new(),
+            default: DEFAULT_SLA_US,
+        }
+    }
+}
+
 /// Resolved parameters of the pipeline.
 #[derive(Debug, Clone)]
 pub struct SupportKpis {
@@ -97,6 +179,91 @@ pub struct SupportKpis {
     pub by: Vec<String>,
     pub sla: SlaTargets,
     pub csat: Scale,
+}
+
+impl Pipeline for SupportKpis {
+    fn name(&self) -> &'static str {
+        "support_kpis"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["support_kpis"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        InputUse {
+            required: vec![InputKind::Tickets],
+            // The CSAT responses of all surveys arrive as `Facts::csat_by_ticket`.
+            optional: vec![InputKind::Surveys],
+            extra: vec![(InputKind::Tickets, self.by.clone())],
+        }
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Tickets, &self.by)
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        let base = per_ticket(
+            b.input(InputKind::Tickets),
+            b.facts.csat_by_ticket.clone(),
+            self,
+            b.cal,
+        );
+        let keys = [col("period")];
+        let mem = Engine::InMemory;
+        let counts = collect(
+            by_dimensions(base.clone(), &keys, &self.by, &count_aggs()),
+            "support_kpis.counts",
+            mem,
+        )?;
+        let aht = collect(
+            exact_sum_partial(base.clone(), &keys, &self.by, col("handle_time_s")),
+            "support_kpis.aht",
+            mem,
+        )?;
+        let rows = |value: &str| {
+            collect(
+                by_dimensions_rows(base.clone(), &keys, &self.by, &[col(value).alias("__v")])
+                    .filter(col("__v").is_not_null()),
+                &format!("support_kpis.{value}"),
+                mem,
+            )
+        };
+        Ok(MapOutput::default()
+            .partial("counts", Merge::sum(KEYS), counts)
+            .partial("aht", Merge::sum(EXACT_KEYS), aht)
+            .partial("first_response", Merge::Rows, rows("__frt")?)
+            .partial("resolution", Merge::Rows, rows("__res")?))
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        let table = finish(m, self)?;
+        Ok(Finalized::Tables(vec![(
+            "support_kpis",
+            TableData::Frame(table),
+        )]))
+    }
+}
+
+/// The keys of the partials: every other column of `counts` is an integer count or sum.
+const KEYS: &[&str] = &["period", "dimension", "dimension_value"];
+const EXACT_KEYS: &[&str] = &["period", "__e", "dimension", "dimension_value"];
+
+/// CSAT responses per ticket (`ticket_id`, `__csat_n`, `__csat_pos`) over all `surveys`, a
+/// positive response being one at or above `positive_from` of the CSAT scale.
+pub fn csat_by_ticket(surveys: LazyFrame, positive_from: i64) -> LazyFrame {
+    surveys
+        .filter(
+            col("survey")
+                .eq(lit("csat"))
+                .and(col("ticket_id").is_not_null()),
+        )
+        .group_by([col("ticket_id")])
+        .agg([
+            len().cast(DataType::Int64).alias("__csat_n"),
+            count_true(col("score").gt_eq(lit(positive_from))).alias("__csat_pos"),
+        ])
 }
 
 /// Microseconds from `earlier` to `later` (Int64).
@@ -113,27 +280,15 @@ fn flag(name: &str) -> Expr {
     col(name).fill_null(lit(false))
 }
 
-/// Computes the `support_kpis` table.
-pub fn support_kpis(
+/// Every ticket with its period, its response and resolution times (seconds, and whole
+/// microseconds for the exact sums) and its flags.
+fn per_ticket(
     tickets: LazyFrame,
-    surveys: Option<LazyFrame>,
+    csat: Option<LazyFrame>,
     p: &SupportKpis,
     cal: &Calendar,
 ) -> LazyFrame {
-    // CSAT aggregated per ticket first, so a ticket with several responses is still one ticket.
-    let csat_per_ticket = surveys.map(|s| {
-        s.filter(
-            col("survey")
-                .eq(lit("csat"))
-                .and(col("ticket_id").is_not_null()),
-        )
-        .group_by([col("ticket_id")])
-        .agg([
-            len().cast(DataType::Int64).alias("__csat_n"),
-            count_true(col("score").gt_eq(lit(p.csat.positive_from))).alias("__csat_pos"),
-        ])
-    });
-    let tickets = match csat_per_ticket {
+    let tickets = match csat {
         Some(c) => tickets.join(
             c,
             [col("ticket_id")],
@@ -145,21 +300,29 @@ pub fn support_kpis(
             lit(NULL).cast(DataType::Int64).alias("__csat_pos"),
         ]),
     };
-
     let responded = col("first_response_at").is_not_null();
     let resolved = col("resolved_at").is_not_null();
-    let base = tickets.with_columns([
+    let counted_response = responded.clone().and(flag("abandoned").not());
+    tickets.with_columns([
         p.period
             .start(cal.local_date(col("created_at")))
             .alias("period"),
-        when(responded.clone().and(flag("abandoned").not()))
+        when(counted_response.clone())
             .then(seconds_between("first_response_at", "created_at"))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias("__frt"),
+        when(counted_response)
+            .then(micros_between("first_response_at", "created_at"))
+            .otherwise(lit(NULL).cast(DataType::Int64))
+            .alias("__frt_us"),
         when(resolved.clone())
             .then(seconds_between("resolved_at", "created_at"))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias("__res"),
+        when(resolved.clone())
+            .then(micros_between("resolved_at", "created_at"))
+            .otherwise(lit(NULL).cast(DataType::Int64))
+            .alias("__res_us"),
         responded
             .clone()
             .and(
@@ -177,42 +340,82 @@ pub fn support_kpis(
         resolved
             .and(col("contacts").is_not_null())
             .alias("__contacts_known"),
-    ]);
-    // Quantiles ignore nulls either way. Dropping them first lets polars select the quantile
-    // in place (O(n) per group); with nulls in a group it sorts a copy of the group instead,
-    // which made these group-bys take about 2 s each over 4M tickets.
-    let q = |name: &str, quantile: f64| {
-        col(name)
-            .drop_nulls()
-            .quantile(lit(quantile), QuantileMethod::Linear)
+    ])
+}
+
+/// The counts and exact sums per group. Durations are summed in whole microseconds, as
+/// 128-bit integers: exact whatever the order of the tickets.
+fn count_aggs() -> Vec<Expr> {
+    let n = |name: &str| col(name).is_not_null().cast(DataType::Int64).sum();
+    let total = |name: &str| col(name).cast(DataType::Int128).sum();
+    vec![
+        len().cast(DataType::Int64).alias("tickets"),
+        count_true(col("__resolved")).alias("resolved"),
+        count_true(flag("abandoned")).alias("abandoned"),
+        n("__frt_us").alias("__frt_n"),
+        total("__frt_us").alias("__frt_total"),
+        n("__res_us").alias("__res_n"),
+        total("__res_us").alias("__res_total"),
+        n("handle_time_s").alias("__aht_n"),
+        count_true(col("__fcr")).alias("__fcr_n"),
+        count_true(col("__contacts_known")).alias("__contacts_n"),
+        count_true(flag("reopened")).alias("__reopened_n"),
+        count_true(flag("escalated")).alias("__escalated_n"),
+        count_true(col("__sla_met")).alias("__sla_n"),
+        count_true(col("__responded")).alias("__responded_n"),
+        col("__csat_n")
+            .fill_null(lit(0i64))
+            .sum()
+            .alias("csat_responses"),
+        col("__csat_pos")
+            .fill_null(lit(0i64))
+            .sum()
+            .alias("__csat_pos_n"),
+    ]
+}
+
+/// The median and 90th percentile of `values` (rows of `period`, `dimension`,
+/// `dimension_value`, `__v`) per group, as `{name}_median_s` and `{name}_p90_s`. Every value of
+/// a group is there, whatever bucket it came from: the quantiles are exact.
+fn quantiles(values: LazyFrame, name: &str) -> LazyFrame {
+    let q = |quantile: f64| col("__v").quantile(lit(quantile), QuantileMethod::Linear);
+    values
+        .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .agg([
+            q(0.5).alias(format!("{name}_median_s")),
+            q(0.9).alias(format!("{name}_p90_s")),
+        ])
+}
+
+/// Microseconds to seconds, exactly divided.
+fn mean_seconds(total_us: Expr, n: Expr) -> Expr {
+    div_scalar(ratio(total_us, n), 1_000_000.0)
+}
+
+/// The table from the merged partials.
+fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
+    let keys: Vec<Expr> = KEYS.iter().map(|k| col(*k)).collect();
+    let join = |left: LazyFrame, right: LazyFrame| {
+        left.join(
+            right,
+            keys.clone(),
+            keys.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
     };
-    let counts = by_dimensions(
-        base,
-        &[col("period")],
-        &p.by,
-        &[
-            len().cast(DataType::Int64).alias("tickets"),
-            count_true(col("__resolved")).alias("resolved"),
-            count_true(flag("abandoned")).alias("abandoned"),
-            col("__frt").mean().alias("first_response_mean_s"),
-            q("__frt", 0.5).alias("first_response_median_s"),
-            q("__frt", 0.9).alias("first_response_p90_s"),
-            col("__res").mean().alias("resolution_mean_s"),
-            q("__res", 0.5).alias("resolution_median_s"),
-            q("__res", 0.9).alias("resolution_p90_s"),
-            col("handle_time_s").mean().alias("aht_mean_s"),
-            count_true(col("__fcr")).alias("__fcr_n"),
-            count_true(col("__contacts_known")).alias("__contacts_n"),
-            count_true(flag("reopened")).alias("__reopened_n"),
-            count_true(flag("escalated")).alias("__escalated_n"),
-            count_true(col("__sla_met")).alias("__sla_n"),
-            count_true(col("__responded")).alias("__responded_n"),
-            col("__csat_n").sum().alias("csat_responses"),
-            col("__csat_pos").sum().alias("__csat_pos_n"),
-        ],
+    let aht = exact_sums(m.get("aht"), KEYS, "__aht_total")?;
+    let table = join(
+        join(
+            join(m.get("counts"), aht.lazy()),
+            quantiles(m.get("first_response"), "first_response"),
+        ),
+        quantiles(m.get("resolution"), "resolution"),
     );
-    counts
+    table
         .with_columns([
+            mean_seconds(col("__frt_total"), col("__frt_n")).alias("first_response_mean_s"),
+            mean_seconds(col("__res_total"), col("__res_n")).alias("resolution_mean_s"),
+            ratio(col("__aht_total").fill_null(lit(0.0)), col("__aht_n")).alias("aht_mean_s"),
             ratio(col("__fcr_n"), col("__contacts_n")).alias("fcr_rate"),
             ratio(col("__reopened_n"), col("resolved")).alias("reopen_rate"),
             ratio(col("abandoned"), col("tickets")).alias("abandonment_rate"),
@@ -220,7 +423,8 @@ pub fn support_kpis(
             ratio(col("__sla_n"), col("__responded_n")).alias("sla_first_response_rate"),
             (lit(100.0) * ratio(col("__csat_pos_n"), col("csat_responses"))).alias("csat_score"),
             ratio(col("csat_responses"), col("resolved")).alias("csat_response_rate"),
-            cal.period_complete(col("period"), p.period)
+            m.cal
+                .period_complete(col("period"), p.period)
                 .alias("complete"),
         ])
         .sort_overall_first(&["period"], &[])
@@ -245,11 +449,29 @@ pub fn support_kpis(
             col("sla_first_response_rate"),
             col("csat_score"),
             col("csat_response_rate"),
-            col("csat_responses")
-                .fill_null(lit(0))
-                .cast(DataType::Int64),
+            col("csat_responses").cast(DataType::Int64),
             col("complete"),
         ])
+        .collect()
+}
+
+/// The table on one bucket of `tickets` (and all `surveys` for CSAT), as a run computes it.
+#[cfg(test)]
+pub fn support_kpis(
+    tickets: LazyFrame,
+    surveys: Option<LazyFrame>,
+    p: &SupportKpis,
+    cal: &Calendar,
+) -> LazyFrame {
+    use crate::pipelines::{testing::run_buckets, Facts};
+    let facts = Facts {
+        csat_by_ticket: surveys.map(|s| csat_by_ticket(s, p.csat.positive_from)),
+        ..Default::default()
+    };
+    let one = [(InputKind::Tickets, tickets)].into_iter().collect();
+    run_buckets(p, &[one], cal, &facts)["support_kpis"]
+        .clone()
+        .lazy()
 }
 
 #[cfg(test)]

@@ -21,10 +21,177 @@
 //! - `complete`: the period's last day is on or before as_of.
 
 use polars::prelude::*;
+use serde::Deserialize;
 
 use super::common::{by_dimensions, clip, count_true, SortOverallFirst};
-use crate::config::{ScaleConfig, ScalesConfig, SurveyScoresParams};
+use super::{
+    params, Bucket, Finalized, InputUse, JobSettings, MapOutput, Merge, Merged, Pipeline, Spec,
+    TableData,
+};
+use crate::config::Period;
+use crate::contracts::InputKind;
+use crate::engine::profile::collect;
+use crate::problems::Problems;
 use crate::time::Calendar;
+
+/// The job file's `pipelines.survey_scores`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyScoresParams {
+    #[serde(default)]
+    pub period: Period,
+    /// Survey columns to break the scores down by.
+    #[serde(default)]
+    pub by: Vec<String>,
+    #[serde(default)]
+    pub scales: ScalesConfig,
+}
+
+/// Overrides of the CSAT and CES answer scales (NPS is always 0-10).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalesConfig {
+    pub csat: Option<ScaleConfig>,
+    pub ces: Option<ScaleConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleConfig {
+    pub min: i64,
+    pub max: i64,
+    /// Scores at or above this are positive.
+    pub positive_from: i64,
+    /// Scores in `neutral_from..positive_from` are neutral; below it negative. Absent: no
+    /// neutral band.
+    #[serde(default)]
+    pub neutral_from: Option<i64>,
+}
+
+/// The range of every number of a survey scale.
+pub const SCALE_BOUND: i64 = 1000;
+
+fn check_scale(at: &str, s: &ScaleConfig, problems: &mut Problems) {
+    let values = [
+        Some(s.min),
+        Some(s.max),
+        Some(s.positive_from),
+        s.neutral_from,
+    ];
+    if values
+        .iter()
+        .flatten()
+        .any(|v| !(-SCALE_BOUND..=SCALE_BOUND).contains(v))
+    {
+        problems.push(
+            at,
+            format!("every value must be between -{SCALE_BOUND} and {SCALE_BOUND}"),
+        );
+        return;
+    }
+    if s.min >= s.max {
+        problems.push(at, format!("min ({}) must be below max ({})", s.min, s.max));
+    }
+    if s.positive_from <= s.min || s.positive_from > s.max {
+        problems.push(
+            at,
+            format!(
+                "positive_from ({}) must be above min ({}) and at most max ({})",
+                s.positive_from, s.min, s.max
+            ),
+        );
+    }
+    if let Some(n) = s.neutral_from {
+        if n <= s.min || n >= s.positive_from {
+            problems.push(
+                at,
+                format!(
+                    "neutral_from ({n}) must be above min ({}) and below positive_from ({})",
+                    s.min, s.positive_from
+                ),
+            );
+        }
+    }
+}
+
+/// The configuration of `survey_scores`.
+pub struct SurveyScoresSpec;
+pub static SPEC: SurveyScoresSpec = SurveyScoresSpec;
+
+impl Spec for SurveyScoresSpec {
+    fn name(&self) -> &'static str {
+        "survey_scores"
+    }
+
+    fn build(
+        &self,
+        value: serde_yaml::Value,
+        at: &str,
+        settings: &mut JobSettings,
+        problems: &mut Problems,
+    ) -> Option<Box<dyn Pipeline>> {
+        let p: SurveyScoresParams = params(value, at, problems)?;
+        if let Some(s) = &p.scales.csat {
+            check_scale(&format!("{at}.scales.csat"), s, problems);
+        }
+        if let Some(s) = &p.scales.ces {
+            check_scale(&format!("{at}.scales.ces"), s, problems);
+        }
+        // The scales hold for the whole job: the input cleaning and every CSAT figure use them.
+        settings.scales = Scales::from_config(&p.scales);
+        Some(Box::new(SurveyScores(p)))
+    }
+}
+
+/// The configured pipeline.
+#[derive(Debug, Clone)]
+pub struct SurveyScores(pub SurveyScoresParams);
+
+impl Pipeline for SurveyScores {
+    fn name(&self) -> &'static str {
+        "survey_scores"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["survey_scores"]
+    }
+
+    fn inputs(&self) -> InputUse {
+        InputUse {
+            required: vec![InputKind::Surveys],
+            optional: vec![],
+            extra: vec![(InputKind::Surveys, self.0.by.clone())],
+        }
+    }
+
+    fn by(&self) -> (InputKind, &[String]) {
+        (InputKind::Surveys, &self.0.by)
+    }
+
+    fn engine(&self) -> Engine {
+        ENGINE
+    }
+
+    fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
+        let counts = collect(
+            partial_counts(b.input(InputKind::Surveys), &self.0, b.cal),
+            "survey_scores.counts",
+            ENGINE,
+        )?;
+        Ok(MapOutput::default().partial("counts", COUNTS_MERGE, counts))
+    }
+
+    fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
+        let table = finish(m.get("counts"), &self.0, m.cal).collect()?;
+        Ok(Finalized::Tables(vec![(
+            "survey_scores",
+            TableData::Frame(table),
+        )]))
+    }
+}
+
+/// The partial's keys; every other column is a count or an integer sum.
+const COUNTS_MERGE: Merge = Merge::sum(&["period", "survey", "dimension", "dimension_value"]);
 
 /// The polars engine the runner collects this table with. Streaming: its aggregations are
 /// counts and the mean of integer scores, whose float sum is exact in any order, so the
@@ -38,7 +205,7 @@ pub const ENGINE: Engine = Engine::Streaming;
 pub const Z95: f64 = 1.959963984540054;
 
 /// An answer scale and how its scores split into positive / neutral / negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Scale {
     pub min: i64,
     pub max: i64,
@@ -64,7 +231,7 @@ impl Scale {
 }
 
 /// The scales of the three surveys (NPS is fixed at 0-10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Scales {
     pub nps: Scale,
     pub csat: Scale,
@@ -156,8 +323,9 @@ impl Scales {
     }
 }
 
-/// Computes the `survey_scores` table.
-pub fn survey_scores(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Calendar) -> LazyFrame {
+/// One bucket's counts per (period, survey, dimension, dimension_value): responses, positive,
+/// neutral, negative, and the sum of the scores (integers, so every sum is exact).
+fn partial_counts(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Calendar) -> LazyFrame {
     let scales = Scales::from_config(&params.scales);
     let (pos, neu, neg) = scales.classify(col("survey"), col("score"));
     let base = surveys.with_columns([
@@ -169,7 +337,7 @@ pub fn survey_scores(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Cale
         neu.alias("__neu"),
         neg.alias("__neg"),
     ]);
-    let counts = by_dimensions(
+    by_dimensions(
         base,
         &[col("period"), col("survey")],
         &params.by,
@@ -179,10 +347,19 @@ pub fn survey_scores(surveys: LazyFrame, params: &SurveyScoresParams, cal: &Cale
             count_true(col("__neu")).alias("neutral"),
             count_true(col("__neg")).alias("negative"),
             col("score")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("mean_score"),
+                .cast(DataType::Int64)
+                .sum()
+                .alias("__score_sum"),
         ],
+    )
+}
+
+/// The table from the merged counts.
+fn finish(counts: LazyFrame, params: &SurveyScoresParams, cal: &Calendar) -> LazyFrame {
+    // The mean of integer scores: their exact sum over the count.
+    let counts = counts.with_column(
+        (col("__score_sum").cast(DataType::Float64) / col("responses").cast(DataType::Float64))
+            .alias("mean_score"),
     );
 
     let n = col("responses").cast(DataType::Float64);
@@ -246,8 +423,9 @@ mod tests {
     use chrono::{NaiveDate, NaiveDateTime};
 
     use super::*;
-    use crate::config::Period;
-    use crate::testutil::{collect_with, i64s, strs};
+    use crate::pipelines::testing::run_buckets;
+    use crate::pipelines::Facts;
+    use crate::testutil::{i64s, strs};
 
     fn ts(s: &str) -> i64 {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
@@ -296,12 +474,25 @@ mod tests {
         Calendar::new(NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap(), tz).unwrap()
     }
 
+    /// The table, computed as one bucket and as the rows split into three buckets: both
+    /// must be the same frame.
     fn run(
         rows: &[(&str, i64, &str, Option<&str>)],
         params: &SurveyScoresParams,
         c: &Calendar,
     ) -> DataFrame {
-        collect_with(survey_scores(surveys(rows), params, c), ENGINE)
+        let p = SurveyScores(params.clone());
+        let one = [(InputKind::Surveys, surveys(rows))].into_iter().collect();
+        let whole = run_buckets(&p, &[one], c, &Facts::default())["survey_scores"].clone();
+        let split: Vec<_> = (0..3)
+            .map(|k| {
+                let part: Vec<_> = rows.iter().skip(k).step_by(3).copied().collect();
+                [(InputKind::Surveys, surveys(&part))].into_iter().collect()
+            })
+            .collect();
+        let three = run_buckets(&p, &split, c, &Facts::default())["survey_scores"].clone();
+        assert!(whole.equals_missing(&three), "{whole}\n{three}");
+        whole
     }
 
     fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {

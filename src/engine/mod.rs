@@ -1,8 +1,20 @@
-//! The `run` command: job -> inputs -> quality gate -> pipelines -> atomic publish.
+//! The `run` command, as a short sequence: the job, the output directory (checked, locked,
+//! recovered), the plan (how many customer buckets), the partition pass (every input read once
+//! into its bucket files), the quality gates, the rounds (map every bucket, merge, finalize),
+//! and the atomic publish. The summary is printed by the command layer (`app`).
+
+pub mod disk;
+pub mod memory;
+pub mod plan;
+pub mod profile;
+pub mod rounds;
+pub mod sorted;
+pub mod work;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, Utc};
@@ -12,15 +24,18 @@ use serde_json::json;
 use crate::cli::LogFormat;
 use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
-use crate::inputs::{self, FileCheck, Freshness, InputReport, InputSource, LoadedInput};
-use crate::keys::{CustomerKeys, KeyEncoder};
+use crate::execution::{Buckets, Execution};
+use crate::inputs::{FileCheck, Freshness, InputReport, InputSource};
 use crate::log::{Field, Log};
 use crate::output::lock::Holder;
 use crate::output::{self, OutputPlan, OutputTarget, Staging, WriterLock, WrittenTable};
-use crate::pipelines::survey_scores::Scales;
-use crate::pipelines::{BuildContext, Inputs, Pipeline, NAMES};
+use crate::partition;
+use crate::pipelines::{self, Facts, Pipeline, TableData};
 use crate::time::Calendar;
 use crate::validate::{self, Job};
+use disk::{DiskBuckets, DiskStore};
+use rounds::Store;
+use work::WorkDir;
 
 /// Command-line overrides for a run.
 #[derive(Debug, Clone)]
@@ -33,8 +48,31 @@ pub struct RunOptions {
     pub profile: bool,
     /// How long to wait for another run writing the same output directory (`--wait-for-lock`).
     pub wait_for_lock: std::time::Duration,
-    /// How input files are proven to decode before they are read (`inputs::check`).
+    /// How input files are decoded safely: in a child process running this program, or in
+    /// this one (`inputs::check`, `partition`).
     pub file_check: FileCheck,
+    /// `--buckets`, `--memory-limit`, `--threads`: over the job's `execution` section.
+    pub execution: ExecutionOverrides,
+}
+
+/// The command line's overrides of the job's `execution` section.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionOverrides {
+    pub buckets: Option<Buckets>,
+    pub memory_limit: Option<u64>,
+    pub threads: Option<u32>,
+}
+
+impl ExecutionOverrides {
+    /// The job's section with these overrides applied.
+    pub fn apply(&self, job: &Execution) -> Execution {
+        Execution {
+            buckets: self.buckets.unwrap_or(job.buckets),
+            memory_limit: self.memory_limit.or(job.memory_limit),
+            threads: self.threads.or(job.threads),
+            work_dir: job.work_dir.clone(),
+        }
+    }
 }
 
 /// What a successful run did, for the human summary.
@@ -53,6 +91,12 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let started = Utc::now();
     let t0 = Instant::now();
     let job = validate::load_job(job_path)?;
+    let execution = opts.execution.apply(&job.execution);
+    if let Some(threads) = execution.threads {
+        // Read by polars when its thread pool starts, which is after this (the job file is
+        // parsed without polars); the partition processes inherit it.
+        std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
+    }
 
     let as_of = match &opts.as_of {
         Some(s) => validate::parse_date(s).map_err(|e| CxError::Usage(format!("--as-of: {e}")))?,
@@ -66,7 +110,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         },
     };
     let cal = Calendar::new(as_of, &job.timezone).map_err(CxError::Usage)?;
-    let pipelines = select_pipelines(&job, opts.only.as_deref())?;
+    let selection = select_pipelines(&job, opts.only.as_deref())?;
     let out_dir = match &opts.output_dir {
         Some(d) if d.as_os_str().is_empty() => {
             return Err(CxError::Usage("--output-dir: the path is empty".into()))
@@ -79,24 +123,28 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         })?,
     };
 
-    // Inputs: what the selected pipelines require, plus what they can use and the job declares.
-    let kinds: BTreeSet<InputKind> = pipelines
+    // Inputs: what the computed pipelines require, plus what they can use and the job declares.
+    let kinds: BTreeSet<InputKind> = selection
+        .computed
         .iter()
         .flat_map(|p| {
-            let optional = p
-                .optional_inputs()
+            let u = p.inputs();
+            let optional = u
+                .optional
                 .into_iter()
                 .filter(|k| job.inputs.contains_key(k));
-            p.required_inputs().into_iter().chain(optional)
+            u.required.into_iter().chain(optional)
         })
         .collect();
+
     // The output directory: refused before anything is created when it is not ours to write,
     // then locked for this run alone, and interrupted runs finished or cleared under the lock
     // before any input is read, so that a run that then fails on its inputs still leaves a
     // whole result behind.
-    let tables_written: Vec<&str> = pipelines
+    let tables_written: Vec<&str> = selection
+        .written
         .iter()
-        .flat_map(|p| p.tables().iter().copied())
+        .copied()
         .chain(["rejected_rows"])
         .collect();
     let target = prepare_target(&job, &out_dir, &tables_written, as_of)?;
@@ -124,7 +172,12 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     target.mark(&run_id)?;
     #[cfg(debug_assertions)]
     crate::faults::pause_if(crate::faults::PAUSE_AFTER_LOCK_ENV);
-    for note in output::recover(&target.dir)? {
+    let work_root = execution
+        .work_dir_in(&job.base_dir)
+        .unwrap_or_else(|| target.dir.clone());
+    let mut notes = output::recover(&target.dir)?;
+    notes.extend(work::remove_stale(&work_root)?);
+    for note in notes {
         log.stage(
             "recover",
             "output",
@@ -139,12 +192,84 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     };
     let sources: BTreeMap<InputKind, InputSource> =
         located.into_iter().map(|(k, (s, _))| (k, s)).collect();
-    let extra = Job::extra_columns(&pipelines);
-    let Loaded {
-        mut frames,
-        reports,
-        customer_keys,
-    } = load_inputs(&sources, &extra, &cal, &job.scales, &opts.file_check, &log)?;
+    let extra = Job::extra_columns(&selection.computed);
+
+    // How many buckets, and the work directory they live in.
+    let exec_plan = plan::plan(&execution, &sources, &extra)
+        .map_err(|e| CxError::Input { problems: vec![e] })?;
+    log.stage(
+        "plan",
+        &job.name,
+        std::time::Duration::ZERO,
+        &[
+            ("buckets", Field::Int(exec_plan.buckets as u64)),
+            ("buckets_from", Field::Text(exec_plan.why.clone())),
+            (
+                "inputs_estimate_mib",
+                Field::Int(exec_plan.loaded_bytes >> 20),
+            ),
+            ("memory_limit_mib", Field::Int(exec_plan.memory_limit >> 20)),
+            ("work_dir", Field::Text(work_root.display().to_string())),
+        ],
+    );
+    let work = WorkDir::create(&work_root, &run_id)?;
+    work.check_space(exec_plan.work_bytes)?;
+
+    // The partition pass: every input read once, cleaned, into its bucket files.
+    let csat_positive_from = selection
+        .computed
+        .iter()
+        .any(|p| p.name() == "support_kpis")
+        .then_some(job.scales.csat.positive_from);
+    let mut reports = BTreeMap::new();
+    let mut partitioned = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (kind, source) in &sources {
+        let t = Instant::now();
+        let dir = work.input_dir(*kind);
+        let want = extra.get(kind).cloned().unwrap_or_default();
+        let csat = (*kind == InputKind::Surveys)
+            .then_some(csat_positive_from)
+            .flatten();
+        match partition::partition(
+            source,
+            &want,
+            &cal,
+            &job.scales,
+            exec_plan.buckets,
+            &dir,
+            csat,
+            &opts.file_check,
+        ) {
+            Ok(report) => {
+                let r = report.input_report(source);
+                let mut fields = vec![
+                    ("files", Field::Int(source.files.len() as u64)),
+                    ("rows_read", Field::Int(r.rows_read)),
+                    ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
+                    ("rows_rejected", Field::Int(r.rows_rejected())),
+                    ("rows_used", Field::Int(report.rows_kept)),
+                    ("work_mib", Field::Int(report.bytes_written >> 20)),
+                ];
+                if let Some(n) = r.null_signup_at {
+                    fields.push(("rows_null_signup_at", Field::Int(n)));
+                }
+                if let Some(latest) = r.latest_us {
+                    fields.push(("latest_at", Field::Text(rfc3339_us(latest))));
+                    let age = (cal.cutoff_us() - latest) as f64 / 1e6;
+                    fields.push(("age_s", Field::Float(age)));
+                }
+                log.stage("input", kind.name(), t.elapsed(), &fields);
+                reports.insert(*kind, r);
+                partitioned.insert(*kind, (dir, report));
+            }
+            Err(CxError::Input { problems: found }) => problems.extend(found),
+            Err(e) => return Err(work.explain(e)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CxError::Input { problems });
+    }
 
     // Quality gates: before anything is written.
     let mut breaches: Vec<String> = reports
@@ -182,70 +307,126 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         return Err(CxError::Quality { breaches });
     }
 
+    // Map every bucket, merge, finalize.
+    let facts = Facts {
+        customers_have_signup: partitioned
+            .get(&InputKind::Customers)
+            .is_some_and(|(_, r)| r.has_signup),
+        csat_by_ticket: partitioned
+            .get(&InputKind::Surveys)
+            .map(|(dir, _)| dir.join(partition::CSAT_BY_TICKET))
+            .filter(|p| p.is_file())
+            .map(|p| {
+                LazyFrame::scan_parquet(
+                    PlRefPath::try_from_path(&p).expect("a path"),
+                    Default::default(),
+                )
+            })
+            .transpose()
+            .map_err(|e| CxError::internal("reading the CSAT responses per ticket", e))?,
+    };
+    let buckets = DiskBuckets {
+        count: exec_plan.buckets,
+        dirs: partitioned
+            .iter()
+            .map(|(k, (dir, _))| (*k, dir.clone()))
+            .collect(),
+    };
+    let available: Vec<InputKind> = partitioned.keys().copied().collect();
+    let mut store = DiskStore::new(work.kept_dir());
+    let pipelines: Vec<&dyn Pipeline> = selection.computed.iter().map(|p| p.as_ref()).collect();
     let t = Instant::now();
-    let keys = CustomerKeys::encode(&mut frames, customer_keys)
-        .map_err(|e| CxError::internal("encoding customer ids", e))?;
-    let held: usize = frames.values().map(|df| df.estimated_size()).sum();
-    log.stage(
-        "input",
-        "customer_keys",
-        t.elapsed(),
-        &[
-            ("inputs_memory_mib", Field::Int(mib(held))),
-            ("ids_from", Field::Text(keys.source().to_string())),
-        ],
-    );
-    let frames: Inputs = frames.into_iter().map(|(k, df)| (k, df.lazy())).collect();
-
-    // Pipelines.
-    let mut ctx = BuildContext {
-        cal: &cal,
-        customers_have_signup: customers_have_signup(&frames)?,
-        computed: BTreeMap::new(),
-        later: &pipelines[..],
-        activity: Default::default(),
+    let mut progress = |b: usize, count: usize, round: usize, rounds: usize, rows: u64| {
+        let done = (round * count + b + 1) as f64 / (rounds * count) as f64;
+        let elapsed = t.elapsed().as_secs_f64();
+        log.stage(
+            "bucket",
+            &format!("{} of {}", b + 1, count),
+            std::time::Duration::ZERO,
+            &[
+                ("round", Field::Int(round as u64)),
+                ("rows", Field::Int(rows)),
+                ("elapsed_s", Field::Float(elapsed)),
+                ("remaining_s", Field::Float(elapsed / done - elapsed)),
+            ],
+        );
+    };
+    profile::enable(opts.profile);
+    let computed = guarded_compute(|| {
+        rounds::run(
+            &pipelines,
+            &buckets,
+            &available,
+            &cal,
+            &facts,
+            &mut store,
+            &mut progress,
+        )
+    })
+    .map_err(|e| work.explain(CxError::internal("computing the pipelines", e)))?;
+    for (what, us, start, node) in profile::take() {
+        log.stage(
+            "profile",
+            &what,
+            std::time::Duration::from_micros(us),
+            &[
+                ("start_s", Field::Float(start as f64 / 1e6)),
+                ("node", Field::Text(node.chars().take(160).collect())),
+            ],
+        );
+    }
+    let engine_of = |table: &str| -> String {
+        if opts.profile {
+            // polars profiles only the in-memory engine.
+            return Engine::InMemory.to_string();
+        }
+        selection
+            .computed
+            .iter()
+            .find(|p| p.tables().contains(&table))
+            .map_or(Engine::InMemory, |p| p.engine())
+            .to_string()
+    };
+    let pipeline_of = |table: &str| -> &'static str {
+        selection
+            .computed
+            .iter()
+            .find(|p| p.tables().contains(&table))
+            .map_or("", |p| p.name())
     };
     let mut tables: Vec<(String, DataFrame)> = Vec::new();
-    for (i, p) in pipelines.iter().enumerate() {
-        ctx.later = &pipelines[i + 1..];
-        let t = Instant::now();
-        let outputs = p
-            .build(&frames, &ctx)
-            .map_err(|e| CxError::internal(format!("planning pipeline {}", p.name()), e))?;
-        let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
-        let lfs = outputs.into_iter().map(|(_, lf)| lf).collect();
-        let (engine, dfs) = if opts.profile {
-            // polars profiles only the in-memory engine.
-            (Engine::InMemory, profiled_collect(lfs, &names, &log))
-        } else {
-            // One query for all of a pipeline's tables, so the parts they share run once.
-            let engine = p.engine();
-            (engine, guarded_collect_all(lfs, engine))
-        };
-        let dfs =
-            dfs.map_err(|e| CxError::internal(format!("computing pipeline {}", p.name()), e))?;
-        for (name, df) in names.into_iter().zip(dfs) {
-            ctx.computed.insert(name, df.clone().lazy());
-            let df = keys.decode(df).map_err(|e| {
-                CxError::internal(format!("decoding customer ids of table {name}"), e)
-            })?;
-            log.stage(
-                "pipeline",
-                p.name(),
-                t.elapsed(),
-                &[
-                    ("table", Field::Text(name.to_string())),
-                    ("rows", Field::Int(df.height() as u64)),
-                    ("engine", Field::Text(engine.to_string())),
-                ],
-            );
-            tables.push((name.to_string(), df));
+    for (name, data) in computed {
+        if !selection.written.contains(&name) {
+            continue;
         }
-        ctx.keep_activity_for_later();
+        let df = match data {
+            TableData::Frame(df) => df,
+            TableData::Kept(kept) => store
+                .kept_runs(kept)
+                .and_then(sorted::concat_sorted)
+                .map_err(|e| CxError::internal(format!("table {name}"), e))?,
+        };
+        log.stage(
+            "pipeline",
+            pipeline_of(name),
+            t.elapsed(),
+            &[
+                ("table", Field::Text(name.to_string())),
+                ("rows", Field::Int(df.height() as u64)),
+                ("engine", Field::Text(engine_of(name))),
+            ],
+        );
+        tables.push((name.to_string(), df));
     }
     tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
     let headlines = headlines(&tables);
     let models = model_summary(&tables);
+    let pipelines_run: Vec<&str> = selection
+        .computed
+        .iter()
+        .map(|p| p.name())
+        .filter(|n| selection.selected.contains(n))
+        .collect();
 
     // Output.
     let plan = OutputPlan {
@@ -273,8 +454,22 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         crate::faults::abort_after_tables(written.len());
     }
     let mut manifest = manifest(
-        &job, &pipelines, &run_id, as_of, started, &sources, &reports, &freshness, &written,
+        &job,
+        &pipelines_run,
+        &run_id,
+        as_of,
+        started,
+        &sources,
+        &reports,
+        &freshness,
+        &written,
     );
+    manifest["execution"] = json!({
+        "buckets": exec_plan.buckets,
+        "buckets_from": exec_plan.why,
+        "memory_limit_bytes": exec_plan.memory_limit,
+        "work_bytes": work.bytes_used(),
+    });
     if let Some(models) = models {
         manifest["clv_model"] = models;
     }
@@ -290,6 +485,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             ("total_s", Field::Float(t0.elapsed().as_secs_f64())),
         ],
     );
+    work.remove();
     Ok(RunSummary {
         job: job.name,
         as_of,
@@ -300,104 +496,32 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     })
 }
 
-/// The loaded inputs, their reports, and the customers' id dictionary when customers loaded.
-struct Loaded {
-    frames: BTreeMap<InputKind, DataFrame>,
-    reports: BTreeMap<InputKind, InputReport>,
-    customer_keys: Option<CustomerKeys>,
+/// The pipelines a run computes (the ones selected, and those their rows depend on), and the
+/// tables it writes (the selected ones').
+struct Selection {
+    computed: Vec<Arc<dyn Pipeline>>,
+    selected: Vec<&'static str>,
+    written: Vec<&'static str>,
 }
 
-/// Loads every input, customers first: their ids are the key dictionary the other inputs are
-/// translated into as they are read (see `inputs::load`). Every input's problems are reported
-/// together.
-fn load_inputs(
-    sources: &BTreeMap<InputKind, InputSource>,
-    extra: &BTreeMap<InputKind, Vec<String>>,
-    cal: &Calendar,
-    scales: &Scales,
-    check: &FileCheck,
-    log: &Log,
-) -> Result<Loaded> {
-    let mut out = Loaded {
-        frames: BTreeMap::new(),
-        reports: BTreeMap::new(),
-        customer_keys: None,
+fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Selection> {
+    let all = || Selection {
+        computed: job.pipelines.clone(),
+        selected: job.pipelines.iter().map(|p| p.name()).collect(),
+        written: job
+            .pipelines
+            .iter()
+            .flat_map(|p| p.tables().iter().copied())
+            .collect(),
     };
-    let mut problems = Vec::new();
-    // Logs and keeps one input; an input error's problems are collected, not returned.
-    let mut keep =
-        |out: &mut Loaded, kind: InputKind, loaded: Result<LoadedInput>, t: Instant| match loaded {
-            Ok(loaded) => {
-                let r = &loaded.report;
-                let mut fields = vec![
-                    ("files", Field::Int(sources[&kind].files.len() as u64)),
-                    ("rows_read", Field::Int(r.rows_read)),
-                    ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
-                    ("rows_rejected", Field::Int(r.rows_rejected())),
-                    ("rows_used", Field::Int(loaded.data.height() as u64)),
-                    ("memory_mib", Field::Int(mib(loaded.data.estimated_size()))),
-                ];
-                if let Some(n) = r.null_signup_at {
-                    fields.push(("rows_null_signup_at", Field::Int(n)));
-                }
-                if let Some(latest) = r.latest_us {
-                    fields.push(("latest_at", Field::Text(rfc3339_us(latest))));
-                    let age = (cal.cutoff_us() - latest) as f64 / 1e6;
-                    fields.push(("age_s", Field::Float(age)));
-                }
-                log.stage("input", kind.name(), t.elapsed(), &fields);
-                out.frames.insert(kind, loaded.data);
-                out.reports.insert(kind, loaded.report);
-                Ok(())
-            }
-            Err(CxError::Input { problems: found }) => {
-                problems.extend(found);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-    let load = |kind: InputKind, encoder: Option<&KeyEncoder>| {
-        let want = extra.get(&kind).cloned().unwrap_or_default();
-        inputs::load(&sources[&kind], cal, scales, &want, encoder, check)
-    };
-    let dictionary_error = |e| CxError::internal("building the customer id dictionary", e);
-    let mut customer_keys = None;
-    if sources.contains_key(&InputKind::Customers) {
-        let t = Instant::now();
-        let mut loaded = load(InputKind::Customers, None);
-        if let Some(ids) = loaded.as_mut().ok().and_then(|c| c.ids_read.take()) {
-            customer_keys = Some(CustomerKeys::of_customers(&ids).map_err(dictionary_error)?);
-        }
-        keep(&mut out, InputKind::Customers, loaded, t)?;
-    }
-    {
-        let encoder = customer_keys
-            .as_ref()
-            .map(CustomerKeys::encoder)
-            .transpose()
-            .map_err(dictionary_error)?;
-        for kind in sources.keys().filter(|k| **k != InputKind::Customers) {
-            let t = Instant::now();
-            let loaded = load(*kind, encoder.as_ref());
-            keep(&mut out, *kind, loaded, t)?;
-        }
-    }
-    if !problems.is_empty() {
-        return Err(CxError::Input { problems });
-    }
-    out.customer_keys = customer_keys;
-    Ok(out)
-}
-
-fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>> {
     let Some(only) = only else {
-        return Ok(job.pipelines.clone());
+        return Ok(all());
     };
     let configured: Vec<&str> = job.pipelines.iter().map(|p| p.name()).collect();
     let mut problems = Vec::new();
     for name in only {
         if !configured.contains(&name.as_str()) {
-            if NAMES.contains(&name.as_str()) {
+            if pipelines::names().contains(&name.as_str()) {
                 problems.push(format!(
                     "--only: pipeline `{name}` is not configured in this job"
                 ));
@@ -412,26 +536,34 @@ fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Vec<Pipeline>>
     if !problems.is_empty() {
         return Err(CxError::Usage(problems.join("; ")));
     }
-    Ok(job
+    let selected: Vec<&'static str> = job
         .pipelines
         .iter()
-        .filter(|p| only.iter().any(|n| n == p.name()))
+        .map(|p| p.name())
+        .filter(|n| only.iter().any(|o| o == n))
+        .collect();
+    // cx_impact reads the rows ltv_segments keeps: it is computed (not written) along.
+    let needs_ltv = job
+        .pipelines
+        .iter()
+        .any(|p| selected.contains(&p.name()) && p.first_round() > 0);
+    let computed: Vec<Arc<dyn Pipeline>> = job
+        .pipelines
+        .iter()
+        .filter(|p| selected.contains(&p.name()) || (needs_ltv && p.name() == "ltv_segments"))
         .cloned()
-        .collect())
-}
-
-/// Whether the loaded customers have any signup_at (activation's default anchor).
-fn customers_have_signup(frames: &Inputs) -> Result<bool> {
-    let Some(customers) = frames.get(&InputKind::Customers) else {
-        return Ok(false);
-    };
-    let n = customers
-        .clone()
-        .select([col("signup_at").count()])
-        .collect()
-        .and_then(|df| df.column("signup_at")?.cast(&DataType::Int64))
-        .map_err(|e| CxError::internal("counting customers.signup_at", e))?;
-    Ok(n.i64().ok().and_then(|c| c.get(0)).unwrap_or(0) > 0)
+        .collect();
+    let written = job
+        .pipelines
+        .iter()
+        .filter(|p| selected.contains(&p.name()))
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    Ok(Selection {
+        computed,
+        selected,
+        written,
+    })
 }
 
 /// The `clv_model` table (fitted parameters, or why a fit failed) for the manifest.
@@ -452,67 +584,6 @@ fn model_summary(tables: &[(String, DataFrame)]) -> Option<serde_json::Value> {
         })
         .collect();
     Some(serde_json::Value::Array(rows))
-}
-
-/// How many of a table's plan nodes `--profile` logs, slowest first.
-const PROFILE_NODES: usize = 12;
-
-/// Computes each table on its own with polars' profiler and logs its slowest plan nodes as
-/// `profile` lines (node text, its own seconds, and when it started within the table's query).
-/// This is how to find where a pipeline spends its time: the run log only times whole stages.
-fn profiled_collect(
-    lfs: Vec<LazyFrame>,
-    names: &[&str],
-    log: &Log,
-) -> std::result::Result<Vec<DataFrame>, String> {
-    let mut out = Vec::with_capacity(lfs.len());
-    for (lf, name) in lfs.into_iter().zip(names) {
-        let (df, nodes) = guarded_compute(|| lf.profile())?;
-        for (us, start, node) in slowest_nodes(&nodes).map_err(|e| e.to_string())? {
-            log.stage(
-                "profile",
-                name,
-                std::time::Duration::from_micros(us),
-                &[
-                    ("start_s", Field::Float(start as f64 / 1e6)),
-                    ("node", Field::Text(node.chars().take(160).collect())),
-                ],
-            );
-        }
-        out.push(df);
-    }
-    Ok(out)
-}
-
-/// The `PROFILE_NODES` slowest rows of a polars profile (`node`, `start`, `end` in µs) as
-/// (own µs, start µs, node), slowest first.
-fn slowest_nodes(nodes: &DataFrame) -> PolarsResult<Vec<(u64, u64, String)>> {
-    let node = nodes.column("node")?.str()?;
-    let start = nodes.column("start")?.cast(&DataType::UInt64)?;
-    let end = nodes.column("end")?.cast(&DataType::UInt64)?;
-    let mut rows: Vec<(u64, u64, String)> = node
-        .iter()
-        .zip(start.u64()?.iter().zip(end.u64()?.iter()))
-        .map(|(n, (s, e))| {
-            let (s, e) = (s.unwrap_or(0), e.unwrap_or(0));
-            (e.saturating_sub(s), s, n.unwrap_or("").to_string())
-        })
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    rows.truncate(PROFILE_NODES);
-    Ok(rows)
-}
-
-fn guarded_collect_all(
-    lfs: Vec<LazyFrame>,
-    engine: Engine,
-) -> std::result::Result<Vec<DataFrame>, String> {
-    let Some(first) = lfs.first() else {
-        return Ok(Vec::new());
-    };
-    let opt = first.get_current_optimizations();
-    let plans = lfs.into_iter().map(|lf| lf.logical_plan).collect();
-    guarded_compute(|| LazyFrame::collect_all_with_engine(plans, engine, opt))
 }
 
 /// Runs a polars computation, turning its errors and panics into a message. A panic while
@@ -604,11 +675,11 @@ fn headlines(tables: &[(String, DataFrame)]) -> Vec<String> {
 #[allow(clippy::too_many_arguments)]
 fn manifest(
     job: &Job,
-    pipelines: &[Pipeline],
+    pipelines: &[&str],
     run_id: &str,
     as_of: NaiveDate,
     started: chrono::DateTime<Utc>,
-    sources: &BTreeMap<InputKind, inputs::InputSource>,
+    sources: &BTreeMap<InputKind, InputSource>,
     reports: &BTreeMap<InputKind, InputReport>,
     freshness: &BTreeMap<InputKind, FreshnessFinding>,
     written: &[WrittenTable],
@@ -674,7 +745,7 @@ fn manifest(
         "started_at": started.to_rfc3339(),
         "finished_at": Utc::now().to_rfc3339(),
         "cxmetrics_version": env!("CARGO_PKG_VERSION"),
-        "pipelines": pipelines.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "pipelines": pipelines,
         "max_rejected_fraction": job.max_rejected_fraction,
         "inputs": inputs,
         "outputs": outputs,
@@ -814,9 +885,4 @@ fn rfc3339_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
-}
-
-/// Whole mebibytes, for the run log's memory fields (polars' estimate of a frame's buffers).
-fn mib(bytes: usize) -> u64 {
-    (bytes >> 20) as u64
 }

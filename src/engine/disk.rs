@@ -1,0 +1,142 @@
+//! Buckets and kept rows in the run's work directory.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::rounds::{Buckets, PartialFrames, Store};
+use crate::contracts::InputKind;
+use crate::partition::{apply_drop_list, bucket_path};
+use crate::pipelines::Merge;
+
+/// The bucket files the partition pass wrote, by input.
+pub struct DiskBuckets {
+    pub count: u32,
+    pub dirs: BTreeMap<InputKind, PathBuf>,
+}
+
+impl Buckets for DiskBuckets {
+    fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    fn load(
+        &self,
+        bucket: usize,
+        kinds: &[InputKind],
+    ) -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+        let mut out = BTreeMap::new();
+        for kind in kinds {
+            let Some(dir) = self.dirs.get(kind) else {
+                continue;
+            };
+            let path = bucket_path(dir, bucket as u32);
+            let scan =
+                LazyFrame::scan_parquet(PlRefPath::try_from_path(&path)?, Default::default())?;
+            let contract = kind.contract();
+            let mut drop = vec!["__row"];
+            if let (Some(key), false) = (contract.key, contract.key_read) {
+                drop.push(key);
+            }
+            let df = apply_drop_list(scan, dir)?.drop(cols(drop)).collect()?;
+            out.insert(*kind, df);
+        }
+        Ok(out)
+    }
+}
+
+/// Kept rows in files (`<root>/<name>/<bucket>.parquet`); partials in memory.
+pub struct DiskStore {
+    pub root: PathBuf,
+    pub partials: super::memory::MemoryStore,
+    /// The names kept so far.
+    names: Vec<&'static str>,
+}
+
+impl DiskStore {
+    pub fn new(root: PathBuf) -> Self {
+        DiskStore {
+            root,
+            partials: Default::default(),
+            names: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str, bucket: usize) -> PathBuf {
+        self.root.join(name).join(format!("{bucket:05}.parquet"))
+    }
+}
+
+fn write(path: &Path, df: &mut DataFrame) -> PolarsResult<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| polars_err!(ComputeError: "creating {}: {}", parent.display(), e))?;
+    }
+    let file = File::create(path)
+        .map_err(|e| polars_err!(ComputeError: "creating {}: {}", path.display(), e))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .finish(df)?;
+    Ok(())
+}
+
+fn read(path: &Path) -> PolarsResult<DataFrame> {
+    let file = File::open(path)
+        .map_err(|e| polars_err!(ComputeError: "opening {}: {}", path.display(), e))?;
+    ParquetReader::new(file).finish()
+}
+
+impl Store for DiskStore {
+    fn add_partial(
+        &mut self,
+        pipeline: &'static str,
+        name: &'static str,
+        merge: Merge,
+        frame: DataFrame,
+    ) -> PolarsResult<()> {
+        self.partials.add_partial(pipeline, name, merge, frame)
+    }
+
+    fn take_partials(&mut self, pipeline: &'static str) -> PolarsResult<PartialFrames> {
+        self.partials.take_partials(pipeline)
+    }
+
+    fn keep(
+        &mut self,
+        bucket: usize,
+        name: &'static str,
+        mut frame: DataFrame,
+    ) -> PolarsResult<()> {
+        if !self.names.contains(&name) {
+            self.names.push(name);
+        }
+        write(&self.path(name, bucket), &mut frame)
+    }
+
+    fn kept(&self, bucket: usize) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
+        let mut out = BTreeMap::new();
+        for name in &self.names {
+            let path = self.path(name, bucket);
+            if path.is_file() {
+                out.insert(*name, read(&path)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn kept_runs(&self, name: &'static str) -> PolarsResult<Vec<DataFrame>> {
+        let mut runs = Vec::new();
+        let mut bucket = 0;
+        loop {
+            let path = self.path(name, bucket);
+            if !path.is_file() {
+                break;
+            }
+            runs.push(read(&path)?);
+            bucket += 1;
+        }
+        Ok(runs)
+    }
+}

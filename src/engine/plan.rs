@@ -1,0 +1,81 @@
+//! How many customer buckets a run uses, and how much work-directory space it needs.
+//!
+//! `buckets: auto` picks the smallest B for which one bucket's share of the inputs fits the
+//! memory limit with the room a bucket's pipelines need: B = ceil(inputs in memory ×
+//! `WORKING_SET` / (memory_limit × `BUDGET_SHARE`)), and B = 1 when everything fits, which is the
+//! fastest. The inputs' size in memory is estimated from their files' sizes on disk
+//! (`EXPANSION`); the footers are not read here, because a corrupt one is only read by the
+//! partition processes.
+
+use std::collections::BTreeMap;
+
+use crate::contracts::InputKind;
+use crate::execution::{Buckets, Execution, MAX_BUCKETS};
+use crate::inputs::InputSource;
+
+/// Bytes in memory per byte of compressed Parquet, for the estimate.
+pub const EXPANSION: f64 = 4.0;
+/// A bucket's peak working set per byte of its inputs in memory.
+pub const WORKING_SET: f64 = 4.0;
+/// The share of the memory limit one bucket's working set may use (the rest: the process,
+/// the merged partials, the allocator's slack).
+pub const BUDGET_SHARE: f64 = 0.5;
+/// Work-directory bytes per byte of input files (the bucket files and the kept rows).
+pub const WORK_SPACE: f64 = 2.0;
+
+/// The settled plan of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub buckets: u32,
+    /// Why this number of buckets, for the log and the manifest.
+    pub why: String,
+    /// The inputs' estimated size in memory.
+    pub loaded_bytes: u64,
+    pub memory_limit: u64,
+    /// The work-directory space the run needs, about.
+    pub work_bytes: u64,
+}
+
+/// The machine's memory, from /proc/meminfo (None where it cannot be read).
+pub fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The plan for `sources` under `execution`.
+pub fn plan(
+    execution: &Execution,
+    sources: &BTreeMap<InputKind, InputSource>,
+    _extra: &BTreeMap<InputKind, Vec<String>>,
+) -> Result<Plan, String> {
+    let mut file_bytes = 0u64;
+    for source in sources.values() {
+        for f in &source.files {
+            file_bytes += std::fs::metadata(f)
+                .map_err(|e| format!("{}: cannot read: {e}", f.display()))?
+                .len();
+        }
+    }
+    let loaded_bytes = (file_bytes as f64 * EXPANSION) as u64;
+    let memory_limit = execution
+        .memory_limit
+        .unwrap_or_else(|| physical_memory().map_or(8 << 30, |m| m / 4 * 3));
+    let (buckets, why) = match execution.buckets {
+        Buckets::Fixed(b) => (b, "set".to_string()),
+        Buckets::Auto => {
+            let need = loaded_bytes as f64 * WORKING_SET;
+            let budget = memory_limit as f64 * BUDGET_SHARE;
+            let b = (need / budget).ceil().clamp(1.0, MAX_BUCKETS as f64) as u32;
+            (b, "auto".to_string())
+        }
+    };
+    Ok(Plan {
+        buckets,
+        why,
+        loaded_bytes,
+        memory_limit,
+        work_bytes: (file_bytes as f64 * WORK_SPACE) as u64,
+    })
+}
