@@ -13,6 +13,27 @@ pub const ABORT_DURING_PUBLISH_ENV: &str = "CXMETRICS_TEST_ABORT_DURING_PUBLISH"
 /// Sleep this many milliseconds right after taking the output directory's lock, so that a
 /// test can start a second run while the first holds it.
 pub const PAUSE_AFTER_LOCK_ENV: &str = "CXMETRICS_TEST_PAUSE_AFTER_LOCK_MS";
+/// `<point>` (`partition`, `map` or `publish`): at that point the run prints `paused at
+/// <point>` on stderr and sleeps for a minute, for a test to kill it there.
+pub const PAUSE_AT_ENV: &str = "CXMETRICS_TEST_PAUSE_AT";
+/// A factor replacing `engine::plan::WORK_SPACE` in the space check, so that a test can let a
+/// run start on a work directory too small for it and run out of space midway.
+pub const WORK_SPACE_ENV: &str = "CXMETRICS_TEST_WORK_SPACE";
+
+/// Stops at `point` when `PAUSE_AT_ENV` names it (see there).
+pub fn pause_at(point: &str) {
+    if std::env::var(PAUSE_AT_ENV).is_ok_and(|p| p == point) {
+        eprintln!("paused at {point}");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+/// The work-space factor set by `WORK_SPACE_ENV`, if any.
+pub fn work_space() -> Option<f64> {
+    std::env::var(WORK_SPACE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
 
 /// Sleeps for the milliseconds `var` holds, if it is set.
 pub fn pause_if(var: &str) {

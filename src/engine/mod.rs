@@ -213,7 +213,13 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         ],
     );
     let work = WorkDir::create(&work_root, &run_id)?;
-    work.check_space(exec_plan.work_bytes)?;
+    #[allow(unused_mut)]
+    let mut work_bytes = exec_plan.work_bytes;
+    #[cfg(debug_assertions)]
+    if let Some(factor) = crate::faults::work_space() {
+        work_bytes = (work_bytes as f64 / plan::WORK_SPACE * factor) as u64;
+    }
+    work.check_space(work_bytes)?;
 
     // The partition pass: every input read once, cleaned, into its bucket files.
     let csat_positive_from = selection
@@ -262,6 +268,8 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
                 log.stage("input", kind.name(), t.elapsed(), &fields);
                 reports.insert(*kind, r);
                 partitioned.insert(*kind, (dir, report));
+                #[cfg(debug_assertions)]
+                crate::faults::pause_at("partition");
             }
             Err(CxError::Input { problems: found }) => problems.extend(found),
             Err(e) => return Err(work.explain(e)),
@@ -337,6 +345,8 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     let pipelines: Vec<&dyn Pipeline> = selection.computed.iter().map(|p| p.as_ref()).collect();
     let t = Instant::now();
     let mut progress = |b: usize, count: usize, round: usize, rounds: usize, rows: u64| {
+        #[cfg(debug_assertions)]
+        crate::faults::pause_at("map");
         let done = (round * count + b + 1) as f64 / (rounds * count) as f64;
         let elapsed = t.elapsed().as_secs_f64();
         log.stage(

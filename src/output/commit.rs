@@ -261,7 +261,10 @@ fn publish(dir: &Path, staging: &Path, entries: &[Entry]) -> Result<()> {
         make_parents(dir, &e.rel)?;
         fs::rename(&from, &to).map_err(|err| io_err("publishing", &to, err))?;
         #[cfg(debug_assertions)]
-        crate::faults::abort_if(crate::faults::ABORT_DURING_PUBLISH_ENV);
+        {
+            crate::faults::abort_if(crate::faults::ABORT_DURING_PUBLISH_ENV);
+            crate::faults::pause_at("publish");
+        }
     }
     sync_dir(dir);
     fs::remove_dir_all(staging).map_err(|e| io_err("removing", staging, e))
