@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::rounds::{Buckets, PartialFrames, Store};
+use super::rounds::{Buckets, Store};
 use crate::contracts::InputKind;
 use crate::partition::{apply_drop_list, bucket_path};
-use crate::pipelines::Merge;
 
 /// The bucket files the partition pass wrote, by input.
 pub struct DiskBuckets {
@@ -47,19 +46,20 @@ impl Buckets for DiskBuckets {
     }
 }
 
-/// Kept rows in files (`<root>/<name>/<bucket>.parquet`); partials in memory.
+/// Kept rows in files (`<root>/<name>/<bucket>.parquet`).
 pub struct DiskStore {
     pub root: PathBuf,
-    pub partials: super::memory::MemoryStore,
+    /// The row-group size of kept files (`sorted::run_read_rows`).
+    row_group: usize,
     /// The names kept so far.
     names: Vec<&'static str>,
 }
 
 impl DiskStore {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, buckets: u32) -> Self {
         DiskStore {
             root,
-            partials: Default::default(),
+            row_group: super::sorted::run_read_rows(buckets),
             names: Vec::new(),
         }
     }
@@ -67,9 +67,17 @@ impl DiskStore {
     fn path(&self, name: &str, bucket: usize) -> PathBuf {
         self.root.join(name).join(format!("{bucket:05}.parquet"))
     }
+
+    /// The files of the rows every bucket kept under `name`, in bucket order.
+    pub fn run_files(&self, name: &str) -> Vec<PathBuf> {
+        (0..)
+            .map(|b| self.path(name, b))
+            .take_while(|p| p.is_file())
+            .collect()
+    }
 }
 
-fn write(path: &Path, df: &mut DataFrame) -> PolarsResult<()> {
+fn write(path: &Path, df: &mut DataFrame, row_group: usize) -> PolarsResult<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| polars_err!(ComputeError: "creating {}: {}", parent.display(), e))?;
@@ -78,6 +86,7 @@ fn write(path: &Path, df: &mut DataFrame) -> PolarsResult<()> {
         .map_err(|e| polars_err!(ComputeError: "creating {}: {}", path.display(), e))?;
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Lz4Raw)
+        .with_row_group_size(Some(row_group))
         .finish(df)?;
     Ok(())
 }
@@ -89,20 +98,6 @@ fn read(path: &Path) -> PolarsResult<DataFrame> {
 }
 
 impl Store for DiskStore {
-    fn add_partial(
-        &mut self,
-        pipeline: &'static str,
-        name: &'static str,
-        merge: Merge,
-        frame: DataFrame,
-    ) -> PolarsResult<()> {
-        self.partials.add_partial(pipeline, name, merge, frame)
-    }
-
-    fn take_partials(&mut self, pipeline: &'static str) -> PolarsResult<PartialFrames> {
-        self.partials.take_partials(pipeline)
-    }
-
     fn keep(
         &mut self,
         bucket: usize,
@@ -112,7 +107,7 @@ impl Store for DiskStore {
         if !self.names.contains(&name) {
             self.names.push(name);
         }
-        write(&self.path(name, bucket), &mut frame)
+        write(&self.path(name, bucket), &mut frame, self.row_group)
     }
 
     fn kept(&self, bucket: usize) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
@@ -124,19 +119,5 @@ impl Store for DiskStore {
             }
         }
         Ok(out)
-    }
-
-    fn kept_runs(&self, name: &'static str) -> PolarsResult<Vec<DataFrame>> {
-        let mut runs = Vec::new();
-        let mut bucket = 0;
-        loop {
-            let path = self.path(name, bucket);
-            if !path.is_file() {
-                break;
-            }
-            runs.push(read(&path)?);
-            bucket += 1;
-        }
-        Ok(runs)
     }
 }

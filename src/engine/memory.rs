@@ -1,13 +1,14 @@
-//! Buckets and partials held in memory: the unit tests' engine, and a run's when its data
+//! Buckets and kept rows held in memory: the unit tests' engine, and a run's when its data
 //! fits in one bucket.
 
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use super::rounds::{self, Buckets, PartialFrames, Store};
+use super::partials::Partials;
+use super::rounds::{self, Buckets, Store};
 use crate::contracts::InputKind;
-use crate::pipelines::{Facts, Inputs, Merge, Pipeline, TableData};
+use crate::pipelines::{Facts, Inputs, Pipeline, TableData};
 use crate::time::Calendar;
 
 /// Buckets given as frames.
@@ -31,33 +32,13 @@ impl Buckets for InMemory<'_> {
     }
 }
 
-/// Partials and kept rows in memory.
+/// Kept rows in memory.
 #[derive(Default)]
 pub struct MemoryStore {
-    partials: BTreeMap<&'static str, PartialFrames>,
     kept: BTreeMap<usize, BTreeMap<&'static str, DataFrame>>,
 }
 
 impl Store for MemoryStore {
-    fn add_partial(
-        &mut self,
-        pipeline: &'static str,
-        name: &'static str,
-        merge: Merge,
-        frame: DataFrame,
-    ) -> PolarsResult<()> {
-        let list = self.partials.entry(pipeline).or_default();
-        match list.iter_mut().find(|(n, _, _)| *n == name) {
-            Some((_, _, frames)) => frames.push(frame),
-            None => list.push((name, merge, vec![frame])),
-        }
-        Ok(())
-    }
-
-    fn take_partials(&mut self, pipeline: &'static str) -> PolarsResult<PartialFrames> {
-        Ok(self.partials.remove(pipeline).unwrap_or_default())
-    }
-
     fn keep(&mut self, bucket: usize, name: &'static str, frame: DataFrame) -> PolarsResult<()> {
         self.kept.entry(bucket).or_default().insert(name, frame);
         Ok(())
@@ -66,7 +47,10 @@ impl Store for MemoryStore {
     fn kept(&self, bucket: usize) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {
         Ok(self.kept.get(&bucket).cloned().unwrap_or_default())
     }
+}
 
+impl MemoryStore {
+    /// The rows every bucket kept under `name`, bucket by bucket.
     fn kept_runs(&self, name: &'static str) -> PolarsResult<Vec<DataFrame>> {
         Ok(self
             .kept
@@ -97,15 +81,18 @@ pub fn run(
         .map(|f| f.keys().copied().collect())
         .unwrap_or_default();
     let mut store = MemoryStore::default();
-    let tables = rounds::run(
+    // As many chunks of Rows partials as buckets, so that a split run also splits them.
+    let mut partials = Partials::new(frames.len() as u32, None);
+    let r = rounds::Rounds {
         pipelines,
-        &InMemory(&frames),
-        &available,
+        buckets: &InMemory(&frames),
+        available: &available,
         cal,
         facts,
-        &mut store,
-        &mut |_, _, _, _, _| {},
-    )?;
+        // Two buckets side by side, so that the unit tests also map in parallel.
+        parallel: 2,
+    };
+    let tables = rounds::run(&r, &mut store, &mut partials, &mut |_, _, _, _, _| {})?;
     tables
         .into_iter()
         .map(|(name, data)| {

@@ -5,6 +5,7 @@
 
 pub mod disk;
 pub mod memory;
+pub mod partials;
 pub mod plan;
 pub mod profile;
 pub mod rounds;
@@ -34,7 +35,7 @@ use crate::pipelines::{self, Facts, Pipeline, TableData};
 use crate::time::Calendar;
 use crate::validate::{self, Job};
 use disk::{DiskBuckets, DiskStore};
-use rounds::Store;
+use partials::Partials;
 use work::WorkDir;
 
 /// Command-line overrides for a run.
@@ -204,6 +205,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
         &[
             ("buckets", Field::Int(exec_plan.buckets as u64)),
             ("buckets_from", Field::Text(exec_plan.why.clone())),
+            ("parallel", Field::Int(exec_plan.parallel as u64)),
             (
                 "inputs_estimate_mib",
                 Field::Int(exec_plan.loaded_bytes >> 20),
@@ -341,7 +343,13 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             .collect(),
     };
     let available: Vec<InputKind> = partitioned.keys().copied().collect();
-    let mut store = DiskStore::new(work.kept_dir());
+    let mut store = DiskStore::new(work.kept_dir(), exec_plan.buckets);
+    // One chunk of Rows partials per bucket, about a bucket's share of them, spilled to the
+    // work directory when there is more than one.
+    let mut partials = Partials::new(
+        exec_plan.buckets,
+        (exec_plan.buckets > 1).then(|| work.partials_dir()),
+    );
     let pipelines: Vec<&dyn Pipeline> = selection.computed.iter().map(|p| p.as_ref()).collect();
     let t = Instant::now();
     let mut progress = |b: usize, count: usize, round: usize, rounds: usize, rows: u64| {
@@ -363,15 +371,15 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     };
     profile::enable(opts.profile);
     let computed = guarded_compute(|| {
-        rounds::run(
-            &pipelines,
-            &buckets,
-            &available,
-            &cal,
-            &facts,
-            &mut store,
-            &mut progress,
-        )
+        let r = rounds::Rounds {
+            pipelines: &pipelines,
+            buckets: &buckets,
+            available: &available,
+            cal: &cal,
+            facts: &facts,
+            parallel: exec_plan.parallel as usize,
+        };
+        rounds::run(&r, &mut store, &mut partials, &mut progress)
     })
     .map_err(|e| work.explain(CxError::internal("computing the pipelines", e)))?;
     for (what, us, start, node) in profile::take() {
@@ -404,16 +412,14 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             .find(|p| p.tables().contains(&table))
             .map_or("", |p| p.name())
     };
-    let mut tables: Vec<(String, DataFrame)> = Vec::new();
+    let mut tables: Vec<(String, TableData)> = Vec::new();
     for (name, data) in computed {
         if !selection.written.contains(&name) {
             continue;
         }
-        let df = match data {
-            TableData::Frame(df) => df,
-            TableData::Kept(kept) => store
-                .kept_runs(kept)
-                .and_then(sorted::concat_sorted)
+        let rows = match &data {
+            TableData::Frame(df) => df.height() as u64,
+            TableData::Kept(kept) => sorted::rows_of(&store.run_files(kept))
                 .map_err(|e| CxError::internal(format!("table {name}"), e))?,
         };
         log.stage(
@@ -422,15 +428,26 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             t.elapsed(),
             &[
                 ("table", Field::Text(name.to_string())),
-                ("rows", Field::Int(df.height() as u64)),
+                ("rows", Field::Int(rows)),
                 ("engine", Field::Text(engine_of(name))),
             ],
         );
-        tables.push((name.to_string(), df));
+        tables.push((name.to_string(), data));
     }
-    tables.push(("rejected_rows".to_string(), rejected_rows(&reports)));
-    let headlines = headlines(&tables);
-    let models = model_summary(&tables);
+    tables.push((
+        "rejected_rows".to_string(),
+        TableData::Frame(rejected_rows(&reports)),
+    ));
+    let frames: Vec<(String, DataFrame)> = tables
+        .iter()
+        .filter_map(|(n, d)| match d {
+            TableData::Frame(df) => Some((n.clone(), df.clone())),
+            TableData::Kept(_) => None,
+        })
+        .collect();
+    let headlines = headlines(&frames);
+    let models = model_summary(&frames);
+    drop(frames);
     let pipelines_run: Vec<&str> = selection
         .computed
         .iter()
@@ -447,9 +464,24 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     };
     let mut staging = Staging::new(&plan, &run_id)?;
     let mut written = Vec::new();
-    for (name, df) in tables {
+    for (name, data) in tables {
         let t = Instant::now();
-        let w = staging.write_table(&name, df)?;
+        let w = match data {
+            TableData::Frame(df) => staging.write_table(&name, df)?,
+            // A table of one row per customer, merged from the buckets' sorted runs as it is
+            // written.
+            TableData::Kept(kept) => {
+                let runs = sorted::MergedRuns::new(
+                    store.run_files(kept),
+                    sorted::run_read_rows(exec_plan.buckets),
+                    sorted::MERGED_BATCH_ROWS,
+                )
+                .map_err(|e| CxError::internal(format!("table {name}"), e))?;
+                staging
+                    .write_batches(&name, runs)
+                    .map_err(|e| work.explain(e))?
+            }
+        };
         log.stage(
             "write",
             &name,
@@ -477,6 +509,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
     manifest["execution"] = json!({
         "buckets": exec_plan.buckets,
         "buckets_from": exec_plan.why,
+        "parallel": exec_plan.parallel,
         "memory_limit_bytes": exec_plan.memory_limit,
         "work_bytes": work.bytes_used(),
     });

@@ -20,13 +20,17 @@ pub const WORKING_SET: f64 = 4.0;
 /// The share of the memory limit one bucket's working set may use (the rest: the process,
 /// the merged partials, the allocator's slack).
 pub const BUDGET_SHARE: f64 = 0.5;
-/// Work-directory bytes per byte of input files (the bucket files and the kept rows).
-pub const WORK_SPACE: f64 = 2.0;
+/// Work-directory bytes per byte of input files: the bucket files (LZ4, so larger than
+/// zstd-compressed inputs), the spilled value partials and the kept rows, with a margin over
+/// what the benchmarks measure (docs/execution.md).
+pub const WORK_SPACE: f64 = 3.0;
 
 /// The settled plan of a run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub buckets: u32,
+    /// Buckets mapped side by side: up to the threads, as many as the memory limit holds.
+    pub parallel: u32,
     /// Why this number of buckets, for the log and the manifest.
     pub why: String,
     /// The inputs' estimated size in memory.
@@ -71,8 +75,19 @@ pub fn plan(
             (b, "auto".to_string())
         }
     };
+    let threads = execution
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let per_bucket = loaded_bytes as f64 * WORKING_SET / buckets as f64;
+    let fits = (memory_limit as f64 * BUDGET_SHARE / per_bucket.max(1.0)).floor();
+    let parallel = if buckets == 1 {
+        1
+    } else {
+        (fits as u32).clamp(1, threads.min(buckets))
+    };
     Ok(Plan {
         buckets,
+        parallel,
         why,
         loaded_bytes,
         memory_limit,

@@ -1,7 +1,7 @@
 //! The rounds of a run: every bucket is mapped by every pipeline active in the round, the
 //! partials are merged, and each pipeline finalizes. Where the buckets come from and where
 //! partials and kept rows live (memory or the work directory) is the caller's (`Buckets`,
-//! `Store`); the rounds are the same either way, so one bucket in memory and sixty-four on
+//! `Store`, `Partials`); the rounds are the same either way, so one bucket in memory and sixty-four on
 //! disk give the same tables.
 
 use std::any::Any;
@@ -11,15 +11,14 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
+use super::partials::Partials;
 use crate::contracts::InputKind;
 use crate::keys::CustomerKeys;
-use crate::pipelines::{
-    merge_partials, Bucket, Facts, Finalized, Merge, Merged, Pipeline, TableData,
-};
+use crate::pipelines::{Bucket, Facts, Finalized, Merged, Partial, Pipeline, TableData};
 use crate::time::Calendar;
 
 /// The buckets of a run: their number, and one bucket's inputs (customer ids as strings).
-pub trait Buckets {
+pub trait Buckets: Sync {
     fn count(&self) -> usize;
     fn load(
         &self,
@@ -28,27 +27,12 @@ pub trait Buckets {
     ) -> PolarsResult<BTreeMap<InputKind, DataFrame>>;
 }
 
-/// One pipeline's partials: each name's merge rule and every bucket's frame.
-pub type PartialFrames = Vec<(&'static str, Merge, Vec<DataFrame>)>;
-
-/// Where partials and kept rows are held between the maps and the finalize.
+/// Where the rows a map keeps for later maps live (memory or the work directory).
 pub trait Store {
-    /// Adds a bucket's frame of a partial.
-    fn add_partial(
-        &mut self,
-        pipeline: &'static str,
-        name: &'static str,
-        merge: Merge,
-        frame: DataFrame,
-    ) -> PolarsResult<()>;
-    /// Every frame of every partial of `pipeline` added since the last call, by name.
-    fn take_partials(&mut self, pipeline: &'static str) -> PolarsResult<PartialFrames>;
     /// Keeps a bucket's rows under `name` (string customer ids).
     fn keep(&mut self, bucket: usize, name: &'static str, frame: DataFrame) -> PolarsResult<()>;
     /// Every row kept in `bucket`, by name.
     fn kept(&self, bucket: usize) -> PolarsResult<BTreeMap<&'static str, DataFrame>>;
-    /// The rows every bucket kept under `name`, as sorted runs (each in customer_id order).
-    fn kept_runs(&self, name: &'static str) -> PolarsResult<Vec<DataFrame>>;
 }
 
 /// Called after each bucket of each round (bucket, buckets, round, rounds, rows read).
@@ -74,16 +58,98 @@ pub fn inputs_of(pipelines: &[&dyn Pipeline], available: &[InputKind]) -> Vec<In
     kinds
 }
 
-/// Runs every round of `pipelines` over `buckets`; returns each pipeline's tables in order.
-pub fn run(
-    pipelines: &[&dyn Pipeline],
+/// What one bucket's maps return.
+struct BucketOut {
+    rows: u64,
+    /// By pipeline.
+    partials: Vec<(&'static str, Partial)>,
+    /// Rows kept for later maps (string customer ids), by name.
+    keep: Vec<(&'static str, DataFrame)>,
+}
+
+/// Every active pipeline's map of bucket `b`.
+#[allow(clippy::too_many_arguments)]
+fn map_bucket(
+    b: usize,
+    active: &[&dyn Pipeline],
+    kinds: &[InputKind],
     buckets: &dyn Buckets,
-    available: &[InputKind],
     cal: &Calendar,
     facts: &Facts,
+    states: &BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>,
+    mut kept: BTreeMap<&'static str, DataFrame>,
+    round: usize,
+) -> PolarsResult<BucketOut> {
+    let mut frames = buckets.load(b, kinds)?;
+    let rows: u64 = frames.values().map(|f| f.height() as u64).sum();
+    let keys = CustomerKeys::encode(&mut frames)?;
+    let inputs = frames.into_iter().map(|(k, df)| (k, df.lazy())).collect();
+    let activity = RefCell::new(Vec::new());
+    let mut out = BucketOut {
+        rows,
+        partials: Vec::new(),
+        keep: Vec::new(),
+    };
+    for p in active {
+        let bucket = Bucket {
+            index: b,
+            inputs: &inputs,
+            cal,
+            facts,
+            kept: &kept,
+            state: states.get(p.name()).map(|s| s.as_ref() as _),
+            keys: &keys,
+            activity: &activity,
+        };
+        let mapped = p.map(round - p.first_round(), &bucket)?;
+        out.partials
+            .extend(mapped.partials.into_iter().map(|part| (p.name(), part)));
+        for (name, df) in mapped.keep {
+            let df = keys.decode(df)?;
+            kept.insert(name, df.clone());
+            out.keep.push((name, df));
+        }
+    }
+    Ok(out)
+}
+
+/// The message of a panic in a bucket's thread.
+fn panic_text(panic: &Box<dyn Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("a bucket's map panicked: {text}")
+}
+
+/// What the rounds run: the pipelines, over which buckets, with which inputs available.
+pub struct Rounds<'a> {
+    pub pipelines: &'a [&'a dyn Pipeline],
+    pub buckets: &'a dyn Buckets,
+    pub available: &'a [InputKind],
+    pub cal: &'a Calendar,
+    pub facts: &'a Facts,
+    /// Buckets mapped side by side.
+    pub parallel: usize,
+}
+
+/// Runs every round of the pipelines over the buckets, `parallel` buckets at a time; returns
+/// each pipeline's tables in order.
+pub fn run(
+    r: &Rounds,
     store: &mut dyn Store,
+    partials: &mut Partials,
     progress: &mut Progress,
 ) -> PolarsResult<Vec<(&'static str, TableData)>> {
+    let Rounds {
+        pipelines,
+        buckets,
+        available,
+        cal,
+        facts,
+        parallel,
+    } = *r;
     let last = pipelines
         .iter()
         .map(|p| p.first_round() + p.rounds())
@@ -106,42 +172,54 @@ pub fn run(
             .filter(|p| p.reads_inputs(round - p.first_round()))
             .collect();
         let kinds = inputs_of(&reading, available);
-        for b in 0..buckets.count() {
-            let mut frames = buckets.load(b, &kinds)?;
-            let rows: u64 = frames.values().map(|f| f.height() as u64).sum();
-            let keys = CustomerKeys::encode(&mut frames)?;
-            let inputs = frames.into_iter().map(|(k, df)| (k, df.lazy())).collect();
-            let mut kept = store.kept(b)?;
-            let activity = RefCell::new(Vec::new());
-            for p in &active {
-                let bucket = Bucket {
-                    index: b,
-                    inputs: &inputs,
-                    cal,
-                    facts,
-                    kept: &kept,
-                    state: states.get(p.name()).map(|s| s.as_ref() as _),
-                    keys: &keys,
-                    activity: &activity,
-                };
-                let out = p.map(round - p.first_round(), &bucket)?;
-                for part in out.partials {
-                    store.add_partial(p.name(), part.name, part.merge, part.frame)?;
+        let count = buckets.count();
+        let mut next = 0;
+        while next < count {
+            // A wave of buckets mapped side by side; what they return is stored in bucket
+            // order, so the waves change nothing but the time.
+            let wave: Vec<usize> = (next..(next + parallel.max(1)).min(count)).collect();
+            next += wave.len();
+            let kept: Vec<BTreeMap<&'static str, DataFrame>> = wave
+                .iter()
+                .map(|&b| store.kept(b))
+                .collect::<PolarsResult<_>>()?;
+            let map = |b: usize, kept: BTreeMap<&'static str, DataFrame>| {
+                map_bucket(
+                    b, &active, &kinds, buckets, cal, facts, &states, kept, round,
+                )
+            };
+            let outs: Vec<PolarsResult<BucketOut>> = if wave.len() == 1 {
+                vec![map(wave[0], kept.into_iter().next().expect("one"))]
+            } else {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = wave
+                        .iter()
+                        .zip(kept)
+                        .map(|(&b, kept)| s.spawn(move || map(b, kept)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|panic| {
+                                Err(polars_err!(ComputeError: "{}", panic_text(&panic)))
+                            })
+                        })
+                        .collect()
+                })
+            };
+            for (&b, out) in wave.iter().zip(outs) {
+                let out = out?;
+                for (pipeline, part) in out.partials {
+                    partials.add(pipeline, part.name, part.merge, b, part.frame)?;
                 }
                 for (name, df) in out.keep {
-                    let df = keys.decode(df)?;
-                    store.keep(b, name, df.clone())?;
-                    kept.insert(name, df);
+                    store.keep(b, name, df)?;
                 }
+                progress(b, count, round, last, out.rows);
             }
-            progress(b, buckets.count(), round, last, rows);
         }
         for p in &active {
-            let merged: BTreeMap<&'static str, LazyFrame> = store
-                .take_partials(p.name())?
-                .into_iter()
-                .map(|(name, merge, frames)| Ok((name, merge_partials(frames, merge)?)))
-                .collect::<PolarsResult<_>>()?;
+            let merged = partials.take(p.name())?;
             let m = Merged {
                 cal,
                 partials: merged,

@@ -66,6 +66,11 @@ impl WorkDir {
         self.path.join("kept")
     }
 
+    /// Where the partials that hold every value of a group are spilled.
+    pub fn partials_dir(&self) -> PathBuf {
+        self.path.join("partials")
+    }
+
     /// Fails (exit 1) when the file system of the work directory has less free space than
     /// `needed`.
     pub fn check_space(&self, needed: u64) -> Result<()> {

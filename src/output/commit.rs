@@ -151,11 +151,7 @@ impl Staging {
 
     /// Writes one table into the staging folder.
     pub fn write_table(&mut self, name: &str, df: DataFrame) -> Result<WrittenTable> {
-        let rel = self.plan.table_path(name);
-        let path = self.dir.join(&rel);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_err("creating", parent, e))?;
-        }
+        let (rel, path) = self.table_file(name)?;
         let mut df =
             warehouse_types(df).map_err(|e| CxError::internal(format!("table {name}"), e))?;
         let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
@@ -164,14 +160,75 @@ impl Staging {
             .with_statistics(StatisticsOptions::default())
             .finish(&mut df)
             .map_err(|e| io_err("writing", &path, e))?;
-        sync(&path)?;
+        self.written(name, rel, &path, df.height(), df.schema())
+    }
+
+    /// Writes one table given as batches of rows, one row group per batch: only one batch is
+    /// in memory at a time.
+    pub fn write_batches(
+        &mut self,
+        name: &str,
+        batches: impl Iterator<Item = PolarsResult<DataFrame>>,
+    ) -> Result<WrittenTable> {
+        let (rel, path) = self.table_file(name)?;
+        let table_err = |e| CxError::internal(format!("table {name}"), e);
+        let mut writer = None;
+        let mut rows = 0;
+        let mut schema = None;
+        for batch in batches {
+            let batch = warehouse_types(batch.map_err(table_err)?).map_err(table_err)?;
+            if writer.is_none() {
+                let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
+                writer = Some(
+                    ParquetWriter::new(file)
+                        .with_compression(parquet_compression(self.plan.compression))
+                        .with_statistics(StatisticsOptions::default())
+                        .batched(batch.schema())
+                        .map_err(|e| io_err("writing", &path, e))?,
+                );
+                schema = Some(batch.schema().clone());
+            }
+            let w = writer.as_mut().expect("created");
+            w.write_batch(&batch)
+                .map_err(|e| io_err("writing", &path, e))?;
+            rows += batch.height();
+        }
+        let (Some(w), Some(schema)) = (writer, schema) else {
+            return Err(CxError::internal(
+                format!("table {name}"),
+                "no batch of rows, not even an empty one",
+            ));
+        };
+        w.finish().map_err(|e| io_err("writing", &path, e))?;
+        self.written(name, rel, &path, rows, &schema)
+    }
+
+    /// The relative and staged paths of table `name`, its folder created.
+    fn table_file(&self, name: &str) -> Result<(PathBuf, PathBuf)> {
+        let rel = self.plan.table_path(name);
+        let path = self.dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err("creating", parent, e))?;
+        }
+        Ok((rel, path))
+    }
+
+    /// Syncs a table just written and records it.
+    fn written(
+        &mut self,
+        name: &str,
+        rel: PathBuf,
+        path: &Path,
+        rows: usize,
+        schema: &Schema,
+    ) -> Result<WrittenTable> {
+        sync(path)?;
         self.files.push(rel.clone());
         Ok(WrittenTable {
             name: name.to_string(),
             path: self.plan.dir.join(rel),
-            rows: df.height(),
-            columns: df
-                .schema()
+            rows,
+            columns: schema
                 .iter()
                 .map(|(n, t)| (n.to_string(), t.to_string()))
                 .collect(),

@@ -219,38 +219,44 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize)) -> Result<Report,
         .collect();
 
     // What the kept rows say: the latest own time (freshness), and for customers whether any
-    // has a signup, over the bucket files without the dropped rows.
-    let kept = kept_rows(&files, &request.dir).map_err(other)?;
-    let facts = kept
-        .clone()
-        .select([
-            len().cast(DataType::Int64).alias("rows"),
-            col(contract.time)
-                .dt()
-                .timestamp(TimeUnit::Microseconds)
-                .max()
-                .alias("latest"),
-            col(contract.time)
-                .null_count()
-                .cast(DataType::Int64)
-                .alias("nulls"),
-        ])
-        .collect()
-        .map_err(other)?;
-    let get = |name: &str| -> Option<i64> {
-        facts
-            .column(name)
-            .ok()
-            .and_then(|c| c.i64().ok().and_then(|c| c.get(0)))
-    };
-    report.rows_kept = get("rows").unwrap_or(0) as u64;
-    report.latest_us = get("latest");
+    // has a signup, over the bucket files without the dropped rows, one file at a time.
+    let (mut rows, mut latest, mut nulls) = (0i64, None::<i64>, 0i64);
+    for f in &files {
+        let facts = kept_rows(std::slice::from_ref(f), &request.dir)
+            .and_then(|kept| {
+                kept.select([
+                    len().cast(DataType::Int64).alias("rows"),
+                    col(contract.time)
+                        .dt()
+                        .timestamp(TimeUnit::Microseconds)
+                        .max()
+                        .alias("latest"),
+                    col(contract.time)
+                        .null_count()
+                        .cast(DataType::Int64)
+                        .alias("nulls"),
+                ])
+                .collect()
+            })
+            .map_err(other)?;
+        let get = |name: &str| -> Option<i64> {
+            facts
+                .column(name)
+                .ok()
+                .and_then(|c| c.i64().ok().and_then(|c| c.get(0)))
+        };
+        rows += get("rows").unwrap_or(0);
+        latest = latest.max(get("latest"));
+        nulls += get("nulls").unwrap_or(0);
+    }
+    report.rows_kept = rows as u64;
+    report.latest_us = latest;
     if kind == InputKind::Customers {
-        let nulls = get("nulls").unwrap_or(0) as u64;
-        report.null_signup_at = Some(nulls);
-        report.has_signup = report.rows_kept > nulls;
+        report.null_signup_at = Some(nulls as u64);
+        report.has_signup = report.rows_kept > nulls as u64;
     }
     if let (InputKind::Surveys, Some(positive_from)) = (kind, request.csat_positive_from) {
+        let kept = kept_rows(&files, &request.dir).map_err(other)?;
         let mut csat = crate::pipelines::support_kpis::csat_by_ticket(kept, positive_from)
             .sort(["ticket_id"], Default::default())
             .collect()

@@ -154,7 +154,7 @@ impl Pipeline for Churn {
     }
 
     fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
-        let revenue = m.partials.get("revenue").cloned();
+        let revenue = m.try_get("revenue");
         let table = finish(
             m.get("counts"),
             revenue,

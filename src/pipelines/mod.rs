@@ -241,8 +241,10 @@ pub enum Merge {
         min: &'static [&'static str],
         max: &'static [&'static str],
     },
-    /// Every bucket's rows together.
-    Rows,
+    /// Every bucket's rows, kept apart by group (`keys`): the finalize reads them a chunk of
+    /// whole groups at a time (`Merged::per_chunk`), so that every value of a group is there
+    /// for an exact quantile without every group in memory at once.
+    Rows { keys: &'static [&'static str] },
 }
 
 impl Merge {
@@ -278,21 +280,61 @@ impl MapOutput {
     }
 }
 
+/// One merged partial: a `By` partial's sums, or a `Rows` partial's chunks of whole groups.
+pub enum MergedPartial {
+    Frame(Box<LazyFrame>),
+    Chunks(Vec<LazyFrame>),
+}
+
 /// The merged partials of one round, by name.
 pub struct Merged<'a> {
     pub cal: &'a Calendar,
-    pub partials: BTreeMap<&'static str, LazyFrame>,
+    pub partials: BTreeMap<&'static str, MergedPartial>,
     /// The pipeline's state from its previous round's finalize.
     pub state: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 impl Merged<'_> {
-    /// The merged partial `name` (every map of the round returns each of its partials).
+    /// The merged partial `name` (every map of the round returns each of its partials); a
+    /// `Rows` partial with all its chunks together.
     pub fn get(&self, name: &str) -> LazyFrame {
-        self.partials
-            .get(name)
-            .cloned()
+        self.try_get(name)
             .unwrap_or_else(|| panic!("partial {name} of this round"))
+    }
+
+    /// The merged partial `name`, if the maps returned it.
+    pub fn try_get(&self, name: &str) -> Option<LazyFrame> {
+        Some(match self.partials.get(name)? {
+            MergedPartial::Frame(lf) => lf.as_ref().clone(),
+            MergedPartial::Chunks(chunks) => {
+                concat(chunks.clone(), UnionArgs::default()).expect("chunks of one schema")
+            }
+        })
+    }
+
+    /// `f` applied to each chunk of whole groups of the `Rows` partial `name`, one chunk in
+    /// memory at a time, the results stacked (in no particular row order).
+    pub fn per_chunk(
+        &self,
+        name: &str,
+        f: impl Fn(LazyFrame) -> PolarsResult<DataFrame>,
+    ) -> PolarsResult<DataFrame> {
+        let chunks = match self.partials.get(name) {
+            Some(MergedPartial::Chunks(chunks)) => chunks.clone(),
+            Some(MergedPartial::Frame(lf)) => vec![lf.as_ref().clone()],
+            None => panic!("partial {name} of this round"),
+        };
+        let mut out: Option<DataFrame> = None;
+        for chunk in chunks {
+            let df = f(chunk)?;
+            match &mut out {
+                None => out = Some(df),
+                Some(all) => {
+                    all.vstack_mut_owned(df)?;
+                }
+            }
+        }
+        Ok(out.expect("at least one chunk"))
     }
 
     pub fn state<T: 'static>(&self) -> &T {
@@ -313,46 +355,6 @@ pub enum TableData {
 pub enum Finalized {
     Next(Arc<dyn Any + Send + Sync>),
     Tables(Vec<(&'static str, TableData)>),
-}
-
-/// Merges the frames of one partial from every bucket (in any order: the result is the same).
-pub fn merge_partials(frames: Vec<DataFrame>, merge: Merge) -> PolarsResult<LazyFrame> {
-    let mut frames = frames.into_iter();
-    let Some(first) = frames.next() else {
-        return Err(polars_err!(ComputeError: "a partial without any bucket"));
-    };
-    let schema = first.schema().clone();
-    let mut all = first;
-    for df in frames {
-        all.vstack_mut_owned(df)?;
-    }
-    all.rechunk_mut_par();
-    let lf = all.lazy();
-    Ok(match merge {
-        Merge::Rows => lf,
-        Merge::By { keys, min, max } => {
-            let aggs: Vec<Expr> = schema
-                .iter_names()
-                .filter(|n| !keys.contains(&n.as_str()))
-                .map(|n| {
-                    let c = col(n.clone());
-                    if min.contains(&n.as_str()) {
-                        c.min()
-                    } else if max.contains(&n.as_str()) {
-                        c.max()
-                    } else {
-                        c.sum()
-                    }
-                })
-                .collect();
-            if keys.is_empty() {
-                lf.select(aggs)
-            } else {
-                lf.group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
-                    .agg(aggs)
-            }
-        }
-    })
 }
 
 /// The documented ranges of the pipelines' numeric parameters (docs/job-file.md, "Ranges of

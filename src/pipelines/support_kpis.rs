@@ -204,14 +204,21 @@ impl Pipeline for SupportKpis {
     }
 
     fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
-        let base = per_ticket(
-            b.input(InputKind::Tickets),
-            b.facts.csat_by_ticket.clone(),
-            self,
-            b.cal,
-        );
-        let keys = [col("period")];
         let mem = Engine::InMemory;
+        // Computed once for the four partials below (the CSAT join reads a table of every
+        // bucket's tickets).
+        let base = collect(
+            per_ticket(
+                b.input(InputKind::Tickets),
+                b.facts.csat_by_ticket.clone(),
+                self,
+                b.cal,
+            ),
+            "support_kpis.tickets",
+            mem,
+        )?
+        .lazy();
+        let keys = [col("period")];
         let counts = collect(
             by_dimensions(base.clone(), &keys, &self.by, &count_aggs()),
             "support_kpis.counts",
@@ -233,8 +240,8 @@ impl Pipeline for SupportKpis {
         Ok(MapOutput::default()
             .partial("counts", Merge::sum(KEYS), counts)
             .partial("aht", Merge::sum(EXACT_KEYS), aht)
-            .partial("first_response", Merge::Rows, rows("__frt")?)
-            .partial("resolution", Merge::Rows, rows("__res")?))
+            .partial("first_response", Merge::Rows { keys: KEYS }, rows("__frt")?)
+            .partial("resolution", Merge::Rows { keys: KEYS }, rows("__res")?))
     }
 
     fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
@@ -289,12 +296,22 @@ fn per_ticket(
     cal: &Calendar,
 ) -> LazyFrame {
     let tickets = match csat {
-        Some(c) => tickets.join(
-            c,
-            [col("ticket_id")],
-            [col("ticket_id")],
-            JoinArgs::new(JoinType::Left),
-        ),
+        // The responses of this bucket's tickets first (a semi join hashes the bucket's ids,
+        // not every response's), then joined to the tickets.
+        Some(c) => {
+            let ours = c.join(
+                tickets.clone().select([col("ticket_id")]),
+                [col("ticket_id")],
+                [col("ticket_id")],
+                JoinArgs::new(JoinType::Semi),
+            );
+            tickets.join(
+                ours,
+                [col("ticket_id")],
+                [col("ticket_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+        }
         None => tickets.with_columns([
             lit(NULL).cast(DataType::Int64).alias("__csat_n"),
             lit(NULL).cast(DataType::Int64).alias("__csat_pos"),
@@ -374,17 +391,25 @@ fn count_aggs() -> Vec<Expr> {
     ]
 }
 
-/// The median and 90th percentile of `values` (rows of `period`, `dimension`,
+/// The median and 90th percentile of the partial `name` (rows of `period`, `dimension`,
 /// `dimension_value`, `__v`) per group, as `{name}_median_s` and `{name}_p90_s`. Every value of
-/// a group is there, whatever bucket it came from: the quantiles are exact.
-fn quantiles(values: LazyFrame, name: &str) -> LazyFrame {
+/// a group is there, whatever bucket it came from: the quantiles are exact. One chunk of
+/// groups at a time.
+fn quantiles(m: &Merged, name: &str) -> PolarsResult<LazyFrame> {
     let q = |quantile: f64| col("__v").quantile(lit(quantile), QuantileMethod::Linear);
-    values
-        .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
-        .agg([
-            q(0.5).alias(format!("{name}_median_s")),
-            q(0.9).alias(format!("{name}_p90_s")),
-        ])
+    let df = m.per_chunk(name, |values| {
+        collect(
+            values
+                .group_by(KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
+                .agg([
+                    q(0.5).alias(format!("{name}_median_s")),
+                    q(0.9).alias(format!("{name}_p90_s")),
+                ]),
+            &format!("support_kpis.{name}_quantiles"),
+            Engine::InMemory,
+        )
+    })?;
+    Ok(df.lazy())
 }
 
 /// Microseconds to seconds, exactly divided.
@@ -407,9 +432,9 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
     let table = join(
         join(
             join(m.get("counts"), aht.lazy()),
-            quantiles(m.get("first_response"), "first_response"),
+            quantiles(m, "first_response")?,
         ),
-        quantiles(m.get("resolution"), "resolution"),
+        quantiles(m, "resolution")?,
     );
     table
         .with_columns([
