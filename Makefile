@@ -39,11 +39,12 @@ sample-data:
 bench:
 	$(CARGO) build --release --locked --bin cxmetrics --examples
 	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
-	$(PYTHON) bench/run.py $(RELEASE_BIN) 100000 1000000
+	BENCH_MEMORY_LIMIT=2GiB $(PYTHON) bench/run.py $(RELEASE_BIN) 100000 1000000
 
 ## Time and memory at 3M and 10M customers, without the table checks (only when asked: about
 ## 110M orders and 420M events on disk at 10M); results in bench/results-large.md.
 bench-large:
 	$(CARGO) build --release --locked --bin cxmetrics --examples
 	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
-	BENCH_CHECKS=0 BENCH_RESULTS=bench/results-large.md $(PYTHON) bench/run.py $(RELEASE_BIN) 3000000 10000000
+	BENCH_CHECKS=0 BENCH_COMPARE_B1=0 BENCH_MEMORY_LIMIT=8GiB BENCH_RUNS=3 BENCH_RESULTS=bench/results-large.md \
+		$(PYTHON) bench/run.py $(RELEASE_BIN) 1000000 3000000 10000000

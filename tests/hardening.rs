@@ -544,6 +544,10 @@ fn a_corrupt_file_that_makes_the_reader_abort_is_an_input_error_for_run_and_vali
             e.contains("the reader failed hard on this file"),
             "{cmd}: {e}"
         );
+        if cmd == "run" {
+            // The row count, from the footer the child read before the rows.
+            assert!(e.contains("440 rows"), "{e}");
+        }
     }
 }
 

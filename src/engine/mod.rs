@@ -477,9 +477,7 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
                     sorted::MERGED_BATCH_ROWS,
                 )
                 .map_err(|e| CxError::internal(format!("table {name}"), e))?;
-                staging
-                    .write_batches(&name, runs)
-                    .map_err(|e| work.explain(e))?
+                staging.write_batches(&name, runs)?
             }
         };
         log.stage(

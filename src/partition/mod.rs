@@ -140,7 +140,7 @@ pub fn partition(
     };
     match how {
         FileCheck::InProcess => {
-            worker::run(&request, &mut |_| {}).map_err(|f| failure(source.kind, f))
+            worker::run(&request, &mut |_, _| {}).map_err(|f| failure(source.kind, f))
         }
         FileCheck::Subprocess { program, args } => {
             let args: Vec<String> = args
@@ -195,12 +195,17 @@ fn run_child(
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let mut reading: Option<usize> = None;
+    // The file being read, and its row count from its footer.
+    let mut reading: Option<(usize, u64)> = None;
     let mut outcome: Option<std::result::Result<Report, CxError>> = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| fail(format!("cannot read the partitioning process: {e}")))?;
-        if let Some(i) = line.strip_prefix("file ") {
-            reading = i.parse().ok();
+        if let Some(rest) = line.strip_prefix("file ") {
+            let mut parts = rest.split(' ');
+            reading = parts.next().and_then(|i| i.parse().ok()).map(|i| {
+                let rows = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+                (i, rows)
+            });
         } else if let Some(json) = line.strip_prefix("report ") {
             outcome = Some(
                 serde_json::from_str(json).map_err(|e| fail(format!("unreadable report: {e}"))),
@@ -231,10 +236,11 @@ fn run_child(
         .find(|l| !l.trim().is_empty())
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default();
-    match reading.and_then(|i| source.files.get(i)) {
-        Some(path) => Err(CxError::Input {
+    match reading.and_then(|(i, rows)| Some((source.files.get(i)?, rows))) {
+        Some((path, rows)) => Err(CxError::Input {
             problems: vec![format!(
-                "{kind} ({}): corrupt Parquet: the reader failed hard on this file ({how}{complaint})",
+                "{kind} ({}, {rows} rows): corrupt Parquet: the reader failed hard on this file \
+                 ({how}{complaint})",
                 path.display()
             )],
         }),
@@ -253,9 +259,9 @@ pub fn serve() -> i32 {
     let Ok(request) = serde_json::from_str::<Request>(&text) else {
         return 2;
     };
-    let mut progress = |i: usize| {
+    let mut progress = |i: usize, rows: u64| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "file {i}");
+        let _ = writeln!(out, "file {i} {rows}");
         let _ = out.flush();
     };
     let result = worker::run(&request, &mut progress);

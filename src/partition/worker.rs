@@ -74,8 +74,9 @@ pub fn bucket_path(dir: &Path, b: u32) -> PathBuf {
     dir.join(format!("part-{b:05}.parquet"))
 }
 
-/// Runs the pass described by `request`; `progress(i)` is called before file `i` is read.
-pub fn run(request: &Request, progress: &mut dyn FnMut(usize)) -> Result<Report, Failure> {
+/// Runs the pass described by `request`; `progress(i, rows)` is called before file `i` (of
+/// `rows` rows, by its footer) is read.
+pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Report, Failure> {
     let other = |e: PolarsError| Failure::Other(e.to_string());
     let kind = InputKind::ALL
         .into_iter()
@@ -125,7 +126,7 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize)) -> Result<Report,
     let mut hashes: Vec<u64> = Vec::new();
     let mut offset: u64 = 0;
     for (i, (path, file_schema)) in source.files.iter().zip(&schemas).enumerate() {
-        progress(i);
+        progress(i, file_schema.rows as u64);
         let shown = |e: String| {
             Failure::Input(vec![format!(
                 "{kind} ({}, {} rows): {e}",

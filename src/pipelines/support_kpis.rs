@@ -480,7 +480,8 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
         .collect()
 }
 
-/// The table on one bucket of `tickets` (and all `surveys` for CSAT), as a run computes it.
+/// The table on `tickets` (and all `surveys` for CSAT) as a run computes it, as one bucket and
+/// as three (which must agree).
 #[cfg(test)]
 pub fn support_kpis(
     tickets: LazyFrame,
@@ -488,13 +489,14 @@ pub fn support_kpis(
     p: &SupportKpis,
     cal: &Calendar,
 ) -> LazyFrame {
-    use crate::pipelines::{testing::run_buckets, Facts};
+    use crate::pipelines::{testing::run_split, Facts};
     let facts = Facts {
         csat_by_ticket: surveys.map(|s| csat_by_ticket(s, p.csat.positive_from)),
         ..Default::default()
     };
-    let one = [(InputKind::Tickets, tickets)].into_iter().collect();
-    run_buckets(p, &[one], cal, &facts)["support_kpis"]
+    let inputs = [(InputKind::Tickets, tickets)].into_iter().collect();
+    // As one bucket and as three (the quantiles' values then come from several buckets).
+    run_split(p, &inputs, cal, &facts)["support_kpis"]
         .clone()
         .lazy()
 }
