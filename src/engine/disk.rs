@@ -77,20 +77,6 @@ impl DiskStore {
     }
 }
 
-fn write(path: &Path, df: &mut DataFrame, row_group: usize) -> PolarsResult<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| polars_err!(ComputeError: "creating {}: {}", parent.display(), e))?;
-    }
-    let file = File::create(path)
-        .map_err(|e| polars_err!(ComputeError: "creating {}: {}", path.display(), e))?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .with_row_group_size(Some(row_group))
-        .finish(df)?;
-    Ok(())
-}
-
 fn read(path: &Path) -> PolarsResult<DataFrame> {
     let file = File::open(path)
         .map_err(|e| polars_err!(ComputeError: "opening {}: {}", path.display(), e))?;
@@ -107,7 +93,7 @@ impl Store for DiskStore {
         if !self.names.contains(&name) {
             self.names.push(name);
         }
-        write(&self.path(name, bucket), &mut frame, self.row_group)
+        super::work::write_file(&self.path(name, bucket), &mut frame, Some(self.row_group))
     }
 
     fn kept(&self, bucket: usize) -> PolarsResult<BTreeMap<&'static str, DataFrame>> {

@@ -11,8 +11,7 @@
 //! The chunk a group lands in changes only which rows are read together, never a result.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use polars::prelude::*;
 
@@ -101,7 +100,7 @@ impl Partials {
                 let Merge::Rows { keys } = merge else {
                     unreachable!("a partial keeps its merge rule");
                 };
-                for (chunk, part) in split(&frame, keys, chunks)? {
+                for (chunk, mut part) in split(&frame, keys, chunks)? {
                     match &self.spill {
                         Some(root) => {
                             let path = root
@@ -109,7 +108,7 @@ impl Partials {
                                 .join(name)
                                 .join(format!("{chunk:05}"))
                                 .join(format!("{bucket:05}.parquet"));
-                            write(&path, part)?;
+                            super::work::write_file(&path, &mut part, None)?;
                             files[chunk as usize].push(path);
                         }
                         None => frames[chunk as usize].push(part),
@@ -247,19 +246,6 @@ fn split(df: &DataFrame, keys: &[&str], chunks: u32) -> PolarsResult<Vec<(u32, D
             (c, sorted.slice(starts[i] as i64, counts[i]))
         })
         .collect())
-}
-
-fn write(path: &Path, mut df: DataFrame) -> PolarsResult<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| polars_err!(ComputeError: "creating {}: {}", parent.display(), e))?;
-    }
-    let file = File::create(path)
-        .map_err(|e| polars_err!(ComputeError: "creating {}: {}", path.display(), e))?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .finish(&mut df)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -135,6 +135,27 @@ impl Drop for WorkDir {
     }
 }
 
+/// Writes a work file (LZ4: fast to write and read back), creating its folder;
+/// `row_group`: its row-group size (polars' default if None).
+pub fn write_file(
+    path: &Path,
+    df: &mut polars::prelude::DataFrame,
+    row_group: Option<usize>,
+) -> polars::prelude::PolarsResult<()> {
+    use polars::prelude::*;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| polars_err!(ComputeError: "creating {}: {}", parent.display(), e))?;
+    }
+    let file = File::create(path)
+        .map_err(|e| polars_err!(ComputeError: "creating {}: {}", path.display(), e))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .with_row_group_size(row_group)
+        .finish(df)?;
+    Ok(())
+}
+
 /// Free bytes on the file system holding `path`.
 fn free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;

@@ -1,6 +1,8 @@
 //! Cleaning one input: the as_of cut, the value rules of its contract, duplicate row ids and
 //! the summary of rejected rows.
 
+use std::collections::BTreeMap;
+
 use polars::prelude::*;
 
 use super::dedup::repeated_keys;
@@ -199,12 +201,11 @@ fn finish(
     paths: Vec<String>,
 ) -> PolarsResult<LoadedInput> {
     let contract = kind.contract();
-    let example = example_expr(kind);
     // Most inputs are clean: then there is no summary to build, nothing to filter out and no
     // copy to make.
     let any_rejected = marked.column("__reason")?.null_count() < marked.height();
     let (rejected, mut data) = if any_rejected {
-        let rejected = rejections(&marked, example, &reasons)?;
+        let rejected = rejections(kind, &marked, &reasons)?;
         let data = collect(
             marked
                 .lazy()
@@ -242,38 +243,81 @@ fn finish(
     })
 }
 
-/// One `Rejection` per reason (sorted), with its count and the first such row's example id.
-/// `reasons` names the codes in `__reason`.
-pub fn rejections(
+/// The running tally of one rejection reason.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub row_count: u64,
+    pub first_row: i64,
+    pub example_id: String,
+}
+
+/// Adds a batch's rejected rows to the tally: per reason, the count and the first row's
+/// example (the one with the smallest row number).
+pub fn tally(
+    kind: InputKind,
     marked: &DataFrame,
-    example: Expr,
     reasons: &[String],
-) -> PolarsResult<Vec<Rejection>> {
+    tally: &mut BTreeMap<String, Rejected>,
+) -> PolarsResult<()> {
+    if marked.column("__reason")?.null_count() == marked.height() {
+        return Ok(());
+    }
     let summary = marked
         .clone()
         .lazy()
         .filter(col("__reason").is_not_null())
         .sort(["__row"], Default::default())
         .group_by([col("__reason")])
-        .agg([len().alias("n"), example.first().alias("example")])
+        .agg([
+            len().cast(DataType::UInt64).alias("n"),
+            col("__row").first().cast(DataType::Int64).alias("first"),
+            example_expr(kind).first().alias("example"),
+        ])
         .collect()?;
     let codes = summary.column("__reason")?.u8()?;
-    let counts = summary.column("n")?.cast(&DataType::UInt64)?;
-    let counts = counts.u64()?;
+    let counts = summary.column("n")?.u64()?;
+    let firsts = summary.column("first")?.i64()?;
     let examples = summary.column("example")?.str()?;
-    let mut out: Vec<Rejection> = (0..summary.height())
-        .map(|i| Rejection {
-            reason: codes
-                .get(i)
-                .and_then(|c| reasons.get(c as usize))
-                .cloned()
-                .unwrap_or_default(),
-            row_count: counts.get(i).unwrap_or_default(),
-            example_id: examples.get(i).unwrap_or_default().to_string(),
+    for i in 0..summary.height() {
+        let reason = codes
+            .get(i)
+            .and_then(|c| reasons.get(c as usize))
+            .cloned()
+            .unwrap_or_default();
+        let n = counts.get(i).unwrap_or(0);
+        let first = firsts.get(i).unwrap_or(i64::MAX);
+        let example = examples.get(i).unwrap_or_default().to_string();
+        let entry = tally.entry(reason).or_insert(Rejected {
+            row_count: 0,
+            first_row: first,
+            example_id: example.clone(),
+        });
+        entry.row_count += n;
+        if first < entry.first_row {
+            entry.first_row = first;
+            entry.example_id = example;
+        }
+    }
+    Ok(())
+}
+
+/// One `Rejection` per reason (sorted), with its count and the first such row's example id.
+/// `reasons` names the codes in `__reason`.
+pub fn rejections(
+    kind: InputKind,
+    marked: &DataFrame,
+    reasons: &[String],
+) -> PolarsResult<Vec<Rejection>> {
+    let mut tallied = BTreeMap::new();
+    tally(kind, marked, reasons, &mut tallied)?;
+    Ok(tallied
+        .into_iter()
+        .map(|(reason, r)| Rejection {
+            reason,
+            row_count: r.row_count,
+            example_id: r.example_id,
         })
-        .collect();
-    out.sort_by(|a, b| a.reason.cmp(&b.reason));
-    Ok(out)
+        .collect())
 }
 
 #[cfg(test)]

@@ -64,14 +64,6 @@ pub struct Report {
     pub bytes_written: u64,
 }
 
-/// The running tally of one rejection reason.
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    pub row_count: u64,
-    pub first_row: i64,
-    pub example_id: String,
-}
-
 impl Report {
     /// The input report the manifest, the log and the quality gates read.
     pub fn input_report(&self, source: &InputSource) -> InputReport {

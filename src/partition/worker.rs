@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::{Rejected, Report, Request};
+use super::{Report, Request};
 use crate::bucket::buckets_of;
 use crate::contracts::InputKind;
 use crate::inputs::{
-    batches, contract_problems, example_expr, mark, read_schema, BatchReader, InputSource,
+    batches, contract_problems, mark, read_schema, tally, BatchReader, InputSource, Rejected,
 };
 use crate::time::Calendar;
 
@@ -276,56 +276,6 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Re
 /// The 64-bit hash of a row id (collisions only make a row a candidate, compared as a string).
 fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
-}
-
-/// Adds a batch's rejected rows to the tally: per reason, the count and the first row's
-/// example (the one with the smallest row number).
-fn tally(
-    kind: InputKind,
-    marked: &DataFrame,
-    reasons: &[String],
-    tally: &mut BTreeMap<String, Rejected>,
-) -> PolarsResult<()> {
-    if marked.column("__reason")?.null_count() == marked.height() {
-        return Ok(());
-    }
-    let summary = marked
-        .clone()
-        .lazy()
-        .filter(col("__reason").is_not_null())
-        .sort(["__row"], Default::default())
-        .group_by([col("__reason")])
-        .agg([
-            len().cast(DataType::UInt64).alias("n"),
-            col("__row").first().alias("first"),
-            example_expr(kind).first().alias("example"),
-        ])
-        .collect()?;
-    let codes = summary.column("__reason")?.u8()?;
-    let counts = summary.column("n")?.u64()?;
-    let firsts = summary.column("first")?.i64()?;
-    let examples = summary.column("example")?.str()?;
-    for i in 0..summary.height() {
-        let reason = codes
-            .get(i)
-            .and_then(|c| reasons.get(c as usize))
-            .cloned()
-            .unwrap_or_default();
-        let n = counts.get(i).unwrap_or(0);
-        let first = firsts.get(i).unwrap_or(i64::MAX);
-        let example = examples.get(i).unwrap_or_default().to_string();
-        let entry = tally.entry(reason).or_insert(Rejected {
-            row_count: 0,
-            first_row: first,
-            example_id: example.clone(),
-        });
-        entry.row_count += n;
-        if first < entry.first_row {
-            entry.first_row = first;
-            entry.example_id = example;
-        }
-    }
-    Ok(())
 }
 
 /// Settles repeated ids: returns the rows (row number, id) that repeat an earlier valid row's
