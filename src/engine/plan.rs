@@ -40,12 +40,34 @@ pub struct Plan {
     pub work_bytes: u64,
 }
 
-/// The machine's memory, from /proc/meminfo (None where it cannot be read).
+/// The memory this process may use: the machine's (/proc/meminfo), or less where a cgroup
+/// (a container's memory limit, v2 `memory.max` or v1 `memory.limit_in_bytes`) says so. None
+/// where neither can be read.
 pub fn physical_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .filter_map(|t| cgroup_limit(&t))
+    .min();
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => Some(m.min(c)),
+        (m, c) => m.or(c),
+    }
+}
+
+/// A cgroup memory limit file's bytes; None for `max` (no limit) or text that is not a number.
+fn cgroup_limit(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
 }
 
 /// The plan for `sources` under `execution`.
@@ -93,4 +115,16 @@ pub fn plan(
         memory_limit,
         work_bytes: (file_bytes as f64 * WORK_SPACE) as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cgroup_limit_is_a_number_and_max_is_none() {
+        assert_eq!(cgroup_limit("2147483648\n"), Some(2 << 30));
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit(""), None);
+    }
 }
