@@ -27,7 +27,7 @@ fn job(dir: &Path, data: &Path, tz: &str, as_of: &str, extra: &str) -> PathBuf {
          \x20 cohort_retention: {{ period: month, by: [region] }}\n\
          \x20 churn: {{ period: month, by: [plan] }}\n\
          \x20 activation: {{ by: [plan] }}\n\
-         \x20 ltv_segments: {{ by: [region, plan] }}\n\
+         \x20 ltv_segments: {{ by: [region, plan], holdout_days: 90 }}\n\
          \x20 cx_impact: {{ by: [plan] }}\n\
          quality: {{ max_rejected_fraction: 0.2 }}\n\
          output:\n  dir: out\n{extra}",
@@ -122,7 +122,7 @@ fn every_table_is_the_same_bytes_for_any_number_of_buckets() {
             let t = tables_of(&out(b));
             assert_eq!(
                 t.len(),
-                11,
+                12,
                 "{:?}",
                 t.iter().map(|x| &x.0).collect::<Vec<_>>()
             );

@@ -49,7 +49,7 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use super::common::{
-    amount_from_parts, by_dimensions, div_scalar, exact_sum_partial, exact_sums, ratio,
+    amount_from_parts, amount_per, by_dimensions, div_scalar, exact_sum_partial, exact_sums, ratio,
     split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
@@ -81,6 +81,9 @@ pub struct LtvSegmentsParams {
     pub model: ClvModel,
     #[serde(default)]
     pub by: Vec<String>,
+    /// Days held out for `clv_validation` (off when absent).
+    #[serde(default)]
+    pub holdout_days: Option<i64>,
 }
 
 fn twelve() -> i64 {
@@ -124,12 +127,27 @@ impl Spec for LtvSegmentsSpec {
                 ),
             );
         }
+        let holdout_days = p.holdout_days.map(|days| {
+            in_range(
+                &format!("{at}.holdout_days"),
+                days,
+                ranges::HOLDOUT_DAYS,
+                problems,
+            )
+        });
+        if holdout_days.is_some() && p.model == ClvModel::None {
+            problems.push(
+                &format!("{at}.holdout_days"),
+                "validates the CLV model, so it needs `model: bgnbd`".to_string(),
+            );
+        }
         let ltv = LtvSegments {
             unit: p.unit,
             horizon_months,
             monthly_discount_rate: p.monthly_discount_rate,
             model: p.model,
             by: p.by,
+            holdout_days,
         };
         // cx_impact averages this model's predictions.
         if ltv.model == ClvModel::Bgnbd {
@@ -147,12 +165,25 @@ pub struct LtvSegments {
     pub monthly_discount_rate: f64,
     pub model: ClvModel,
     pub by: Vec<String>,
+    /// `clv_validation`'s holdout period in days, when asked for.
+    pub holdout_days: Option<u32>,
 }
 
 /// The kept rows of `customer_ltv` (string customer ids), which `cx_impact` reads.
 pub const CUSTOMER_LTV: &str = "customer_ltv";
 /// Each bucket's per-customer history, kept from round 0 for round 1.
 const HISTORY: &str = "ltv_history";
+/// Each bucket's calibration-period model inputs and holdout purchases, kept from round 0 for
+/// round 1 when `holdout_days` is set.
+const HOLDOUT: &str = "ltv_holdout";
+
+const TABLES: &[&str] = &["customer_ltv", "ltv_segments", "clv_model"];
+const TABLES_WITH_VALIDATION: &[&str] = &[
+    "customer_ltv",
+    "ltv_segments",
+    "clv_model",
+    "clv_validation",
+];
 
 impl ModelUnit {
     pub fn days(self) -> f64 {
@@ -172,7 +203,11 @@ impl Pipeline for LtvSegments {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["customer_ltv", "ltv_segments", "clv_model"]
+        if self.holdout_days.is_some() {
+            TABLES_WITH_VALIDATION
+        } else {
+            TABLES
+        }
     }
 
     fn inputs(&self) -> InputUse {
@@ -204,11 +239,15 @@ impl Pipeline for LtvSegments {
             _ => {
                 let state: &Fitted = m.state();
                 let segments = finish_segments(m)?;
-                Ok(Finalized::Tables(vec![
+                let mut tables = vec![
                     (CUSTOMER_LTV, TableData::Kept(CUSTOMER_LTV)),
                     ("ltv_segments", TableData::Frame(segments)),
                     ("clv_model", TableData::Frame(model_table(state)?)),
-                ]))
+                ];
+                if state.calibration.is_some() {
+                    tables.push(("clv_validation", TableData::Frame(finish_validation(m)?)));
+                }
+                Ok(Finalized::Tables(tables))
             }
         }
     }
@@ -235,18 +274,82 @@ impl LtvSegments {
                 .agg([len().cast(DataType::Int64).alias("__n")])
                 .collect()
         };
-        Ok(MapOutput {
+        let mut out = MapOutput {
             keep: vec![(HISTORY, with_segments)],
             ..Default::default()
+        };
+        if let Some(days) = self.holdout_days {
+            let holdout = self.holdout_history(b, days)?;
+            let data = holdout
+                .clone()
+                .lazy()
+                .group_by(MODEL_KEYS.iter().map(|k| col(*k)).collect::<Vec<_>>())
+                .agg([len().cast(DataType::Int64).alias("__n")])
+                .collect()?;
+            out.keep.push((HOLDOUT, holdout));
+            out = out.partial("calibration_data", Merge::sum(MODEL_KEYS), data);
         }
-        .partial("model_data", Merge::sum(MODEL_KEYS), count(MODEL_KEYS)?)
-        .partial(
-            "recency_days",
-            Merge::sum(&["recency_days"]),
-            count(&["recency_days"])?,
-        )
-        .partial("orders", Merge::sum(&["orders"]), count(&["orders"])?)
-        .partial("revenue", Merge::sum(&["revenue"]), count(&["revenue"])?))
+        Ok(out
+            .partial("model_data", Merge::sum(MODEL_KEYS), count(MODEL_KEYS)?)
+            .partial(
+                "recency_days",
+                Merge::sum(&["recency_days"]),
+                count(&["recency_days"])?,
+            )
+            .partial("orders", Merge::sum(&["orders"]), count(&["orders"])?)
+            .partial("revenue", Merge::sum(&["revenue"]), count(&["revenue"])?))
+    }
+
+    /// The bucket's customers with a purchase on or before the calibration end (as_of -
+    /// holdout_days): their model inputs as of that day, and their purchases after it
+    /// (`holdout_purchases` = distinct purchase days, `holdout_spend` = the mean amount of
+    /// its purchase orders, null without any).
+    fn holdout_history(&self, b: &Bucket, days: u32) -> PolarsResult<DataFrame> {
+        let end = b.cal.as_of - chrono::Duration::days(days as i64);
+        let cal_end =
+            Calendar::new(end, &b.cal.timezone).map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        let orders = b
+            .input(InputKind::Orders)
+            .with_column(b.cal.local_date(col("ordered_at")).alias("__hday"));
+        let before = orders
+            .clone()
+            .filter(col("__hday").lt_eq(date_lit(end)))
+            .drop(Selector::ByName {
+                names: Arc::new(["__hday".into()]),
+                strict: true,
+            });
+        let calibration = history(before, self, &cal_end)?
+            .lazy()
+            .select(["customer_id", "frequency", "recency", "t", "monetary_value"].map(col));
+        let after = orders
+            .filter(
+                col("__hday")
+                    .gt(date_lit(end))
+                    .and(col("amount").gt_eq(lit(0.0))),
+            )
+            .with_columns(split_amount(col("amount"), "__amount"));
+        let per_customer = after
+            .group_by([col("customer_id")])
+            .agg([
+                col("__hday")
+                    .n_unique()
+                    .cast(DataType::Int64)
+                    .alias("holdout_purchases"),
+                len().cast(DataType::Int64).alias("__hold_orders"),
+                col("__amount_w").sum().alias("__hold_w"),
+                col("__amount_m").sum().alias("__hold_m"),
+            ])
+            .with_column(amount_per("__hold", col("__hold_orders")).alias("holdout_spend"))
+            .select([
+                col("customer_id"),
+                col("holdout_purchases"),
+                col("holdout_spend"),
+            ]);
+        let lf = calibration
+            .join_on_customer(per_customer, JoinType::Left)
+            .with_column(col("holdout_purchases").fill_null(lit(0i64)))
+            .sort(["customer_id"], Default::default());
+        collect(lf, "ltv_segments.holdout", Engine::InMemory)
     }
 
     /// Finalize of round 0: the fits, and the score and tier of every value.
@@ -256,50 +359,26 @@ impl LtvSegments {
                 .sort(keys.to_vec(), Default::default())
                 .collect()
         };
-        let data = sorted("model_data", MODEL_KEYS)?;
-        let x = f64_vec(&data, "frequency")?;
-        let t_x = f64_vec(&data, "recency")?;
-        let t = f64_vec(&data, "t")?;
-        let money = f64_vec(&data, "monetary_value")?;
-        let n_of = f64_vec(&data, "__n")?;
+        let data = ModelData::new(&sorted("model_data", MODEL_KEYS)?)?;
+        let (x, t_x, t, money, n_of) = (&data.x, &data.t_x, &data.t, &data.money, &data.n);
         let customers: f64 = n_of.iter().sum();
         let (bgnbd, gamma_gamma) = if self.model == ClvModel::None {
             (None, None)
         } else {
-            // Customers with the same (x, t_x, T): one weighted group each, in sorted order.
-            let mut groups: Vec<Group> = Vec::new();
-            for i in 0..x.len() {
-                match groups.last_mut() {
-                    Some(g) if g.x == x[i] && g.t_x == t_x[i] && g.t == t[i] => g.weight += n_of[i],
-                    _ => groups.push(Group {
-                        x: x[i],
-                        t_x: t_x[i],
-                        t: t[i],
-                        weight: n_of[i],
-                    }),
-                }
+            let (bg, gg) = data.fit();
+            (Some(bg), Some(gg))
+        };
+        let calibration = match self.holdout_days {
+            Some(days) if self.model != ClvModel::None => {
+                let data = ModelData::new(&sorted("calibration_data", MODEL_KEYS)?)?;
+                let (bgnbd, gamma_gamma) = data.fit();
+                Some(Calibration {
+                    days,
+                    bgnbd,
+                    gamma_gamma,
+                })
             }
-            // Gamma-Gamma on the repeat buyers with a positive mean spend, per distinct (x, m)
-            // in (x, m) order.
-            let mut spend: Vec<(f64, f64, f64)> = (0..x.len())
-                .filter(|&i| x[i] > 0.0 && money[i] > 0.0)
-                .map(|i| (x[i], money[i], n_of[i]))
-                .collect();
-            spend.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let mut merged: Vec<(f64, f64, f64)> = Vec::new();
-            for (xi, mi, wi) in spend {
-                match merged.last_mut() {
-                    Some(last) if last.0 == xi && last.1 == mi => last.2 += wi,
-                    _ => merged.push((xi, mi, wi)),
-                }
-            }
-            let gx: Vec<f64> = merged.iter().map(|r| r.0).collect();
-            let gm: Vec<f64> = merged.iter().map(|r| r.1).collect();
-            let gw: Vec<f64> = merged.iter().map(|r| r.2).collect();
-            (
-                Some(bgnbd::fit(&groups)),
-                Some(gamma_gamma::fit_weighted(&gx, &gm, &gw)),
-            )
+            _ => None,
         };
         let mut fitted = Fitted {
             p: self.clone(),
@@ -316,12 +395,13 @@ impl LtvSegments {
             revenue: RankTable::new(&sorted("revenue", &["revenue"])?, "revenue", false)?,
             tiers: RankTable::default(),
             tier_by_clv: false,
+            calibration,
         };
         // Value tiers rank by predicted_clv when every customer has one, else by revenue.
-        let rows = fitted.predict_all(&x, &t_x, &t, &money);
+        let rows = fitted.predict_all(x, t_x, t, money);
         let missing: f64 = rows
             .iter()
-            .zip(&n_of)
+            .zip(n_of)
             .filter(|(r, _)| r.3.is_none())
             .map(|(_, n)| n)
             .sum();
@@ -333,7 +413,7 @@ impl LtvSegments {
         if has_model && missing == 0.0 {
             let mut clv: Vec<(f64, f64)> = rows
                 .iter()
-                .zip(&n_of)
+                .zip(n_of)
                 .map(|(r, n)| (r.3.expect("every value"), *n))
                 .collect();
             clv.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -441,13 +521,113 @@ impl LtvSegments {
         let clv =
             exact_sum_partial(counted.clone(), &keys, &self.by, col("predicted_clv")).collect()?;
         let alive = exact_sum_partial(counted, &keys, &self.by, col("p_alive")).collect()?;
-        Ok(MapOutput {
+        let mut out = MapOutput {
             keep: vec![(CUSTOMER_LTV, table)],
             ..Default::default()
         }
         .partial("segments", Merge::sum(SEGMENT_KEYS), segments)
         .partial("clv", Merge::sum(SEGMENT_EXACT_KEYS), clv)
-        .partial("alive", Merge::sum(SEGMENT_EXACT_KEYS), alive))
+        .partial("alive", Merge::sum(SEGMENT_EXACT_KEYS), alive);
+        if let Some(calibration) = &state.calibration {
+            out = self.map_validation(b, calibration, out)?;
+        }
+        Ok(out)
+    }
+
+    /// Round 1 with `holdout_days`: each calibration customer's predicted and actual holdout
+    /// purchases and spend, summed per frequency bucket (and `all`).
+    fn map_validation(
+        &self,
+        b: &Bucket,
+        calibration: &Calibration,
+        out: MapOutput,
+    ) -> PolarsResult<MapOutput> {
+        let h = b
+            .kept
+            .get(HOLDOUT)
+            .cloned()
+            .expect("the holdout rows kept in round 0");
+        let x = f64_vec(&h, "frequency")?;
+        let t_x = f64_vec(&h, "recency")?;
+        let t = f64_vec(&h, "t")?;
+        let money = f64_vec(&h, "monetary_value")?;
+        let actual: Vec<i64> = h
+            .column("holdout_purchases")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        let spend: Vec<Option<f64>> = h.column("holdout_spend")?.f64()?.iter().collect();
+        let tau = calibration.days as f64 / self.unit.days();
+        let bg = calibration.bgnbd.as_ref().ok();
+        let gg = calibration.gamma_gamma.as_ref().ok();
+        let n = h.height();
+        let mut bucket = Vec::with_capacity(2 * n);
+        let mut predicted = Vec::with_capacity(2 * n);
+        let mut error = Vec::with_capacity(2 * n);
+        let mut spend_predicted = Vec::with_capacity(2 * n);
+        let mut spend_actual = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            let p = bg.and_then(|f| f.params.expected_purchases(tau, x[i], t_x[i], t[i]));
+            let with_spend = x[i] > 0.0 && actual[i] > 0;
+            let sp = gg
+                .filter(|_| with_spend)
+                .map(|f| f.params.conditional_mean(x[i], money[i]))
+                .filter(|v| v.is_finite());
+            let label = if x[i] >= 7.0 {
+                "7+".to_string()
+            } else {
+                format!("{}", x[i] as i64)
+            };
+            bucket.push(label);
+            predicted.push(p);
+            error.push(p.map(|p| (p - actual[i] as f64).abs()));
+            spend_predicted.push(sp);
+            spend_actual.push(if with_spend { spend[i] } else { None });
+        }
+        // Every customer once more in `all`.
+        bucket.extend(std::iter::repeat_n("all".to_string(), n));
+        predicted.extend_from_within(..n);
+        error.extend_from_within(..n);
+        spend_predicted.extend_from_within(..n);
+        spend_actual.extend_from_within(..n);
+        let actual: Vec<i64> = actual.iter().chain(actual.iter()).copied().collect();
+        let rows = DataFrame::new_infer_height(vec![
+            Column::new("frequency_bucket".into(), bucket),
+            Column::new("__actual".into(), actual),
+            Column::new("__predicted".into(), predicted),
+            Column::new("__error".into(), error),
+            Column::new("__spend_predicted".into(), spend_predicted),
+            Column::new("__spend_actual".into(), spend_actual),
+        ])?
+        .lazy();
+        let keys = [col("frequency_bucket")];
+        let counts = rows
+            .clone()
+            .group_by(keys.clone())
+            .agg([
+                len().cast(DataType::Int64).alias("customers"),
+                col("__actual").sum().alias("actual_purchases_total"),
+                col("__predicted")
+                    .count()
+                    .cast(DataType::Int64)
+                    .alias("__predicted_n"),
+                col("__spend_predicted")
+                    .count()
+                    .cast(DataType::Int64)
+                    .alias("__spend_n"),
+                col("__spend_actual")
+                    .count()
+                    .cast(DataType::Int64)
+                    .alias("__actual_spend_n"),
+            ])
+            .collect()?;
+        let mut out = out.partial("validation", Merge::sum(&["frequency_bucket"]), counts);
+        for (name, column) in VALIDATION_SUMS {
+            let parts = exact_sum_partial(rows.clone(), &keys, &[], col(*column)).collect()?;
+            out = out.partial(name, Merge::sum(VALIDATION_EXACT_KEYS), parts);
+        }
+        Ok(out)
     }
 }
 
@@ -478,6 +658,69 @@ fn customer_ltv_columns() -> Vec<Expr> {
     ]
     .map(col)
     .to_vec()
+}
+
+/// The exactly summed columns of the validation rows, by partial name.
+const VALIDATION_SUMS: &[(&str, &str)] = &[
+    ("validation_predicted", "__predicted"),
+    ("validation_error", "__error"),
+    ("validation_spend_predicted", "__spend_predicted"),
+    ("validation_spend_actual", "__spend_actual"),
+];
+const VALIDATION_EXACT_KEYS: &[&str] = &["frequency_bucket", "__e", "dimension", "dimension_value"];
+
+/// The `clv_validation` table from the merged sums: a row per frequency bucket with
+/// customers, in bucket order, then `all`.
+fn finish_validation(m: &Merged) -> PolarsResult<DataFrame> {
+    let keys = ["frequency_bucket", "dimension", "dimension_value"];
+    let mut lf = m.get("validation").with_columns([
+        lit("all").alias("dimension"),
+        lit("all").alias("dimension_value"),
+    ]);
+    for (name, column) in VALIDATION_SUMS {
+        let sums = exact_sums(m.get(name), &keys, column)?;
+        let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+        lf = lf.join(sums.lazy(), on.clone(), on, JoinArgs::new(JoinType::Left));
+    }
+    // Empty sums (every value 0 or null) have no parts: 0 when there were values.
+    let total = |column: &str, n: &str| {
+        when(col(n).gt(lit(0)))
+            .then(col(column).fill_null(lit(0.0)))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+    };
+    let order = when(col("frequency_bucket").eq(lit("all")))
+        .then(lit(9i32))
+        .when(col("frequency_bucket").eq(lit("7+")))
+        .then(lit(8i32))
+        .otherwise(col("frequency_bucket").cast(DataType::Int32));
+    lf.with_columns([
+        total("__predicted", "__predicted_n").alias("predicted_purchases_total"),
+        total("__error", "__predicted_n").alias("__error_total"),
+        total("__spend_predicted", "__spend_n").alias("__spend_predicted_total"),
+        total("__spend_actual", "__actual_spend_n").alias("__spend_actual_total"),
+    ])
+    .with_columns([
+        ratio(col("predicted_purchases_total"), col("__predicted_n"))
+            .alias("predicted_purchases_mean"),
+        ratio(col("actual_purchases_total"), col("customers")).alias("actual_purchases_mean"),
+        ratio(col("__error_total"), col("__predicted_n")).alias("purchases_mae"),
+        ratio(col("__spend_predicted_total"), col("__spend_n")).alias("predicted_spend_mean"),
+        ratio(col("__spend_actual_total"), col("__actual_spend_n")).alias("actual_spend_mean"),
+    ])
+    .sort_by_exprs([order], Default::default())
+    .select([
+        col("frequency_bucket"),
+        col("customers"),
+        col("predicted_purchases_mean").cast(DataType::Float64),
+        col("actual_purchases_mean").cast(DataType::Float64),
+        col("predicted_purchases_total").cast(DataType::Float64),
+        col("actual_purchases_total"),
+        col("purchases_mae").cast(DataType::Float64),
+        col("__spend_n").alias("spend_customers"),
+        col("predicted_spend_mean").cast(DataType::Float64),
+        col("actual_spend_mean").cast(DataType::Float64),
+    ])
+    .collect()
 }
 
 /// The `ltv_segments` table from the merged segment sums.
@@ -735,6 +978,75 @@ fn history(orders: LazyFrame, p: &LtvSegments, cal: &Calendar) -> PolarsResult<D
     collect(lf, "ltv_segments.history", Engine::InMemory)
 }
 
+/// A merged `model_data` partial as columns: customers (`n`) per distinct (frequency,
+/// recency, t, monetary_value), in that sorted order.
+struct ModelData {
+    x: Vec<f64>,
+    t_x: Vec<f64>,
+    t: Vec<f64>,
+    money: Vec<f64>,
+    n: Vec<f64>,
+}
+
+impl ModelData {
+    fn new(sorted: &DataFrame) -> PolarsResult<ModelData> {
+        Ok(ModelData {
+            x: f64_vec(sorted, "frequency")?,
+            t_x: f64_vec(sorted, "recency")?,
+            t: f64_vec(sorted, "t")?,
+            money: f64_vec(sorted, "monetary_value")?,
+            n: f64_vec(sorted, "__n")?,
+        })
+    }
+
+    /// BG/NBD on every customer and Gamma-Gamma on the repeat buyers with a positive mean
+    /// spend, each on weighted groups in a fixed order (the fit is the same for any split
+    /// into buckets).
+    fn fit(&self) -> (Result<Fit<BgNbd>, String>, Result<Fit<GammaGamma>, String>) {
+        let (x, t_x, t, money, n_of) = (&self.x, &self.t_x, &self.t, &self.money, &self.n);
+        // Customers with the same (x, t_x, T): one weighted group each, in sorted order.
+        let mut groups: Vec<Group> = Vec::new();
+        for i in 0..x.len() {
+            match groups.last_mut() {
+                Some(g) if g.x == x[i] && g.t_x == t_x[i] && g.t == t[i] => g.weight += n_of[i],
+                _ => groups.push(Group {
+                    x: x[i],
+                    t_x: t_x[i],
+                    t: t[i],
+                    weight: n_of[i],
+                }),
+            }
+        }
+        // Gamma-Gamma per distinct (x, m) in (x, m) order.
+        let mut spend: Vec<(f64, f64, f64)> = (0..x.len())
+            .filter(|&i| x[i] > 0.0 && money[i] > 0.0)
+            .map(|i| (x[i], money[i], n_of[i]))
+            .collect();
+        spend.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut merged: Vec<(f64, f64, f64)> = Vec::new();
+        for (xi, mi, wi) in spend {
+            match merged.last_mut() {
+                Some(last) if last.0 == xi && last.1 == mi => last.2 += wi,
+                _ => merged.push((xi, mi, wi)),
+            }
+        }
+        let gx: Vec<f64> = merged.iter().map(|r| r.0).collect();
+        let gm: Vec<f64> = merged.iter().map(|r| r.1).collect();
+        let gw: Vec<f64> = merged.iter().map(|r| r.2).collect();
+        (
+            bgnbd::fit(&groups),
+            gamma_gamma::fit_weighted(&gx, &gm, &gw),
+        )
+    }
+}
+
+/// The models fitted on the calibration period, for `clv_validation`.
+struct Calibration {
+    days: u32,
+    bgnbd: Result<Fit<BgNbd>, String>,
+    gamma_gamma: Result<Fit<GammaGamma>, String>,
+}
+
 /// The fits and the rank tables: round 0's finalize hands them to round 1.
 struct Fitted {
     p: LtvSegments,
@@ -750,6 +1062,7 @@ struct Fitted {
     /// The ranking of the value tiers: predicted_clv, or revenue (`tier_by_clv`).
     tiers: RankTable,
     tier_by_clv: bool,
+    calibration: Option<Calibration>,
 }
 
 /// (p_alive, expected_purchases, expected_order_value, predicted_clv) of one customer.
@@ -827,12 +1140,65 @@ fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
         .collect())
 }
 
+/// A BG/NBD fit's rows of `clv_model`, and the note of its `converged` row.
+fn bgnbd_rows(fit: &Result<Fit<BgNbd>, String>) -> (ModelRows, Option<String>) {
+    match fit {
+        Ok(f) => (
+            vec![
+                ("r", Some(f.params.r)),
+                ("alpha", Some(f.params.alpha)),
+                ("a", Some(f.params.a)),
+                ("b", Some(f.params.b)),
+                ("log_likelihood", Some(f.log_likelihood)),
+                ("customers", Some(f.customers as f64)),
+                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
+            ],
+            None,
+        ),
+        Err(why) => (
+            ["r", "alpha", "a", "b", "log_likelihood", "customers"]
+                .map(|p| (p, None))
+                .into_iter()
+                .chain([("converged", Some(0.0))])
+                .collect(),
+            Some(why.clone()),
+        ),
+    }
+}
+
+/// A Gamma-Gamma fit's rows of `clv_model`, and the note of its `converged` row.
+fn gamma_gamma_rows(fit: &Result<Fit<GammaGamma>, String>) -> (ModelRows, Option<String>) {
+    match fit {
+        Ok(f) => (
+            vec![
+                ("p", Some(f.params.p)),
+                ("q", Some(f.params.q)),
+                ("v", Some(f.params.v)),
+                ("log_likelihood", Some(f.log_likelihood)),
+                ("customers", Some(f.customers as f64)),
+                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
+            ],
+            None,
+        ),
+        Err(why) => (
+            ["p", "q", "v", "log_likelihood", "customers"]
+                .map(|p| (p, None))
+                .into_iter()
+                .chain([("converged", Some(0.0))])
+                .collect(),
+            Some(why.clone()),
+        ),
+    }
+}
+
+type ModelRows = Vec<(&'static str, Option<f64>)>;
+
 fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
     let mut model = Vec::new();
     let mut parameter = Vec::new();
     let mut value: Vec<Option<f64>> = Vec::new();
     let mut note: Vec<Option<String>> = Vec::new();
-    let mut push = |m: &str, rows: Vec<(&str, Option<f64>)>, why: Option<String>| {
+    let mut push = |m: &str, (rows, why): (ModelRows, Option<String>)| {
         for (name, v) in rows {
             model.push(m.to_string());
             parameter.push(name.to_string());
@@ -844,70 +1210,27 @@ fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
             });
         }
     };
-    match &models.bgnbd {
-        Some(Ok(f)) => push(
-            "bgnbd",
-            vec![
-                ("r", Some(f.params.r)),
-                ("alpha", Some(f.params.alpha)),
-                ("a", Some(f.params.a)),
-                ("b", Some(f.params.b)),
-                ("log_likelihood", Some(f.log_likelihood)),
-                ("customers", Some(f.customers as f64)),
-                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
-            ],
-            (models.uncomputable > 0).then(|| {
-                format!(
-                    "expected purchases could not be computed for {} customer(s) (the \
-                     hypergeometric series needs more than {} terms): their \
-                     expected_purchases and predicted_clv are null, and value tiers rank \
-                     every customer by revenue",
-                    models.uncomputable,
-                    crate::clv::special::MAX_SERIES_TERMS
-                )
-            }),
-        ),
-        Some(Err(why)) => push(
-            "bgnbd",
-            vec![
-                ("r", None),
-                ("alpha", None),
-                ("a", None),
-                ("b", None),
-                ("log_likelihood", None),
-                ("customers", None),
-                ("converged", Some(0.0)),
-            ],
-            Some(why.clone()),
-        ),
-        None => {}
+    if let Some(fit) = &models.bgnbd {
+        let (rows, mut why) = bgnbd_rows(fit);
+        if fit.is_ok() && models.uncomputable > 0 {
+            why = Some(format!(
+                "expected purchases could not be computed for {} customer(s) (the \
+                 hypergeometric series needs more than {} terms): their \
+                 expected_purchases and predicted_clv are null, and value tiers rank \
+                 every customer by revenue",
+                models.uncomputable,
+                crate::clv::special::MAX_SERIES_TERMS
+            ));
+        }
+        push("bgnbd", (rows, why));
     }
-    match &models.gamma_gamma {
-        Some(Ok(f)) => push(
-            "gamma_gamma",
-            vec![
-                ("p", Some(f.params.p)),
-                ("q", Some(f.params.q)),
-                ("v", Some(f.params.v)),
-                ("log_likelihood", Some(f.log_likelihood)),
-                ("customers", Some(f.customers as f64)),
-                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
-            ],
-            None,
-        ),
-        Some(Err(why)) => push(
-            "gamma_gamma",
-            vec![
-                ("p", None),
-                ("q", None),
-                ("v", None),
-                ("log_likelihood", None),
-                ("customers", None),
-                ("converged", Some(0.0)),
-            ],
-            Some(why.clone()),
-        ),
-        None => {}
+    if let Some(fit) = &models.gamma_gamma {
+        push("gamma_gamma", gamma_gamma_rows(fit));
+    }
+    // The fits of `clv_validation`, on the calibration period.
+    if let Some(c) = &models.calibration {
+        push("bgnbd_calibration", bgnbd_rows(&c.bgnbd));
+        push("gamma_gamma_calibration", gamma_gamma_rows(&c.gamma_gamma));
     }
     DataFrame::new_infer_height(vec![
         Column::new("model".into(), model),
@@ -935,6 +1258,7 @@ mod tests {
             monthly_discount_rate: 0.01,
             model,
             by: vec![],
+            holdout_days: None,
         }
     }
 
@@ -1157,6 +1481,7 @@ mod tests {
             monthly_discount_rate: 0.01,
             model: ClvModel::Bgnbd,
             by: vec![],
+            holdout_days: None,
         };
         let curve: Vec<f64> = (0..=3).map(|k| e(k as f64 * m)).collect();
         let total: f64 = (1..=3)

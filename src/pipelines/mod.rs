@@ -373,6 +373,8 @@ pub mod ranges {
     pub const HORIZON_MONTHS: (i64, i64) = (1, 120);
     /// `ltv_segments.monthly_discount_rate`.
     pub const DISCOUNT_RATE: (f64, f64) = (0.0, 1.0);
+    /// `ltv_segments.holdout_days` (ten years).
+    pub const HOLDOUT_DAYS: (i64, i64) = (1, 3_650);
 }
 
 /// `value` as a u32 when it lies in `range`; else a problem at `path` and the range's low end.

@@ -67,6 +67,12 @@ LTV_CASES = [
     ("la-one-month", "America/Los_Angeles", "2026-03-08", "day", 1, 0.0, "bgnbd", ["plan"]),
 ]
 
+# (name, timezone, as_of, unit, holdout_days) of `clv_validation`
+VALIDATION_CASES = [
+    ("ny", "America/New_York", "2026-06-30", "week", 180),
+    ("utc-day", "UTC", "2026-02-28", "day", 60),
+]
+
 # (name, timezone, as_of, window_days, inactive_after_days, with support_kpis SLA, ltv model, by)
 CX_CASES = [
     ("ny", "America/New_York", "2026-06-30", 90, 90, True, "bgnbd", ["plan"]),
@@ -124,6 +130,9 @@ def main():
             out = run_job(work, f"ltv-{name}", tz, as_of, {"ltv_segments": dict(
                 unit=unit, horizon_months=horizon, monthly_discount_rate=rate, model=model, by=by)})
             check("ltv.py", data, out, as_of, tz, unit, str(horizon), str(rate), *by)
+        for name, tz, as_of, unit, holdout in VALIDATION_CASES:
+            out = run_job(work, f"validation-{name}", tz, as_of, {"ltv_segments": dict(unit=unit, holdout_days=holdout)})
+            check("clv_validation.py", data, out, as_of, tz, unit, str(holdout))
         for name, tz, as_of, window, inactive, support, model, by in CX_CASES:
             pipes = {"ltv_segments": dict(unit="week", model=model),
                      "cx_impact": dict(window_days=window, inactive_after_days=inactive, by=by)}
