@@ -5,15 +5,16 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck sample-data bench bench-large
+.PHONY: run test fmt-check clippy unit crosscheck report-test report-screenshots sample-data bench bench-large
 
 ## Build (release) and run the example job on the committed sample data.
 run:
 	$(CARGO) build --release --locked
 	$(RELEASE_BIN) run jobs/example.yaml
 
-## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks.
-test: fmt-check clippy unit crosscheck
+## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks, the
+## report in a headless browser.
+test: fmt-check clippy unit crosscheck report-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -28,6 +29,18 @@ unit:
 crosscheck:
 	$(CARGO) build --locked
 	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/crosscheck/run.sh
+
+## The example job's report opened in headless Chromium (installed from Debian when missing)
+## with the network blocked: no console errors, no requests, every section, and every value
+## on the page equal to its table's.
+report-test:
+	$(CARGO) build --locked
+	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/report/run.sh
+
+## The same, keeping a screenshot of the whole report and of each section under out/report-screenshots.
+report-screenshots:
+	$(CARGO) build --locked
+	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) SHOTS=$(CURDIR)/out/report-screenshots bash tests/report/run.sh
 
 ## Regenerate the committed sample data (deterministic: same bytes every time).
 sample-data:

@@ -4,7 +4,7 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::engine::{self, ExecutionOverrides, RunOptions};
 use crate::error::CxError;
 use crate::inputs::FileCheck;
-use crate::{generate, inputs, log, output, partition, validate};
+use crate::{generate, inputs, log, output, partition, report, validate};
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
@@ -98,6 +98,15 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
             for (name, rows) in counts {
                 println!("  {name:<10} {rows:>10} rows");
             }
+            Ok(0)
+        }
+        Command::Report { output_dir, out } => {
+            report::write(&output_dir, &out)?;
+            println!(
+                "cxmetrics: report of {} -> {}",
+                log::terminal_safe(&output_dir.display().to_string()),
+                log::terminal_safe(&out.display().to_string())
+            );
             Ok(0)
         }
         Command::CheckParquet { files } => Ok(inputs::serve_check(&files)),

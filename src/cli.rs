@@ -24,6 +24,16 @@ pub enum Command {
         /// Path to the job file (YAML).
         job: PathBuf,
     },
+    /// Write the HTML report of a published result: one self-contained file (no network
+    /// access when opened) with a section per table the result has.
+    Report {
+        /// The output directory of a run (for the hive layout, its
+        /// `_manifest/as_of=YYYY-MM-DD` folder).
+        output_dir: PathBuf,
+        /// Where to write the report.
+        #[arg(long, value_name = "FILE", default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Write a deterministic synthetic data set (all five inputs) for demos, tests and benchmarks.
     Generate(GenerateArgs),
     /// Internal: decode Parquet files in this process and report each one, so that a file that

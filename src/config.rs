@@ -199,6 +199,9 @@ pub struct OutputConfig {
     pub layout: Layout,
     #[serde(default)]
     pub compression: Compression,
+    /// Also write the HTML report (`report.html` beside the manifest).
+    #[serde(default)]
+    pub report: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -28,6 +28,7 @@ pub mod partition;
 pub mod paths;
 pub mod pipelines;
 pub mod problems;
+pub mod report;
 #[cfg(test)]
 pub mod testutil;
 pub mod time;

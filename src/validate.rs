@@ -39,6 +39,8 @@ pub struct Job {
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
     pub compression: Compression,
+    /// `output.report`: publish `report.html` with the tables.
+    pub report: bool,
     /// Freshness thresholds by input (`inputs.<name>.freshness`).
     pub freshness: BTreeMap<InputKind, Freshness>,
     /// The job file's folder with its symlinks resolved: relative paths start here, so that
@@ -357,6 +359,7 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
         output_dir,
         layout: job.output.layout,
         compression: job.output.compression,
+        report: job.output.report,
         base_dir,
         freshness,
     })

@@ -30,7 +30,7 @@ fn job(dir: &Path, data: &Path, tz: &str, as_of: &str, extra: &str) -> PathBuf {
          \x20 ltv_segments: {{ by: [region, plan], holdout_days: 90 }}\n\
          \x20 cx_impact: {{ by: [plan] }}\n\
          quality: {{ max_rejected_fraction: 0.2 }}\n\
-         output:\n  dir: out\n{extra}",
+         output:\n  dir: out\n  report: true\n{extra}",
         d = data.display()
     );
     job_file(dir, &text)
@@ -71,8 +71,15 @@ fn data(dir: &Path, customers: u32, seed: u64) -> PathBuf {
     d
 }
 
+/// The tables and the report of a result.
 fn tables_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    tables(&snapshot(dir))
+    let mut out = tables(&snapshot(dir));
+    out.extend(
+        snapshot(dir)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with("report.html")),
+    );
+    out
 }
 
 #[test]
@@ -122,7 +129,7 @@ fn every_table_is_the_same_bytes_for_any_number_of_buckets() {
             let t = tables_of(&out(b));
             assert_eq!(
                 t.len(),
-                12,
+                13,
                 "{:?}",
                 t.iter().map(|x| &x.0).collect::<Vec<_>>()
             );

@@ -985,3 +985,33 @@ fn reruns_on_generated_data_write_identical_tables() {
         assert!(r == &runs[0], "a rerun wrote different tables");
     }
 }
+
+/// `cxmetrics report` on a directory no run published into, or whose table is gone, is an
+/// input error naming the file; nothing is written.
+#[test]
+fn report_of_a_directory_that_is_not_a_result_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.html");
+    let o = run(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("manifest.json"), "{}", stderr(&o));
+    fs::write(
+        dir.path().join("manifest.json"),
+        r#"{"job": "x", "outputs": {"churn": {"path": "/nonexistent/churn.parquet"}}}"#,
+    )
+    .unwrap();
+    let o = run(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("table churn"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

@@ -19,6 +19,7 @@ use crate::inputs::{InputReport, InputSource};
 use crate::log::Field;
 use crate::output::{OutputPlan, Staging, WrittenTable};
 use crate::pipelines::TableData;
+use crate::report;
 use crate::validate::Job;
 
 /// Writes `tables` (with `rejected_rows` added), the manifest, and publishes; removes the
@@ -127,6 +128,22 @@ pub fn publish(
     });
     if let Some(models) = models {
         manifest["clv_model"] = models;
+    }
+    if job.report {
+        let t = Instant::now();
+        let staged = written
+            .iter()
+            .map(|w| (w.name.clone(), staging.staged_table(&w.name)))
+            .collect();
+        let text = report::render(&report::Tables::new(staged), &manifest)?;
+        let path = staging.write_beside_manifest(report::REPORT_FILE, text.as_bytes())?;
+        log.stage(
+            "write",
+            report::REPORT_FILE,
+            t.elapsed(),
+            &[("path", Field::Text(path.display().to_string()))],
+        );
+        manifest["report"] = json!(path.display().to_string());
     }
     let t = Instant::now();
     staging.commit(&manifest)?;

@@ -203,6 +203,23 @@ impl Staging {
         self.written(name, rel, &path, rows, &schema)
     }
 
+    /// Where table `name` is staged (to read it back before the commit).
+    pub fn staged_table(&self, name: &str) -> PathBuf {
+        self.dir.join(self.plan.table_path(name))
+    }
+
+    /// Writes a file of the run beside the manifest (the report), published with the tables.
+    pub fn write_beside_manifest(&mut self, file: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let rel = self.plan.marker_dir().join(file);
+        let path = self.dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err("creating", parent, e))?;
+        }
+        write_synced(&path, bytes)?;
+        self.files.push(rel.clone());
+        Ok(self.plan.dir.join(rel))
+    }
+
     /// The relative and staged paths of table `name`, its folder created.
     fn table_file(&self, name: &str) -> Result<(PathBuf, PathBuf)> {
         let rel = self.plan.table_path(name);

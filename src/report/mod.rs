@@ -1,0 +1,182 @@
+//! The analyst's report: one self-contained HTML file drawn from an output directory's tables
+//! and manifest (`cxmetrics report OUTPUT_DIR`, or `output.report: true` in a job, which
+//! publishes it with the tables).
+//!
+//! Every number shown is a value of a table (or a count of `customer_ltv` rows per value tier);
+//! the report computes no metric of its own. Each chart mark and table cell that shows a value
+//! carries the table, column, row key and exact value in `data-*` attributes, which the
+//! browser test reads back and compares with the Parquet files. A section is drawn only when
+//! its table exists. The page has no script and loads nothing: styles are inline, charts are
+//! SVG written here (`chart`).
+
+mod chart;
+mod html;
+mod sections;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{CxError, Result};
+
+/// The file name of the report beside the manifest of a run that writes it.
+pub const REPORT_FILE: &str = "report.html";
+
+/// Where each table of one published result is.
+pub struct Tables {
+    paths: BTreeMap<String, PathBuf>,
+}
+
+impl Tables {
+    pub fn new(paths: BTreeMap<String, PathBuf>) -> Tables {
+        Tables { paths }
+    }
+
+    /// The tables a published output directory holds, from its `manifest.json` (or, for the
+    /// hive layout, the manifest folder `<dir>/_manifest/as_of=YYYY-MM-DD`). A table whose
+    /// recorded path is gone is looked for by file name beside the manifest (an output
+    /// directory that was moved).
+    pub fn published(dir: &Path) -> Result<(Tables, serde_json::Value)> {
+        let manifest_path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            CxError::input(format!(
+                "{}: cannot read it ({e}); give a directory a cxmetrics run published into \
+                 (for the hive layout, its `_manifest/as_of=YYYY-MM-DD` folder)",
+                manifest_path.display()
+            ))
+        })?;
+        let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            CxError::input(format!(
+                "{}: not a cxmetrics manifest ({e})",
+                manifest_path.display()
+            ))
+        })?;
+        let outputs = manifest["outputs"].as_object().ok_or_else(|| {
+            CxError::input(format!(
+                "{}: not a cxmetrics manifest (no `outputs`)",
+                manifest_path.display()
+            ))
+        })?;
+        let mut paths = BTreeMap::new();
+        for (name, entry) in outputs {
+            let recorded = PathBuf::from(entry["path"].as_str().unwrap_or_default());
+            let path = if recorded.is_file() {
+                recorded
+            } else {
+                dir.join(format!("{name}.parquet"))
+            };
+            paths.insert(name.clone(), path);
+        }
+        Ok((Tables { paths }, manifest))
+    }
+
+    /// Table `name`, when the result has it.
+    pub fn frame(&self, name: &str) -> Result<Option<DataFrame>> {
+        let Some(path) = self.paths.get(name) else {
+            return Ok(None);
+        };
+        let file = File::open(path).map_err(|e| {
+            CxError::input(format!(
+                "table {name}: cannot open {} ({e})",
+                path.display()
+            ))
+        })?;
+        ParquetReader::new(file).finish().map(Some).map_err(|e| {
+            CxError::input(format!(
+                "table {name}: cannot read {} ({e})",
+                path.display()
+            ))
+        })
+    }
+
+    /// Customers per value of one column of table `name`, in value order (for `customer_ltv`,
+    /// whose other columns the report does not need).
+    pub fn counts(&self, name: &str, column: &str) -> Result<Option<DataFrame>> {
+        let Some(path) = self.paths.get(name) else {
+            return Ok(None);
+        };
+        let read = || -> PolarsResult<DataFrame> {
+            LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, Default::default())?
+                .group_by([col(column)])
+                .agg([len().cast(DataType::Int64).alias("count")])
+                .sort([column], Default::default())
+                .collect()
+        };
+        read().map(Some).map_err(|e| {
+            CxError::input(format!(
+                "table {name}: cannot read {} ({e})",
+                path.display()
+            ))
+        })
+    }
+}
+
+/// The report of one result as HTML text.
+pub fn render(tables: &Tables, manifest: &serde_json::Value) -> Result<String> {
+    let sections = sections::all(tables, manifest)?;
+    let job = manifest["job"].as_str().unwrap_or("cxmetrics");
+    let subtitle = format!(
+        "as of {} · time zone {} · cxmetrics {}",
+        manifest["as_of"].as_str().unwrap_or("?"),
+        manifest["timezone"].as_str().unwrap_or("?"),
+        manifest["cxmetrics_version"].as_str().unwrap_or("?"),
+    );
+    Ok(html::page(
+        &format!("cxmetrics report: {job}"),
+        &subtitle,
+        &sections,
+    ))
+}
+
+/// `cxmetrics report DIR --out FILE`: writes the report of a published result, atomically
+/// (a temporary file beside `out`, renamed over it).
+pub fn write(dir: &Path, out: &Path) -> Result<()> {
+    let (tables, manifest) = Tables::published(dir)?;
+    let text = render(&tables, &manifest)?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .ok_or_else(|| CxError::Usage(format!("--out {}: not a file name", out.display())))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        CxError::internal(format!("{what} {}", p.display()), e)
+    };
+    std::fs::write(&tmp, text.as_bytes()).map_err(|e| io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("writing", out, e)
+    })
+}
+
+/// A column as text (dates as YYYY-MM-DD), nulls as None.
+fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// A numeric column as doubles, nulls (and NaN) as None.
+fn floats(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(c.f64()?
+        .iter()
+        .map(|v| v.filter(|x| x.is_finite()))
+        .collect())
+}
+
+fn bools(df: &DataFrame, name: &str) -> PolarsResult<Vec<bool>> {
+    Ok(df
+        .column(name)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect())
+}
