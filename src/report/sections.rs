@@ -540,8 +540,10 @@ fn activation(df: &DataFrame, _: &Tables) -> PolarsResult<Option<Section>> {
         .map(|(n, dname)| {
             let mut points = vec![None; cohorts.len()];
             for i in 0..d.height() {
+                let Some(c) = cohort[i].as_deref() else {
+                    continue;
+                };
                 if day[i].as_deref() == Some(dname.as_str()) {
-                    let c = cohort[i].as_deref().unwrap_or_default();
                     points[index[c]] = rate[i].map(|v| {
                         (
                             v,
