@@ -15,6 +15,11 @@
 //!   S = 0. `revenue`: all order amounts (refunds included) with a local date in P up to end,
 //!   of the row's customers, summed exactly (null without an orders input). `complete`: P's
 //!   last day <= as_of.
+//! - Net revenue retention: the base customers of P are the row's customers whose revenue
+//!   (as above) in the period before P is above zero. `nrr_base_revenue` = their revenue in
+//!   the period before P; `nrr_revenue` = their revenue in P up to end; both summed exactly
+//!   (0 when P has no base customers, null without an orders input);
+//!   `net_revenue_retention` = nrr_revenue / nrr_base_revenue, null when the base is 0.
 
 use chrono::Duration;
 use polars::prelude::*;
@@ -154,7 +159,7 @@ impl Pipeline for Churn {
     }
 
     fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
-        let revenue = m.try_get("revenue");
+        let revenue = m.try_get("revenue").zip(m.try_get("nrr"));
         let table = finish(
             m.get("counts"),
             revenue,
@@ -406,20 +411,65 @@ fn partials(
             "revenue",
             Merge::sum(KEYS),
             by_dimensions(
-                attach_segments(orders, inputs, &p.by),
+                attach_segments(orders.clone(), inputs, &p.by),
                 &[col("__pidx")],
                 &p.by,
                 &sum_amount_parts("__a", "__r"),
             ),
         ));
+        out.push(("nrr", Merge::sum(KEYS), nrr_partial(orders, inputs, p)));
     }
     Ok(out)
+}
+
+/// Net revenue retention's sums per period P: over the customers whose revenue in P - 1 is
+/// above zero, their revenue in P - 1 (`__nb`) and in P (`__nc`), as exact parts. `orders`
+/// carries `__pidx` and the amount parts `__a_w`, `__a_m`; a customer's rows are all in one
+/// bucket, so each customer's period revenue is exact here.
+fn nrr_partial(orders: LazyFrame, inputs: &Inputs, p: &Churn) -> LazyFrame {
+    let per_customer = orders
+        .group_by([col("customer_id"), col("__pidx")])
+        .agg(sum_amount_parts("__a", "__c").to_vec());
+    let micros = |w: &str, m: &str| {
+        col(w).cast(DataType::Int128) * lit(1_000_000i64).cast(DataType::Int128)
+            + col(m).cast(DataType::Int128)
+    };
+    let base = per_customer
+        .clone()
+        .filter(micros("__c_w", "__c_m").gt(lit(0i64).cast(DataType::Int128)))
+        .select([
+            col("customer_id"),
+            (col("__pidx") + lit(1i64)).alias("__pidx"),
+            col("__c_w").alias("__b_w"),
+            col("__c_m").alias("__b_m"),
+        ]);
+    let joined = base
+        .join(
+            per_customer,
+            [col("customer_id"), col("__pidx")],
+            [col("customer_id"), col("__pidx")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            col("__c_w").fill_null(lit(0i64).cast(DataType::Int128)),
+            col("__c_m").fill_null(lit(0i64)),
+        ]);
+    by_dimensions(
+        attach_segments(joined, inputs, &p.by),
+        &[col("__pidx")],
+        &p.by,
+        &[
+            sum_amount_parts("__b", "__nb"),
+            sum_amount_parts("__c", "__nc"),
+        ]
+        .concat(),
+    )
 }
 
 /// The table from the merged partials.
 fn finish(
     counts: LazyFrame,
-    revenue: Option<LazyFrame>,
+    revenue: Option<(LazyFrame, LazyFrame)>,
     first: LazyFrame,
     segments: LazyFrame,
     p: &Churn,
@@ -441,16 +491,34 @@ fn finish(
         JoinArgs::new(JoinType::Left),
     );
     table = match revenue {
-        Some(r) => table
+        Some((r, nrr)) => table
             .join(
                 r.with_column(amount_from_parts(col("__r_w"), col("__r_m")).alias("revenue"))
                     .drop(cols(["__r_w", "__r_m"])),
                 keys.clone(),
+                keys.clone(),
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                nrr.with_columns([
+                    amount_from_parts(col("__nc_w"), col("__nc_m")).alias("nrr_revenue"),
+                    amount_from_parts(col("__nb_w"), col("__nb_m")).alias("nrr_base_revenue"),
+                ])
+                .drop(cols(["__nc_w", "__nc_m", "__nb_w", "__nb_m"])),
+                keys.clone(),
                 keys,
                 JoinArgs::new(JoinType::Left),
             )
-            .with_column(col("revenue").fill_null(lit(0.0))),
-        None => table.with_column(lit(NULL).cast(DataType::Float64).alias("revenue")),
+            .with_columns([
+                col("revenue").fill_null(lit(0.0)),
+                col("nrr_revenue").fill_null(lit(0.0)),
+                col("nrr_base_revenue").fill_null(lit(0.0)),
+            ]),
+        None => table.with_columns([
+            lit(NULL).cast(DataType::Float64).alias("revenue"),
+            lit(NULL).cast(DataType::Float64).alias("nrr_revenue"),
+            lit(NULL).cast(DataType::Float64).alias("nrr_base_revenue"),
+        ]),
     };
     let zero = |name: &str| col(name).fill_null(lit(0i64)).alias(name);
     table
@@ -468,6 +536,7 @@ fn finish(
                 col("customers_start"),
             )
             .alias("retention_rate"),
+            ratio(col("nrr_revenue"), col("nrr_base_revenue")).alias("net_revenue_retention"),
         ])
         .sort_overall_first(&["period"], &[])
         .select([
@@ -482,6 +551,9 @@ fn finish(
             col("churn_rate"),
             col("retention_rate"),
             col("revenue").cast(DataType::Float64),
+            col("nrr_revenue").cast(DataType::Float64),
+            col("nrr_base_revenue").cast(DataType::Float64),
+            col("net_revenue_retention").cast(DataType::Float64),
             col("complete"),
         ])
 }
@@ -535,6 +607,49 @@ mod tests {
             .filter(col("period").eq(date_lit(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap())))
             .collect()
             .unwrap()
+    }
+
+    /// Net revenue retention by hand. May's revenue > 0: A 100, B 50, C 40 (D's 30 is refunded
+    /// to 0, so D is not in June's base). June: A 130, B nothing, C -10 + 20 = 10, D 70, E
+    /// (new) 25, F 15. June's base revenue = 190, its NRR revenue = 130 + 0 + 10 = 140. May's
+    /// base is F alone (April 20), who bought nothing in May.
+    #[test]
+    fn net_revenue_retention_by_hand() {
+        let mut d = Data::default();
+        d.order("F", "2026-04-10 12:00:00", 20.0)
+            .order("A", "2026-05-03 12:00:00", 100.0)
+            .order("B", "2026-05-04 12:00:00", 50.0)
+            .order("C", "2026-05-05 12:00:00", 40.0)
+            .order("D", "2026-05-06 12:00:00", 30.0)
+            .order("D", "2026-05-07 12:00:00", -30.0)
+            .order("A", "2026-06-03 12:00:00", 130.0)
+            .order("C", "2026-06-04 12:00:00", -10.0)
+            .order("C", "2026-06-05 12:00:00", 20.0)
+            .order("D", "2026-06-06 12:00:00", 70.0)
+            .order("E", "2026-06-07 12:00:00", 25.0)
+            .order("F", "2026-06-08 12:00:00", 15.0);
+        let df = churn(
+            &d.inputs(),
+            &params(ChurnMode::Inactivity, 90, &[]),
+            &cal("2026-06-30", "UTC"),
+        );
+        assert_eq!(
+            dates(&df, "period"),
+            ["2026-04-01", "2026-05-01", "2026-06-01"]
+        );
+        assert_eq!(f64s(&df, "revenue"), [Some(20.0), Some(190.0), Some(250.0)]);
+        assert_eq!(
+            f64s(&df, "nrr_base_revenue"),
+            [Some(0.0), Some(20.0), Some(190.0)]
+        );
+        assert_eq!(
+            f64s(&df, "nrr_revenue"),
+            [Some(0.0), Some(0.0), Some(140.0)]
+        );
+        assert_eq!(
+            f64s(&df, "net_revenue_retention"),
+            [None, Some(0.0), Some(140.0 / 190.0)]
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   the cohort's customers with a local order date in the window (null when the job has no
 //!   orders input; summed exactly, in whole units and millionths);
 //!   `cumulative_revenue_per_customer`: revenue summed over periods 0..k / cohort_size;
+//!   `revenue_retention`: revenue / the revenue of the same cohort (and dimension value) in
+//!   period 0, null when that is 0 or null;
 //!   `complete`: the window's last day <= as_of.
 
 use polars::prelude::*;
@@ -296,6 +298,18 @@ fn finish(cells: LazyFrame, p: &CohortRetention, cal: &Calendar) -> PolarsResult
                 .lt(lit(next_idx))
                 .alias("complete"),
         ])
+        // Sorted by period within each cohort: the first revenue is period 0's.
+        .with_column(
+            ratio(
+                col("revenue"),
+                col("revenue").first().over([
+                    col("cohort"),
+                    col("dimension"),
+                    col("dimension_value"),
+                ])?,
+            )
+            .alias("revenue_retention"),
+        )
         .select([
             col("cohort"),
             col("period"),
@@ -306,6 +320,7 @@ fn finish(cells: LazyFrame, p: &CohortRetention, cal: &Calendar) -> PolarsResult
             col("retention_rate"),
             col("revenue").cast(DataType::Float64),
             col("cumulative_revenue_per_customer"),
+            col("revenue_retention"),
             col("complete"),
         ]))
 }
@@ -393,6 +408,17 @@ mod tests {
         assert_eq!(
             f64s(&on, "cumulative_revenue_per_customer"),
             [Some(70.0), Some(100.0), Some(110.0), Some(10.0), Some(10.0)]
+        );
+        // Revenue in period k over the cohort's period-0 revenue: 60 / 140, 20 / 140; 0 / 10.
+        assert_eq!(
+            f64s(&on, "revenue_retention"),
+            [
+                Some(1.0),
+                Some(60.0 / 140.0),
+                Some(20.0 / 140.0),
+                Some(1.0),
+                Some(0.0)
+            ]
         );
         assert_eq!(bools(&on, "complete"), [true, true, false, true, false]);
 

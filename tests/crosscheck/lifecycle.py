@@ -84,14 +84,22 @@ def cohort_retention(con, p, by, output, as_of):
                         count(*) FILTER (WHERE active) AS active, sum(revenue) AS revenue, max(w_end) AS w_end
                  FROM cells LEFT JOIN customers c USING (customer_id) GROUP BY ALL""" for n, v in dims_sql(by)]
     rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 3, 4, 2").fetchall()
-    expected, cum = {}, {}
+    expected, cum, first = {}, {}, {}
     import datetime
     as_of_d = datetime.date.fromisoformat(as_of)
     for cohort, k, dim, val, size, active, revenue, w_end in rows:
         key = (cohort, dim, val)
         cum[key] = cum.get(key, 0.0) + revenue
-        expected[(cohort, k, dim, val)] = (size, active, active / size, float(revenue), cum[key] / size, w_end <= as_of_d)
-    cols = ["cohort_size", "active_customers", "retention_rate", "revenue", "cumulative_revenue_per_customer", "complete"]
+        if k == 0:
+            first[key] = float(revenue)
+        base = first[key]
+        # revenue_retention: revenue in period k over the cohort's period-0 revenue (rounded to
+        # the millionth the amounts are summed in, so that a float sum of zero is zero).
+        retention = None if round(base, 6) == 0 else float(revenue) / base
+        expected[(cohort, k, dim, val)] = (size, active, active / size, float(revenue), cum[key] / size, retention,
+                                           w_end <= as_of_d)
+    cols = ["cohort_size", "active_customers", "retention_rate", "revenue", "cumulative_revenue_per_customer",
+            "revenue_retention", "complete"]
     got = con.execute(f"SELECT cohort, period, dimension, dimension_value, {', '.join(cols)} FROM read_parquet('{output}')").fetchall()
     compare("cohort_retention", got, expected, cols, 4)
 
@@ -134,6 +142,19 @@ def churn(con, p, by, output, as_of):
             ON {local_date('o.ordered_at', tz)} BETWEEN pe.start AND pe.fin
             LEFT JOIN customers c ON c.customer_id = o.customer_id GROUP BY ALL""" for n, v in dims_sql(by)]
     revenue = {(r[0], r[1], r[2]): r[3] for r in con.execute(" UNION ALL ".join(rev_parts)).fetchall()}
+    # Net revenue retention, customer by customer: the base of P is the customers whose revenue
+    # in the period before P is above zero (to the millionth).
+    con.execute(f"""
+        CREATE TABLE period_revenue AS
+        SELECT o.customer_id, pe.start, sum(amount) AS rev FROM orders o JOIN periods pe
+            ON {local_date('o.ordered_at', tz)} BETWEEN pe.start AND pe.fin GROUP BY ALL
+    """)
+    nrr_parts = [f"""SELECT pe.start, {n}, {v}, sum(coalesce(cur.rev, 0)), sum(b.rev)
+            FROM period_revenue b JOIN periods pe ON pe.start = (b.start + INTERVAL {step})::DATE
+            LEFT JOIN period_revenue cur ON cur.customer_id = b.customer_id AND cur.start = pe.start
+            LEFT JOIN customers c ON c.customer_id = b.customer_id
+            WHERE round(b.rev, 6) > 0 GROUP BY ALL""" for n, v in dims_sql(by)]
+    nrr = {(r[0], r[1], r[2]): (float(r[3]), float(r[4])) for r in con.execute(" UNION ALL ".join(nrr_parts)).fetchall()}
     seg_parts = [f"SELECT DISTINCT {n}, {v} FROM anchors LEFT JOIN customers c USING (customer_id)" for n, v in dims_sql(by)]
     segments = con.execute(" UNION ALL ".join(seg_parts)).fetchall()
     expected = {}
@@ -141,12 +162,14 @@ def churn(con, p, by, output, as_of):
         for dim, val in segments:
             cs, new, react, churned, ce = counts.get((start, dim, val), (0, 0, 0, 0, 0))
             assert ce == cs - churned + new + react
+            nrr_revenue, nrr_base = nrr.get((start, dim, val), (0.0, 0.0))
             expected[(start, dim, val)] = (
                 cs, new, react, churned, ce,
                 None if cs == 0 else churned / cs, None if cs == 0 else (ce - new - react) / cs,
-                float(revenue.get((start, dim, val), 0.0)), complete)
+                float(revenue.get((start, dim, val), 0.0)), nrr_revenue, nrr_base,
+                None if round(nrr_base, 6) == 0 else nrr_revenue / nrr_base, complete)
     cols = ["customers_start", "new_customers", "reactivated", "churned", "customers_end", "churn_rate",
-            "retention_rate", "revenue", "complete"]
+            "retention_rate", "revenue", "nrr_revenue", "nrr_base_revenue", "net_revenue_retention", "complete"]
     got = con.execute(f"SELECT period, dimension, dimension_value, {', '.join(cols)} FROM read_parquet('{output}')").fetchall()
     compare("churn", got, expected, cols, 3)
 
