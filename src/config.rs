@@ -107,6 +107,7 @@ pub enum ModelUnit {
 pub enum ClvModel {
     #[default]
     Bgnbd,
+    ParetoNbd,
     None,
 }
 

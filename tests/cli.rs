@@ -828,6 +828,47 @@ fn cdnow_reproduces_the_published_bgnbd_and_gamma_gamma_estimates() {
     assert!((f("monetary_value") - (29.73 + 14.96) / 2.0).abs() < 1e-12);
 }
 
+/// Pareto/NBD on CDNOW reproduces the published estimates (Fader, Hardie & Lee 2005, the
+/// Pareto/NBD note: r 0.5534, alpha 10.5802, s 0.6061, beta 11.6562, log-likelihood −9594.98),
+/// and the lifetimes package's own fit of the same data (ParetoNBDFitter on
+/// load_cdnow_summary: r 0.5532527924872861, alpha 10.577238975861508, s 0.6062390986779396,
+/// beta 11.669109821114278) to 1e-3.
+#[test]
+fn cdnow_reproduces_the_published_pareto_nbd_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = cdnow_job(dir.path(), "{ unit: week, model: pareto_nbd }");
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = model_params(&dir.path().join("out"));
+    for (name, published, lifetimes) in [
+        ("r", 0.5534, 0.5532527924872861),
+        ("alpha", 10.5802, 10.577238975861508),
+        ("s", 0.6061, 0.6062390986779396),
+        ("beta", 11.6562, 11.669109821114278),
+    ] {
+        let got = m[&format!("pareto_nbd.{name}")].unwrap();
+        assert!(
+            ((got - published) / published).abs() < 2e-3,
+            "{name}: {got} vs {published}"
+        );
+        assert!(
+            ((got - lifetimes) / lifetimes).abs() < 1e-3,
+            "{name}: {got} vs {lifetimes}"
+        );
+    }
+    let ll = m["pareto_nbd.log_likelihood"].unwrap();
+    assert!((ll - -9594.98).abs() < 0.01, "log-likelihood {ll}");
+    assert_eq!(m["pareto_nbd.customers"], Some(2357.0));
+    assert_eq!(m["pareto_nbd.converged"], Some(1.0));
+    assert!(!m.contains_key("bgnbd.r"));
+    // Every customer has finite model columns.
+    let ltv = read(&dir.path().join("out/customer_ltv.parquet"));
+    for c in ["p_alive", "expected_purchases", "predicted_clv"] {
+        let v = f64_col(&ltv, c);
+        assert!(v.iter().all(|x| x.is_some_and(f64::is_finite)), "{c}");
+    }
+}
+
 /// `clv_validation` on CDNOW, calibration to 1997-09-30 and 39 weeks of holdout, against the
 /// same table computed with the `lifetimes` package at the same fit
 /// (tests/data/cdnow/make_validation.py, which also gives the provenance of the numbers).

@@ -429,7 +429,7 @@ fn partials(
 fn nrr_partial(orders: LazyFrame, inputs: &Inputs, p: &Churn) -> LazyFrame {
     let per_customer = orders
         .group_by([col("customer_id"), col("__pidx")])
-        .agg(sum_amount_parts("__a", "__c").to_vec());
+        .agg(sum_amount_parts("__a", "__c"));
     let micros = |w: &str, m: &str| {
         col(w).cast(DataType::Int128) * lit(1_000_000i64).cast(DataType::Int128)
             + col(m).cast(DataType::Int128)

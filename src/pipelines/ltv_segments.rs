@@ -57,9 +57,10 @@ use super::{
     in_range, params, ranges, Bucket, Finalized, InputUse, JobSettings, MapOutput, Merge, Merged,
     Pipeline, Spec, TableData,
 };
-use crate::clv::bgnbd::{self, BgNbd, Group};
+use crate::clv::bgnbd::{self, Group};
 use crate::clv::gamma_gamma::{self, GammaGamma};
 use crate::clv::Fit;
+use crate::clv::{pareto_nbd, Counting};
 use crate::config::{ActivitySource, ClvModel, ModelUnit};
 use crate::contracts::InputKind;
 use crate::engine::profile::collect;
@@ -138,7 +139,7 @@ impl Spec for LtvSegmentsSpec {
         if holdout_days.is_some() && p.model == ClvModel::None {
             problems.push(
                 &format!("{at}.holdout_days"),
-                "validates the CLV model, so it needs `model: bgnbd`".to_string(),
+                "validates the CLV model, so it needs `model: bgnbd` or `pareto_nbd`".to_string(),
             );
         }
         let ltv = LtvSegments {
@@ -150,7 +151,7 @@ impl Spec for LtvSegmentsSpec {
             holdout_days,
         };
         // cx_impact averages this model's predictions.
-        if ltv.model == ClvModel::Bgnbd {
+        if ltv.model != ClvModel::None {
             settings.ltv = Some(ltv.clone());
         }
         Some(Box::new(ltv))
@@ -365,13 +366,13 @@ impl LtvSegments {
         let (bgnbd, gamma_gamma) = if self.model == ClvModel::None {
             (None, None)
         } else {
-            let (bg, gg) = data.fit();
+            let (bg, gg) = data.fit(self.model);
             (Some(bg), Some(gg))
         };
         let calibration = match self.holdout_days {
             Some(days) if self.model != ClvModel::None => {
                 let data = ModelData::new(&sorted("calibration_data", MODEL_KEYS)?)?;
-                let (bgnbd, gamma_gamma) = data.fit();
+                let (bgnbd, gamma_gamma) = data.fit(self.model);
                 Some(Calibration {
                     days,
                     bgnbd,
@@ -1002,7 +1003,13 @@ impl ModelData {
     /// BG/NBD on every customer and Gamma-Gamma on the repeat buyers with a positive mean
     /// spend, each on weighted groups in a fixed order (the fit is the same for any split
     /// into buckets).
-    fn fit(&self) -> (Result<Fit<BgNbd>, String>, Result<Fit<GammaGamma>, String>) {
+    fn fit(
+        &self,
+        model: ClvModel,
+    ) -> (
+        Result<Fit<Counting>, String>,
+        Result<Fit<GammaGamma>, String>,
+    ) {
         let (x, t_x, t, money, n_of) = (&self.x, &self.t_x, &self.t, &self.money, &self.n);
         // Customers with the same (x, t_x, T): one weighted group each, in sorted order.
         let mut groups: Vec<Group> = Vec::new();
@@ -1034,7 +1041,10 @@ impl ModelData {
         let gm: Vec<f64> = merged.iter().map(|r| r.1).collect();
         let gw: Vec<f64> = merged.iter().map(|r| r.2).collect();
         (
-            bgnbd::fit(&groups),
+            match model {
+                ClvModel::ParetoNbd => pareto_nbd::fit(&groups).map(|f| f.map(Counting::ParetoNbd)),
+                _ => bgnbd::fit(&groups).map(|f| f.map(Counting::BgNbd)),
+            },
             gamma_gamma::fit_weighted(&gx, &gm, &gw),
         )
     }
@@ -1043,14 +1053,15 @@ impl ModelData {
 /// The models fitted on the calibration period, for `clv_validation`.
 struct Calibration {
     days: u32,
-    bgnbd: Result<Fit<BgNbd>, String>,
+    bgnbd: Result<Fit<Counting>, String>,
     gamma_gamma: Result<Fit<GammaGamma>, String>,
 }
 
 /// The fits and the rank tables: round 0's finalize hands them to round 1.
 struct Fitted {
     p: LtvSegments,
-    bgnbd: Option<Result<Fit<BgNbd>, String>>,
+    /// The purchase-count model (BG/NBD or Pareto/NBD).
+    bgnbd: Option<Result<Fit<Counting>, String>>,
     gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
     customers: u64,
     /// Customers whose expected purchases (or predicted CLV) could not be computed although
@@ -1079,7 +1090,7 @@ impl Fitted {
         let horizon = p.horizon_months as usize;
         // Per (x, t_x, T): p_alive and the expected purchases at each month of the horizon
         // (None when a point cannot be computed).
-        type Shared = (f64, Option<Vec<f64>>);
+        type Shared = (Option<f64>, Option<Vec<f64>>);
         let rows = |range: std::ops::Range<usize>| -> Vec<Row> {
             let mut cache: HashMap<(u64, u64, u64), Shared> = HashMap::new();
             range
@@ -1110,7 +1121,7 @@ impl Fitted {
                             (b.params.p_alive(x[i], t_x[i], t[i]), curve)
                         });
                     let Some(curve) = curve else {
-                        return (Some(*alive), None, eov.filter(|v| v.is_finite()), None);
+                        return (*alive, None, eov.filter(|v| v.is_finite()), None);
                     };
                     let clv = eov.and_then(|value| {
                         let clv = (1..=horizon)
@@ -1122,7 +1133,7 @@ impl Fitted {
                         clv.is_finite().then_some(clv)
                     });
                     let eov = eov.filter(|v| v.is_finite());
-                    (Some(*alive), Some(curve[horizon]), eov, clv)
+                    (*alive, Some(curve[horizon]), eov, clv)
                 })
                 .collect()
         };
@@ -1140,29 +1151,50 @@ fn f64_vec(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
         .collect())
 }
 
-/// A BG/NBD fit's rows of `clv_model`, and the note of its `converged` row.
-fn bgnbd_rows(fit: &Result<Fit<BgNbd>, String>) -> (ModelRows, Option<String>) {
+/// A purchase-count model's rows of `clv_model` (its parameters, log_likelihood, customers,
+/// converged), and the note of its `converged` row. A failed fit has the rows of `model`'s
+/// parameters, null.
+fn counting_rows(
+    model: ClvModel,
+    fit: &Result<Fit<Counting>, String>,
+) -> (ModelRows, Option<String>) {
     match fit {
         Ok(f) => (
-            vec![
-                ("r", Some(f.params.r)),
-                ("alpha", Some(f.params.alpha)),
-                ("a", Some(f.params.a)),
-                ("b", Some(f.params.b)),
-                ("log_likelihood", Some(f.log_likelihood)),
-                ("customers", Some(f.customers as f64)),
-                ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
-            ],
+            f.params
+                .parameters()
+                .into_iter()
+                .map(|(n, v)| (n, Some(v)))
+                .chain([
+                    ("log_likelihood", Some(f.log_likelihood)),
+                    ("customers", Some(f.customers as f64)),
+                    ("converged", Some(if f.converged { 1.0 } else { 0.0 })),
+                ])
+                .collect(),
             None,
         ),
-        Err(why) => (
-            ["r", "alpha", "a", "b", "log_likelihood", "customers"]
-                .map(|p| (p, None))
-                .into_iter()
-                .chain([("converged", Some(0.0))])
-                .collect(),
-            Some(why.clone()),
-        ),
+        Err(why) => {
+            let names: &[&'static str] = match model {
+                ClvModel::ParetoNbd => &["r", "alpha", "s", "beta"],
+                _ => &["r", "alpha", "a", "b"],
+            };
+            (
+                names
+                    .iter()
+                    .chain(&["log_likelihood", "customers"])
+                    .map(|p| (*p, None))
+                    .chain([("converged", Some(0.0))])
+                    .collect(),
+                Some(why.clone()),
+            )
+        }
+    }
+}
+
+/// The model's name in `clv_model`.
+fn counting_name(model: ClvModel) -> &'static str {
+    match model {
+        ClvModel::ParetoNbd => "pareto_nbd",
+        _ => "bgnbd",
     }
 }
 
@@ -1210,8 +1242,9 @@ fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
             });
         }
     };
+    let name = counting_name(models.p.model);
     if let Some(fit) = &models.bgnbd {
-        let (rows, mut why) = bgnbd_rows(fit);
+        let (rows, mut why) = counting_rows(models.p.model, fit);
         if fit.is_ok() && models.uncomputable > 0 {
             why = Some(format!(
                 "expected purchases could not be computed for {} customer(s) (the \
@@ -1222,14 +1255,17 @@ fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
                 crate::clv::special::MAX_SERIES_TERMS
             ));
         }
-        push("bgnbd", (rows, why));
+        push(name, (rows, why));
     }
     if let Some(fit) = &models.gamma_gamma {
         push("gamma_gamma", gamma_gamma_rows(fit));
     }
     // The fits of `clv_validation`, on the calibration period.
     if let Some(c) = &models.calibration {
-        push("bgnbd_calibration", bgnbd_rows(&c.bgnbd));
+        push(
+            &format!("{name}_calibration"),
+            counting_rows(models.p.model, &c.bgnbd),
+        );
         push("gamma_gamma_calibration", gamma_gamma_rows(&c.gamma_gamma));
     }
     DataFrame::new_infer_height(vec![
@@ -1455,7 +1491,7 @@ mod tests {
 
     #[test]
     fn predicted_clv_is_the_discounted_sum_of_monthly_expectations() {
-        let bg = BgNbd {
+        let bg = bgnbd::BgNbd {
             r: 0.2426,
             alpha: 4.414,
             a: 0.7929,

@@ -10,7 +10,7 @@ import math
 import sys
 
 from common import clean_orders, compare, connect, local_date
-from ltv import exact_sum, hyp2f1
+from ltv import bgnbd_curve, exact_sum, pareto_curve
 
 
 def main():
@@ -31,7 +31,12 @@ def main():
     """).fetchall()
     model = {(m, p): v for m, p, v in con.execute(
         f"SELECT model, parameter, value FROM read_parquet('{out}/clv_model.parquet')").fetchall()}
-    r, alpha, a, b = (model[("bgnbd_calibration", k)] for k in ("r", "alpha", "a", "b"))
+    if ("bgnbd_calibration", "r") in model:
+        counting = [model[("bgnbd_calibration", k)] for k in ("r", "alpha", "a", "b")]
+        curve_of = bgnbd_curve
+    else:
+        counting = [model[("pareto_nbd_calibration", k)] for k in ("r", "alpha", "s", "beta")]
+        curve_of = pareto_curve
     p, q, v = (model[("gamma_gamma_calibration", k)] for k in ("p", "q", "v"))
     tau = holdout / unit_days
     groups = {}
@@ -39,10 +44,7 @@ def main():
         x = len(amounts) - 1
         tx, big_t = (last - first).days / unit_days, (end - first).days / unit_days
         m = exact_sum([a_ for day in amounts[1:] for a_ in day]) / x if x > 0 else 0.0
-        odds = a / (b + x - 1) * ((alpha + big_t) / (alpha + tx)) ** (r + x) if x > 0 else 0.0
-        z = tau / (alpha + big_t + tau)
-        tail = ((alpha + big_t) / (alpha + big_t + tau)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
-        predicted = (a + b + x - 1) / (a - 1) * (1 - tail) / (1 + odds)
+        predicted = curve_of(counting, x, tx, big_t, [tau])[1][0]
         actual = days or 0
         spend = None
         if x > 0 and actual > 0:

@@ -10,6 +10,8 @@ import datetime
 import math
 import sys
 
+import mpmath
+
 from common import clean_customers, clean_orders, compare, connect, local_date
 
 
@@ -21,6 +23,37 @@ def hyp2f1(a, b, c, z):
         k += 1
         if abs(term) <= 1e-15 * abs(total):
             return total
+
+
+def bgnbd_curve(params, x, tx, T, taus):
+    """BG/NBD P(alive) and E[Y(tau)] for each tau, as Fader, Hardie & Lee (2005) write them."""
+    r, alpha, a, b = params
+    odds = a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x) if x > 0 else 0.0
+
+    def expected(tau):
+        if tau == 0:
+            return 0.0
+        z = tau / (alpha + T + tau)
+        tail = ((alpha + T) / (alpha + T + tau)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+        return (a + b + x - 1) / (a - 1) * (1 - tail) / (1 + odds)
+
+    return 1 / (1 + odds), [expected(tau) for tau in taus]
+
+
+def pareto_curve(params, x, tx, T, taus):
+    """Pareto/NBD P(alive) and E[Y(tau)] for each tau, as Fader, Hardie & Lee's note (2005)
+    writes them, at 40 digits with mpmath."""
+    with mpmath.workdps(40):
+        r, alpha, s, beta = (mpmath.mpf(v) for v in params)
+        big, small, t_ = (alpha, beta, s + 1) if alpha >= beta else (beta, alpha, r + x)
+        rsx = r + s + x
+        f = lambda y: mpmath.hyp2f1(rsx, t_, rsx + 1, (big - small) / (big + y)) / (big + y) ** rsx
+        a0 = f(mpmath.mpf(tx)) - f(mpmath.mpf(T))
+        alive_term = 1 / ((alpha + T) ** (r + x) * (beta + T) ** s)
+        p_alive = 1 / (1 + s / rsx * a0 / alive_term)
+        expected = [p_alive * (r + x) * (beta + T) / ((alpha + T) * (s - 1)) * (1 - ((beta + T) / (beta + T + tau)) ** (s - 1))
+                    for tau in taus]
+        return float(p_alive), [float(e) for e in expected]
 
 
 def exact_sum(amounts):
@@ -51,6 +84,7 @@ def main():
     as_of_d = datetime.date.fromisoformat(as_of)
     model = {(m, p): v for m, p, v in con.execute(f"SELECT model, parameter, value FROM read_parquet('{out}/clv_model.parquet')").fetchall()}
     bg = [model.get(("bgnbd", k)) for k in ("r", "alpha", "a", "b")]
+    pareto = [model.get(("pareto_nbd", k)) for k in ("r", "alpha", "s", "beta")]
     gg = [model.get(("gamma_gamma", k)) for k in ("p", "q", "v")]
     n = len(rows)
     cust = []
@@ -90,19 +124,10 @@ def main():
         if gg[0] is not None:
             p, q, v = gg
             c["expected_order_value"] = p * (v + x * c["monetary_value"]) / (p * x + q - 1) if x > 0 else v * p / (q - 1)
-        if bg[0] is not None:
-            r, alpha, a, b = bg
-            odds = a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x) if x > 0 else 0.0
-
-            def expected(tau):
-                if tau == 0:
-                    return 0.0
-                z = tau / (alpha + T + tau)
-                tail = ((alpha + T) / (alpha + T + tau)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
-                return (a + b + x - 1) / (a - 1) * (1 - tail) / (1 + odds)
-
-            c["p_alive"] = 1 / (1 + odds)
-            curve = [expected(k * month) for k in range(horizon + 1)]
+        model = bg if bg[0] is not None else pareto if pareto[0] is not None else None
+        if model is not None:
+            curve_of = bgnbd_curve if model is bg else pareto_curve
+            c["p_alive"], curve = curve_of(model, x, tx, T, [k * month for k in range(horizon + 1)])
             c["expected_purchases"] = curve[horizon]
             if c["expected_order_value"] is not None:
                 c["predicted_clv"] = sum((curve[k] - curve[k - 1]) * c["expected_order_value"] / (1 + rate) ** k

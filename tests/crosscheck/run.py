@@ -65,12 +65,15 @@ LTV_CASES = [
     ("utc-day", "UTC", "2026-02-28", "day", 6, 0.02, "bgnbd", []),
     ("none", "Asia/Tokyo", "2026-06-30", "week", 12, 0.01, "none", ["plan"]),
     ("la-one-month", "America/Los_Angeles", "2026-03-08", "day", 1, 0.0, "bgnbd", ["plan"]),
+    ("pareto", "Europe/Berlin", "2026-05-31", "week", 12, 0.01, "pareto_nbd", ["plan"]),
+    ("pareto-day", "UTC", "2026-06-30", "day", 3, 0.0, "pareto_nbd", []),
 ]
 
-# (name, timezone, as_of, unit, holdout_days) of `clv_validation`
+# (name, timezone, as_of, unit, holdout_days, model) of `clv_validation`
 VALIDATION_CASES = [
-    ("ny", "America/New_York", "2026-06-30", "week", 180),
-    ("utc-day", "UTC", "2026-02-28", "day", 60),
+    ("ny", "America/New_York", "2026-06-30", "week", 180, "bgnbd"),
+    ("utc-day", "UTC", "2026-02-28", "day", 60, "bgnbd"),
+    ("pareto", "Asia/Tokyo", "2026-06-30", "week", 120, "pareto_nbd"),
 ]
 
 # (name, timezone, as_of, window_days, inactive_after_days, with support_kpis SLA, ltv model, by)
@@ -130,8 +133,9 @@ def main():
             out = run_job(work, f"ltv-{name}", tz, as_of, {"ltv_segments": dict(
                 unit=unit, horizon_months=horizon, monthly_discount_rate=rate, model=model, by=by)})
             check("ltv.py", data, out, as_of, tz, unit, str(horizon), str(rate), *by)
-        for name, tz, as_of, unit, holdout in VALIDATION_CASES:
-            out = run_job(work, f"validation-{name}", tz, as_of, {"ltv_segments": dict(unit=unit, holdout_days=holdout)})
+        for name, tz, as_of, unit, holdout, model in VALIDATION_CASES:
+            out = run_job(work, f"validation-{name}", tz, as_of,
+                          {"ltv_segments": dict(unit=unit, holdout_days=holdout, model=model)})
             check("clv_validation.py", data, out, as_of, tz, unit, str(holdout))
         for name, tz, as_of, window, inactive, support, model, by in CX_CASES:
             pipes = {"ltv_segments": dict(unit="week", model=model),

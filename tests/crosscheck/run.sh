@@ -8,6 +8,9 @@ PY="${PYTHON:-python3}"
 if ! "$PY" -c "import duckdb" 2>/dev/null; then
   "$PY" -m pip install --quiet --disable-pip-version-check duckdb
 fi
+if ! "$PY" -c "import mpmath" 2>/dev/null; then
+  "$PY" -m pip install --quiet --disable-pip-version-check mpmath
+fi
 "$PY" tests/crosscheck/run.py "$BIN" sample-data
 # Also a generated set of another shape: 2,000 customers at half the activity. On this set 3
 # of 1,470 customers once got the wrong value tier (a share of exactly 0.1 or 0.5, see the
