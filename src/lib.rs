@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod bucket;
+pub mod business_hours;
 pub mod cli;
 pub mod clv;
 pub mod config;

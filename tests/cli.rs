@@ -1056,3 +1056,37 @@ fn report_of_a_directory_that_is_not_a_result_is_an_input_error() {
     assert!(stderr(&o).contains("table churn"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// The second example job (metric-depth options) runs from the CLI and writes what it asks
+/// for; its values are cross-checked in tests/crosscheck.
+#[test]
+fn the_metric_depth_example_job_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let job = root().join("jobs/example-depth.yaml");
+    let o = run(&[
+        "run",
+        job.to_str().unwrap(),
+        "--output-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kpis = read(&out.path().join("support_kpis.parquet"));
+    for c in [
+        "first_response_business_mean_s",
+        "first_response_business_median_s",
+        "first_response_business_p90_s",
+        "resolution_business_mean_s",
+        "resolution_business_median_s",
+        "resolution_business_p90_s",
+    ] {
+        assert!(kpis.column(c).is_ok(), "{c}");
+    }
+    let churn = read(&out.path().join("churn.parquet"));
+    assert!(churn.column("net_revenue_retention").is_ok());
+    let cohorts = read(&out.path().join("cohort_retention.parquet"));
+    assert!(cohorts.column("revenue_retention").is_ok());
+    let m = model_params(out.path());
+    assert!(m.contains_key("pareto_nbd.s") && m.contains_key("pareto_nbd_calibration.beta"));
+    assert!(out.path().join("clv_validation.parquet").is_file());
+    assert!(out.path().join("report.html").is_file());
+}

@@ -47,7 +47,7 @@ use super::common::{
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
 use super::ltv_segments::{LtvSegments, CUSTOMER_LTV};
-use super::support_kpis::{micros_between, SlaTargets};
+use super::support_kpis::SlaTargets;
 use super::survey_scores::Scale;
 use super::{
     in_range, params, ranges, Bucket, Finalized, InputUse, Inputs, JobSettings, MapOutput, Merge,
@@ -257,8 +257,7 @@ fn drivers(
         ));
     }
     if let Some(tickets) = inputs.get(&InputKind::Tickets) {
-        let met = micros_between("first_response_at", "created_at")
-            .lt_eq(p.sla.target_expr(col("channel")));
+        let met = p.sla.met_expr();
         // The per-ticket flags are columns before the group-by, so that the aggregation sums
         // plain columns (polars' fast path) instead of evaluating expressions group by group.
         let flag = |e: Expr, name: &str| e.cast(DataType::Int64).alias(name);

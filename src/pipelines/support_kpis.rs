@@ -26,6 +26,7 @@
 //! - Rates are null where their denominator is 0. `complete`: the period's last day <= as_of.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use polars::prelude::*;
 use serde::Deserialize;
@@ -39,6 +40,7 @@ use super::{
     params, Bucket, Finalized, InputUse, JobSettings, MapOutput, Merge, Merged, Pipeline, Spec,
     TableData,
 };
+use crate::business_hours::{business_micros, BusinessHours, BusinessHoursConfig};
 use crate::config::Period;
 use crate::contracts::InputKind;
 use crate::engine::profile::collect;
@@ -55,9 +57,13 @@ pub struct SupportKpisParams {
     /// Ticket columns to break the KPIs down by.
     #[serde(default = "default_support_by")]
     pub by: Vec<String>,
-    /// First-response targets: channel -> duration (`90s`, `15m`, `4h`, `2d`), plus `default`.
+    /// First-response targets: channel -> duration (`90s`, `15m`, `4h`, `2d`), plus `default`
+    /// and `in` (`calendar` or `business_hours`).
     #[serde(default)]
     pub sla_first_response: BTreeMap<String, String>,
+    /// Office hours: FRT and TTR are also given in business time.
+    #[serde(default)]
+    pub business_hours: Option<BusinessHoursConfig>,
 }
 
 fn week() -> Period {
@@ -85,7 +91,18 @@ impl Spec for SupportKpisSpec {
         problems: &mut Problems,
     ) -> Option<Box<dyn Pipeline>> {
         let p: SupportKpisParams = params(value, at, problems)?;
-        let sla = match SlaTargets::from_config(&p.sla_first_response) {
+        let business = p.business_hours.as_ref().and_then(|c| {
+            match BusinessHours::from_config(c, &format!("{at}.business_hours")) {
+                Ok(h) => Some(Arc::new(h)),
+                Err(errors) => {
+                    for (path, e) in errors {
+                        problems.push(&path, e);
+                    }
+                    None
+                }
+            }
+        });
+        let mut sla = match SlaTargets::from_config(&p.sla_first_response) {
             Ok(sla) => sla,
             Err(errors) => {
                 for e in errors {
@@ -94,6 +111,16 @@ impl Spec for SupportKpisSpec {
                 SlaTargets::default()
             }
         };
+        if sla.in_business_hours {
+            match &business {
+                Some(h) => sla.business = Some(h.clone()),
+                None if p.business_hours.is_none() => problems.push(
+                    &format!("{at}.sla_first_response.in"),
+                    "`business_hours` needs `support_kpis.business_hours`",
+                ),
+                None => {}
+            }
+        }
         // cx_impact judges first responses by the same targets.
         settings.sla = sla.clone();
         Some(Box::new(SupportKpis {
@@ -101,6 +128,7 @@ impl Spec for SupportKpisSpec {
             by: p.by,
             sla,
             csat: settings.scales.csat,
+            business,
         }))
     }
 }
@@ -111,6 +139,10 @@ impl Spec for SupportKpisSpec {
 pub struct SlaTargets {
     pub per_channel: Vec<(String, i64)>,
     pub default: i64,
+    /// `in: business_hours`: the targets are business time.
+    pub in_business_hours: bool,
+    /// The calendar the targets are measured in, when in business hours.
+    pub business: Option<Arc<BusinessHours>>,
 }
 
 /// Target when the job sets none for a channel and no `default` (24 h).
@@ -133,7 +165,18 @@ impl SlaTargets {
         }
         let mut per_channel = Vec::new();
         let mut default = DEFAULT_SLA_US;
+        let mut in_business_hours = false;
         for (channel, text) in map {
+            if channel == "in" {
+                match text.as_str() {
+                    "calendar" => {}
+                    "business_hours" => in_business_hours = true,
+                    other => errors.push(format!(
+                        "in: `{other}` is not `calendar` or `business_hours`"
+                    )),
+                }
+                continue;
+            }
             match parse_bounded_duration(text) {
                 Ok(s) if channel == "default" => default = s,
                 Ok(s) => per_channel.push((channel.clone(), s)),
@@ -144,6 +187,8 @@ impl SlaTargets {
             Ok(SlaTargets {
                 per_channel,
                 default,
+                in_business_hours,
+                business: None,
             })
         } else {
             Err(errors)
@@ -160,6 +205,21 @@ impl SlaTargets {
         }
         e
     }
+
+    /// Expression: whether each row's first response (`first_response_at` − `created_at`, in
+    /// business time when the targets are) meets its channel's target; null without one.
+    pub fn met_expr(&self) -> Expr {
+        let took = match &self.business {
+            Some(h) => business_micros(
+                col("first_response_at"),
+                col("created_at"),
+                col("channel"),
+                h.clone(),
+            ),
+            None => micros_between("first_response_at", "created_at"),
+        };
+        took.lt_eq(self.target_expr(col("channel")))
+    }
 }
 
 impl Default for SlaTargets {
@@ -168,6 +228,8 @@ impl Default for SlaTargets {
         SlaTargets {
             per_channel: Vec::new(),
             default: DEFAULT_SLA_US,
+            in_business_hours: false,
+            business: None,
         }
     }
 }
@@ -179,6 +241,8 @@ pub struct SupportKpis {
     pub by: Vec<String>,
     pub sla: SlaTargets,
     pub csat: Scale,
+    /// With office hours: FRT and TTR also in business time.
+    pub business: Option<Arc<BusinessHours>>,
 }
 
 impl Pipeline for SupportKpis {
@@ -220,7 +284,12 @@ impl Pipeline for SupportKpis {
         .lazy();
         let keys = [col("period")];
         let counts = collect(
-            by_dimensions(base.clone(), &keys, &self.by, &count_aggs()),
+            by_dimensions(
+                base.clone(),
+                &keys,
+                &self.by,
+                &count_aggs(self.business.is_some()),
+            ),
             "support_kpis.counts",
             mem,
         )?;
@@ -237,11 +306,25 @@ impl Pipeline for SupportKpis {
                 mem,
             )
         };
-        Ok(MapOutput::default()
+        let mut out = MapOutput::default()
             .partial("counts", Merge::sum(KEYS), counts)
             .partial("aht", Merge::sum(EXACT_KEYS), aht)
             .partial("first_response", Merge::Rows { keys: KEYS }, rows("__frt")?)
-            .partial("resolution", Merge::Rows { keys: KEYS }, rows("__res")?))
+            .partial("resolution", Merge::Rows { keys: KEYS }, rows("__res")?);
+        if self.business.is_some() {
+            out = out
+                .partial(
+                    "first_response_business",
+                    Merge::Rows { keys: KEYS },
+                    rows("__frtb")?,
+                )
+                .partial(
+                    "resolution_business",
+                    Merge::Rows { keys: KEYS },
+                    rows("__resb")?,
+                );
+        }
+        Ok(out)
     }
 
     fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
@@ -320,6 +403,29 @@ fn per_ticket(
     let responded = col("first_response_at").is_not_null();
     let resolved = col("resolved_at").is_not_null();
     let counted_response = responded.clone().and(flag("abandoned").not());
+    let tickets = match &p.business {
+        Some(h) => {
+            let b = |later: &str| {
+                business_micros(col(later), col("created_at"), col("channel"), h.clone())
+            };
+            tickets
+                .with_columns([
+                    when(counted_response.clone())
+                        .then(b("first_response_at"))
+                        .otherwise(lit(NULL).cast(DataType::Int64))
+                        .alias("__frtb_us"),
+                    when(resolved.clone())
+                        .then(b("resolved_at"))
+                        .otherwise(lit(NULL).cast(DataType::Int64))
+                        .alias("__resb_us"),
+                ])
+                .with_columns([
+                    div_scalar(col("__frtb_us"), 1_000_000.0).alias("__frtb"),
+                    div_scalar(col("__resb_us"), 1_000_000.0).alias("__resb"),
+                ])
+        }
+        None => tickets,
+    };
     tickets.with_columns([
         p.period
             .start(cal.local_date(col("created_at")))
@@ -340,13 +446,7 @@ fn per_ticket(
             .then(micros_between("resolved_at", "created_at"))
             .otherwise(lit(NULL).cast(DataType::Int64))
             .alias("__res_us"),
-        responded
-            .clone()
-            .and(
-                micros_between("first_response_at", "created_at")
-                    .lt_eq(p.sla.target_expr(col("channel"))),
-            )
-            .alias("__sla_met"),
+        responded.clone().and(p.sla.met_expr()).alias("__sla_met"),
         responded.alias("__responded"),
         resolved.clone().alias("__resolved"),
         resolved
@@ -362,33 +462,46 @@ fn per_ticket(
 
 /// The counts and exact sums per group. Durations are summed in whole microseconds, as
 /// 128-bit integers: exact whatever the order of the tickets.
-fn count_aggs() -> Vec<Expr> {
+fn count_aggs(business: bool) -> Vec<Expr> {
     let n = |name: &str| col(name).is_not_null().cast(DataType::Int64).sum();
     let total = |name: &str| col(name).cast(DataType::Int128).sum();
-    vec![
-        len().cast(DataType::Int64).alias("tickets"),
-        count_true(col("__resolved")).alias("resolved"),
-        count_true(flag("abandoned")).alias("abandoned"),
-        n("__frt_us").alias("__frt_n"),
-        total("__frt_us").alias("__frt_total"),
-        n("__res_us").alias("__res_n"),
-        total("__res_us").alias("__res_total"),
-        n("handle_time_s").alias("__aht_n"),
-        count_true(col("__fcr")).alias("__fcr_n"),
-        count_true(col("__contacts_known")).alias("__contacts_n"),
-        count_true(flag("reopened")).alias("__reopened_n"),
-        count_true(flag("escalated")).alias("__escalated_n"),
-        count_true(col("__sla_met")).alias("__sla_n"),
-        count_true(col("__responded")).alias("__responded_n"),
-        col("__csat_n")
-            .fill_null(lit(0i64))
-            .sum()
-            .alias("csat_responses"),
-        col("__csat_pos")
-            .fill_null(lit(0i64))
-            .sum()
-            .alias("__csat_pos_n"),
-    ]
+    let business = if business {
+        vec![
+            n("__frtb_us").alias("__frtb_n"),
+            total("__frtb_us").alias("__frtb_total"),
+            n("__resb_us").alias("__resb_n"),
+            total("__resb_us").alias("__resb_total"),
+        ]
+    } else {
+        Vec::new()
+    };
+    business
+        .into_iter()
+        .chain([
+            len().cast(DataType::Int64).alias("tickets"),
+            count_true(col("__resolved")).alias("resolved"),
+            count_true(flag("abandoned")).alias("abandoned"),
+            n("__frt_us").alias("__frt_n"),
+            total("__frt_us").alias("__frt_total"),
+            n("__res_us").alias("__res_n"),
+            total("__res_us").alias("__res_total"),
+            n("handle_time_s").alias("__aht_n"),
+            count_true(col("__fcr")).alias("__fcr_n"),
+            count_true(col("__contacts_known")).alias("__contacts_n"),
+            count_true(flag("reopened")).alias("__reopened_n"),
+            count_true(flag("escalated")).alias("__escalated_n"),
+            count_true(col("__sla_met")).alias("__sla_n"),
+            count_true(col("__responded")).alias("__responded_n"),
+            col("__csat_n")
+                .fill_null(lit(0i64))
+                .sum()
+                .alias("csat_responses"),
+            col("__csat_pos")
+                .fill_null(lit(0i64))
+                .sum()
+                .alias("__csat_pos_n"),
+        ])
+        .collect()
 }
 
 /// The median and 90th percentile of the partial `name` (rows of `period`, `dimension`,
@@ -429,13 +542,64 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
         )
     };
     let aht = exact_sums(m.get("aht"), KEYS, "__aht_total")?;
-    let table = join(
+    let mut table = join(
         join(
             join(m.get("counts"), aht.lazy()),
             quantiles(m, "first_response")?,
         ),
         quantiles(m, "resolution")?,
     );
+    let mut business = Vec::new();
+    if p.business.is_some() {
+        table = join(
+            join(table, quantiles(m, "first_response_business")?),
+            quantiles(m, "resolution_business")?,
+        )
+        .with_columns([
+            mean_seconds(col("__frtb_total"), col("__frtb_n"))
+                .alias("first_response_business_mean_s"),
+            mean_seconds(col("__resb_total"), col("__resb_n")).alias("resolution_business_mean_s"),
+        ]);
+        business = [
+            "first_response_business_mean_s",
+            "first_response_business_median_s",
+            "first_response_business_p90_s",
+            "resolution_business_mean_s",
+            "resolution_business_median_s",
+            "resolution_business_p90_s",
+        ]
+        .map(|c| col(c).cast(DataType::Float64))
+        .to_vec();
+    }
+    let columns: Vec<Expr> = [
+        col("period"),
+        col("dimension"),
+        col("dimension_value"),
+        col("tickets"),
+        col("resolved"),
+        col("abandoned"),
+        col("first_response_mean_s").cast(DataType::Float64),
+        col("first_response_median_s").cast(DataType::Float64),
+        col("first_response_p90_s").cast(DataType::Float64),
+        col("resolution_mean_s").cast(DataType::Float64),
+        col("resolution_median_s").cast(DataType::Float64),
+        col("resolution_p90_s").cast(DataType::Float64),
+    ]
+    .into_iter()
+    .chain(business)
+    .chain([
+        col("aht_mean_s").cast(DataType::Float64),
+        col("fcr_rate"),
+        col("reopen_rate"),
+        col("abandonment_rate"),
+        col("escalation_rate"),
+        col("sla_first_response_rate"),
+        col("csat_score"),
+        col("csat_response_rate"),
+        col("csat_responses").cast(DataType::Int64),
+        col("complete"),
+    ])
+    .collect();
     table
         .with_columns([
             mean_seconds(col("__frt_total"), col("__frt_n")).alias("first_response_mean_s"),
@@ -453,30 +617,7 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
                 .alias("complete"),
         ])
         .sort_overall_first(&["period"], &[])
-        .select([
-            col("period"),
-            col("dimension"),
-            col("dimension_value"),
-            col("tickets"),
-            col("resolved"),
-            col("abandoned"),
-            col("first_response_mean_s").cast(DataType::Float64),
-            col("first_response_median_s").cast(DataType::Float64),
-            col("first_response_p90_s").cast(DataType::Float64),
-            col("resolution_mean_s").cast(DataType::Float64),
-            col("resolution_median_s").cast(DataType::Float64),
-            col("resolution_p90_s").cast(DataType::Float64),
-            col("aht_mean_s").cast(DataType::Float64),
-            col("fcr_rate"),
-            col("reopen_rate"),
-            col("abandonment_rate"),
-            col("escalation_rate"),
-            col("sla_first_response_rate"),
-            col("csat_score"),
-            col("csat_response_rate"),
-            col("csat_responses").cast(DataType::Int64),
-            col("complete"),
-        ])
+        .select(columns)
         .collect()
 }
 
@@ -617,7 +758,78 @@ mod tests {
             by: by.iter().map(|s| s.to_string()).collect(),
             sla: SlaTargets::from_config(&map).unwrap(),
             csat: Scales::default().csat,
+            business: None,
         }
+    }
+
+    /// Business hours 09:00-18:00 UTC, Monday to Friday. B1 (email) opened Friday 17:55,
+    /// answered Monday 09:05 (600 business seconds), resolved Monday 10:00 (3,900); B3 (email)
+    /// opened and answered on the weekend (0); both in the week of 2026-06-01. B2 (chat)
+    /// Monday 10:00, answered 10:02 (120), resolved 11:00 (3,600), in the next week.
+    #[test]
+    fn business_hours_statistics_and_targets() {
+        let tickets = DataFrame::new_infer_height(vec![
+            Column::new("ticket_id".into(), ["B1", "B2", "B3"]),
+            Column::new("channel".into(), ["email", "chat", "email"]),
+            utc(
+                "created_at",
+                vec![
+                    us("2026-06-05 17:55:00"),
+                    us("2026-06-08 10:00:00"),
+                    us("2026-06-06 12:00:00"),
+                ],
+            ),
+            utc(
+                "first_response_at",
+                vec![
+                    us("2026-06-08 09:05:00"),
+                    us("2026-06-08 10:02:00"),
+                    us("2026-06-07 12:00:00"),
+                ],
+            ),
+            utc(
+                "resolved_at",
+                vec![us("2026-06-08 10:00:00"), us("2026-06-08 11:00:00"), None],
+            ),
+            Column::new("contacts".into(), [Some(1i64), Some(1), None]),
+            Column::new("handle_time_s".into(), [None::<f64>, None, None]),
+            Column::new("reopened".into(), [None::<bool>, None, None]),
+            Column::new("abandoned".into(), [Some(false), Some(false), Some(false)]),
+            Column::new("escalated".into(), [None::<bool>, None, None]),
+        ])
+        .unwrap()
+        .lazy();
+        let config: crate::business_hours::BusinessHoursConfig = serde_yaml::from_str(
+            "timezone: UTC\nschedule: { mon: ['09:00-18:00'], tue: ['09:00-18:00'], wed: ['09:00-18:00'], thu: ['09:00-18:00'], fri: ['09:00-18:00'] }",
+        )
+        .unwrap();
+        let hours = Arc::new(BusinessHours::from_config(&config, "b").unwrap());
+        let mut p = params(&[]);
+        p.business = Some(hours.clone());
+        let df = support_kpis(tickets.clone(), None, &p, &cal())
+            .collect()
+            .unwrap();
+        // Overall rows: the week of 06-01, then of 06-08.
+        assert_eq!(f(&df, "first_response_business_mean_s", 0), Some(300.0));
+        assert_eq!(f(&df, "first_response_business_median_s", 0), Some(300.0));
+        assert_eq!(f(&df, "first_response_business_p90_s", 0), Some(540.0));
+        assert_eq!(f(&df, "resolution_business_mean_s", 0), Some(3900.0));
+        assert_eq!(f(&df, "resolution_business_p90_s", 0), Some(3900.0));
+        assert_eq!(f(&df, "first_response_business_median_s", 1), Some(120.0));
+        assert_eq!(f(&df, "resolution_business_median_s", 1), Some(3600.0));
+        // Calendar time is unchanged: B1 took 2 days 15 h 10 min.
+        assert_eq!(
+            f(&df, "first_response_mean_s", 0),
+            Some((227_400.0 + 86_400.0) / 2.0)
+        );
+        // Targets in calendar time: B1 and B3 miss email's 4 h; in business time both meet it.
+        assert_eq!(f(&df, "sla_first_response_rate", 0), Some(0.0));
+        p.sla.in_business_hours = true;
+        p.sla.business = Some(hours);
+        let df = support_kpis(tickets, None, &p, &cal()).collect().unwrap();
+        assert_eq!(f(&df, "sla_first_response_rate", 0), Some(1.0));
+        // B2: 120 business seconds against chat's 60 s.
+        assert_eq!(f(&df, "sla_first_response_rate", 1), Some(0.0));
     }
 
     fn cal() -> Calendar {

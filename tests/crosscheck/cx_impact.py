@@ -5,9 +5,11 @@ own customer_ltv table (checked by ltv.py). Usage:
     python3 tests/crosscheck/cx_impact.py DATA_DIR OUT_DIR AS_OF TIMEZONE WINDOW INACTIVE SLA [BY ...]
 """
 import datetime
+import json
 import sys
 from collections import defaultdict
 
+from business_hours import business, calendars
 from common import clean_customers, clean_orders, clean_surveys, clean_tickets, compare, connect, local_date
 
 
@@ -18,7 +20,14 @@ def nps_cat(s):
 def main():
     data, out, as_of, tz, window, inactive, sla, *by = sys.argv[1:]
     w, n_inactive = int(window), int(inactive)
-    targets = dict(kv.split("=") for kv in sla.split(","))
+    hours = None
+    if sla.endswith(".json"):
+        # Targets in business hours (support_kpis.business_hours), as business_hours.py computes them.
+        config = json.load(open(sla))
+        hours = calendars(config["hours"])
+        targets = dict(config["sla"])
+    else:
+        targets = dict(kv.split("=") for kv in sla.split(","))
     default = float(targets.pop("default", 86400))
     con = connect(tz)
     clean_orders(con, f"{data}/orders.parquet", as_of, tz)
@@ -50,8 +59,12 @@ def main():
     drivers["csat"] = {c: ("satisfied" if s >= 4 else "unsatisfied", d) for c, (s, d) in csat.items()}
     tickets = defaultdict(list)
     for row in con.execute(f"""SELECT customer_id, {local_date('created_at', tz)}, resolved_at IS NOT NULL, contacts, channel,
-            (epoch_us(first_response_at) - epoch_us(created_at::TIMESTAMPTZ)) / 1e6 FROM tickets""").fetchall():
-        tickets[row[0]].append(row[1:])
+            (epoch_us(first_response_at) - epoch_us(created_at::TIMESTAMPTZ)) / 1e6,
+            epoch_us(created_at::TIMESTAMPTZ), epoch_us(first_response_at) FROM tickets""").fetchall():
+        if hours is not None and row[7] is not None:
+            cal = hours[1].get(row[4], hours[0])
+            row = row[:5] + (business(cal, row[6], row[7]) / 1e6,)
+        tickets[row[0]].append(row[1:6])
     vol, fcr, slad = {}, {}, {}
     for cid, ts in tickets.items():
         last = max(t[0] for t in ts)

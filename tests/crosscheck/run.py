@@ -1,5 +1,6 @@
 """Drives the cross-checks: writes a job per case, runs cxmetrics, compares each table with its
 DuckDB implementation. Usage: python3 tests/crosscheck/run.py CXMETRICS_BIN DATA_DIR"""
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,26 @@ VALIDATION_CASES = [
     ("pareto", "Asia/Tokyo", "2026-06-30", "week", 120, "pareto_nbd"),
 ]
 
+# Business hours for support_kpis: a lunch break, Saturday mornings, holidays, chat 24/7, and
+# phone as an overnight shift in another zone (all across DST changes).
+WEEKDAY = ["09:00-12:30", "13:30-18:00"]
+BUSINESS_HOURS = {
+    "timezone": "America/New_York",
+    "schedule": {"mon": WEEKDAY, "tue": WEEKDAY, "wed": WEEKDAY, "thu": WEEKDAY, "fri": ["09:00-17:00"],
+                 "sat": ["10:00-14:00"]},
+    "holidays": ["2025-11-27", "2025-12-25", "2026-01-01", "2026-05-25"],
+    "channels": {
+        "chat": {"schedule": {d: ["00:00-24:00"] for d in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+        "phone": {"timezone": "Europe/London", "schedule": {d: ["22:00-06:00"] for d in ["mon", "tue", "wed", "thu", "fri"]},
+                  "holidays": []},
+    },
+}
+BUSINESS_SLA = {"chat": 60, "phone": 30, "email": 14400, "default": 86400}
+BUSINESS_CASES = [
+    ("ny-month", "America/New_York", "2026-06-30", "month"),
+    ("kolkata-week", "Asia/Kolkata", "2025-11-30", "week"),
+]
+
 # (name, timezone, as_of, window_days, inactive_after_days, with support_kpis SLA, ltv model, by)
 CX_CASES = [
     ("ny", "America/New_York", "2026-06-30", 90, 90, True, "bgnbd", ["plan"]),
@@ -137,6 +158,22 @@ def main():
             out = run_job(work, f"validation-{name}", tz, as_of,
                           {"ltv_segments": dict(unit=unit, holdout_days=holdout, model=model)})
             check("clv_validation.py", data, out, as_of, tz, unit, str(holdout))
+        for name, tz, as_of, period in BUSINESS_CASES:
+            sla = "{ in: business_hours, chat: 60s, phone: 30s, email: 4h, default: 24h }"
+            out = run_job(work, f"business-{name}", tz, as_of, {"support_kpis": {
+                "period": period, "by": ["channel"], "sla_first_response": sla,
+                "business_hours": json.dumps(BUSINESS_HOURS)}})
+            config = os.path.join(work, f"business-{name}.json")
+            with open(config, "w") as f:
+                json.dump({"hours": BUSINESS_HOURS, "sla": BUSINESS_SLA}, f)
+            check("business_hours.py", f"{data}/tickets.parquet", f"{out}/support_kpis.parquet", as_of, tz, period,
+                  config)
+            # cx_impact's first_response_sla judges first responses by the same business-time targets.
+            out = run_job(work, f"business-cx-{name}", tz, as_of, {
+                "support_kpis": {"sla_first_response": sla, "business_hours": json.dumps(BUSINESS_HOURS)},
+                "ltv_segments": dict(unit="week"),
+                "cx_impact": dict(window_days=90, inactive_after_days=90, by=["plan"])})
+            check("cx_impact.py", data, out, as_of, tz, "90", "90", config, "plan")
         for name, tz, as_of, window, inactive, support, model, by in CX_CASES:
             pipes = {"ltv_segments": dict(unit="week", model=model),
                      "cx_impact": dict(window_days=window, inactive_after_days=inactive, by=by)}
