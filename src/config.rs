@@ -112,18 +112,119 @@ pub enum ClvModel {
 }
 
 /// An input whose rows count as customer activity (orders: purchases only, amount >= 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ActivitySource {
+pub enum SourceKind {
     Orders,
     Tickets,
     Surveys,
     Events,
 }
 
-/// A customer's start date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// An activity source: an input, and which of its rows count (`activity: [orders, { events:
+/// { event_type: [a, b], min_count: 2 } }, { orders: { min_amount: 10 } }]`). A customer is
+/// active on a day when the source's counted rows of that day are at least `min_count`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActivitySource {
+    pub kind: SourceKind,
+    /// Events only: the event types that count (empty: every event).
+    pub event_types: Vec<String>,
+    /// Orders only: the smallest purchase amount that counts, in millionths of a unit.
+    pub min_amount_micros: Option<i64>,
+    /// Rows a day needs (1 to 1,000,000).
+    pub min_count: u32,
+}
+
+impl ActivitySource {
+    const fn plain(kind: SourceKind) -> ActivitySource {
+        ActivitySource {
+            kind,
+            event_types: Vec::new(),
+            min_amount_micros: None,
+            min_count: 1,
+        }
+    }
+
+    pub const ORDERS: ActivitySource = ActivitySource::plain(SourceKind::Orders);
+    pub const TICKETS: ActivitySource = ActivitySource::plain(SourceKind::Tickets);
+    pub const SURVEYS: ActivitySource = ActivitySource::plain(SourceKind::Surveys);
+    pub const EVENTS: ActivitySource = ActivitySource::plain(SourceKind::Events);
+}
+
+/// The largest `min_count` of an activity filter.
+pub const MAX_MIN_COUNT: i64 = 1_000_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityFilter {
+    #[serde(default)]
+    event_type: Option<Vec<String>>,
+    #[serde(default)]
+    min_amount: Option<f64>,
+    #[serde(default)]
+    min_count: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for ActivitySource {
+    /// A bare input name, or a one-key mapping from the input to its filter.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        let kind_of = |v: serde_yaml::Value| {
+            serde_yaml::from_value::<SourceKind>(v).map_err(|_| {
+                D::Error::custom("an activity source is one of orders, tickets, surveys, events")
+            })
+        };
+        let serde_yaml::Value::Mapping(map) = value else {
+            return kind_of(value).map(ActivitySource::plain);
+        };
+        if map.len() != 1 {
+            return Err(D::Error::custom(
+                "a filtered activity source is one input with its filter, e.g. `{ events: { event_type: [signup_completed] } }`",
+            ));
+        }
+        let (k, v) = map.into_iter().next().expect("one entry");
+        let kind = kind_of(k)?;
+        let f: ActivityFilter = serde_yaml::from_value(v).map_err(D::Error::custom)?;
+        let min_count = f.min_count.unwrap_or(1);
+        if !(1..=MAX_MIN_COUNT).contains(&min_count) {
+            return Err(D::Error::custom(format!(
+                "min_count must be between 1 and {MAX_MIN_COUNT}, got {min_count}"
+            )));
+        }
+        if f.event_type.is_some() && kind != SourceKind::Events {
+            return Err(D::Error::custom("event_type filters the events input only"));
+        }
+        if f.min_amount.is_some() && kind != SourceKind::Orders {
+            return Err(D::Error::custom("min_amount filters the orders input only"));
+        }
+        let min_amount_micros = match f.min_amount {
+            None => None,
+            Some(a) if a.is_finite() && (0.0..1e15).contains(&a) => Some((a * 1e6).round() as i64),
+            Some(a) => {
+                return Err(D::Error::custom(format!(
+                    "min_amount must be from 0 to below 1e15, got {a}"
+                )))
+            }
+        };
+        let mut event_types = f.event_type.unwrap_or_default();
+        if event_types.len() > 1_000 {
+            return Err(D::Error::custom("event_type lists at most 1,000 types"));
+        }
+        event_types.sort();
+        event_types.dedup();
+        Ok(ActivitySource {
+            kind,
+            event_types,
+            min_amount_micros,
+            min_count: min_count as u32,
+        })
+    }
+}
+
+/// A customer's start date: `first_activity`, `signup`, `first_order`, or
+/// `{ first_event: [types] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anchor {
     /// First active day in the activity sources.
     FirstActivity,
@@ -131,6 +232,42 @@ pub enum Anchor {
     Signup,
     /// First purchase day (amount >= 0).
     FirstOrder,
+    /// First day with an event of one of these types.
+    FirstEvent(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Anchor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Named {
+            FirstActivity,
+            Signup,
+            FirstOrder,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FirstEvent {
+            first_event: Vec<String>,
+        }
+        let value = serde_yaml::Value::deserialize(d)?;
+        if let serde_yaml::Value::Mapping(_) = value {
+            let f: FirstEvent = serde_yaml::from_value(value).map_err(D::Error::custom)?;
+            if f.first_event.is_empty() || f.first_event.len() > 1_000 {
+                return Err(D::Error::custom("first_event lists 1 to 1,000 event types"));
+            }
+            return Ok(Anchor::FirstEvent(f.first_event));
+        }
+        match serde_yaml::from_value::<Named>(value) {
+            Ok(Named::FirstActivity) => Ok(Anchor::FirstActivity),
+            Ok(Named::Signup) => Ok(Anchor::Signup),
+            Ok(Named::FirstOrder) => Ok(Anchor::FirstOrder),
+            Err(_) => Err(D::Error::custom(
+                "an anchor is first_activity, signup, first_order or { first_event: [types] }",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -124,7 +124,7 @@ impl Pipeline for Activation {
     fn inputs(&self) -> InputUse {
         lifecycle_inputs(
             &self.activity,
-            self.anchor,
+            self.anchor.as_ref(),
             &self.by,
             &[InputKind::Customers],
         )
@@ -140,11 +140,14 @@ impl Pipeline for Activation {
 
     fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
         // The default anchor is the same for every bucket: it depends on all customers.
-        let anchor = self.anchor.unwrap_or(if b.facts.customers_have_signup {
-            Anchor::Signup
-        } else {
-            Anchor::FirstActivity
-        });
+        let anchor = self
+            .anchor
+            .clone()
+            .unwrap_or(if b.facts.customers_have_signup {
+                Anchor::Signup
+            } else {
+                Anchor::FirstActivity
+            });
         let acts = activity_parts(b.inputs, &self.activity, b.cal);
         let cells = collect(
             cells(b.inputs, acts, self, anchor, b.cal),
@@ -191,7 +194,7 @@ fn cells(
     cal: &Calendar,
 ) -> LazyFrame {
     let as_of = date_lit(cal.as_of).cast(DataType::Int32);
-    let customers = anchor_days(anchor, &acts, inputs, cal)
+    let customers = anchor_days(&anchor, &acts, inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)))
         .with_columns([
             p.cohort_period.start(col("anchor")).alias("cohort"),
@@ -325,7 +328,7 @@ mod tests {
             mode,
             anchor: None,
             cohort_period: Period::Month,
-            activity: vec![ActivitySource::Events],
+            activity: vec![ActivitySource::EVENTS],
             by: vec![],
         }
     }
@@ -394,7 +397,7 @@ mod tests {
         let inputs = d.inputs();
         let cal = cal("2026-07-10", "America/New_York");
         let mut p = params(ActivationMode::OnDay);
-        p.activity = vec![ActivitySource::Orders, ActivitySource::Events];
+        p.activity = vec![ActivitySource::ORDERS, ActivitySource::EVENTS];
         let run = |p: &Activation, anchor: Anchor| {
             activation(&inputs, p, anchor, &cal).collect().unwrap()
         };

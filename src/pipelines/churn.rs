@@ -98,9 +98,9 @@ impl Spec for ChurnSpec {
             ChurnMode::Subscription => Anchor::Signup,
         });
         // In subscription mode activity only matters for a first_activity anchor.
-        let default_activity = match (p.mode, anchor) {
-            (ChurnMode::Subscription, a) if a != Anchor::FirstActivity => vec![],
-            _ => vec![ActivitySource::Orders],
+        let default_activity = match (p.mode, &anchor) {
+            (ChurnMode::Subscription, a) if *a != Anchor::FirstActivity => vec![],
+            _ => vec![ActivitySource::ORDERS],
         };
         Some(Box::new(Churn {
             period: p.period,
@@ -125,7 +125,7 @@ impl Pipeline for Churn {
     fn inputs(&self) -> InputUse {
         let mut u = lifecycle_inputs(
             &self.activity,
-            Some(self.anchor),
+            Some(&self.anchor),
             &self.by,
             &[InputKind::Orders],
         );
@@ -241,7 +241,7 @@ fn partials(
     p: &Churn,
     cal: &Calendar,
 ) -> PolarsResult<Vec<(&'static str, Merge, LazyFrame)>> {
-    let anchors = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
+    let anchors = anchor_days(&p.anchor, std::slice::from_ref(&acts), inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)));
     let as_of_day = date_lit(cal.as_of).cast(DataType::Int32);
 
@@ -588,7 +588,7 @@ mod tests {
             mode,
             inactive_after_days: n,
             activity: if mode == ChurnMode::Inactivity {
-                vec![ActivitySource::Orders]
+                vec![ActivitySource::ORDERS]
             } else {
                 vec![]
             },

@@ -92,7 +92,7 @@ impl Spec for CohortRetentionSpec {
         Some(Box::new(CohortRetention {
             period: p.period,
             anchor: p.anchor.unwrap_or(Anchor::FirstActivity),
-            activity: activity_or(at, &p.activity, vec![ActivitySource::Orders], problems),
+            activity: activity_or(at, &p.activity, vec![ActivitySource::ORDERS], problems),
             mode: p.mode,
             max_periods,
             by: p.by,
@@ -112,7 +112,7 @@ impl Pipeline for CohortRetention {
     fn inputs(&self) -> InputUse {
         lifecycle_inputs(
             &self.activity,
-            Some(self.anchor),
+            Some(&self.anchor),
             &self.by,
             &[InputKind::Orders],
         )
@@ -170,7 +170,7 @@ fn cells(
 ) -> PolarsResult<LazyFrame> {
     let as_of_idx = period_index(cal.as_of, p.period);
 
-    let customers = anchor_days(p.anchor, std::slice::from_ref(&acts), inputs, cal)
+    let customers = anchor_days(&p.anchor, std::slice::from_ref(&acts), inputs, cal)
         .filter(col("anchor").lt_eq(date_lit(cal.as_of)))
         .with_columns([
             p.period.start(col("anchor")).alias("cohort"),
@@ -350,7 +350,7 @@ mod tests {
         CohortRetention {
             period,
             anchor: Anchor::FirstActivity,
-            activity: vec![ActivitySource::Orders],
+            activity: vec![ActivitySource::ORDERS],
             mode,
             max_periods: 12,
             by: vec![],
@@ -505,7 +505,7 @@ mod tests {
         let mut inputs = d.inputs();
         inputs.remove(&InputKind::Orders);
         let mut p = params(Period::Month, RetentionMode::On);
-        p.activity = vec![ActivitySource::Events];
+        p.activity = vec![ActivitySource::EVENTS];
         let df = cohort_retention(&inputs, &p, &cal("2026-02-28", "UTC"))
             .unwrap()
             .collect()

@@ -131,7 +131,7 @@ impl Pipeline for CxImpact {
 
     fn inputs(&self) -> InputUse {
         lifecycle_inputs(
-            &[ActivitySource::Orders],
+            &[ActivitySource::ORDERS],
             None,
             &self.by,
             &[InputKind::Tickets, InputKind::Surveys],

@@ -1,60 +1,91 @@
 //! Building blocks shared by the customer lifecycle pipelines (`cohort_retention`, `churn`,
 //! `activation`): activity days, anchors and customer segments.
 //!
-//! - *Activity*: a customer is active on a local calendar day (job time zone) if they have a
-//!   row in any of the pipeline's activity sources on that day: orders (`ordered_at`, purchases
-//!   only: amount >= 0), tickets (`created_at`), surveys (`submitted_at`), events (`event_at`).
+//! - *Activity*: a customer is active on a local calendar day (job time zone) if, in any of
+//!   the pipeline's activity sources, their counted rows of that day are at least the source's
+//!   `min_count` (default 1). The rows of a source: orders (`ordered_at`, purchases only:
+//!   amount >= 0, and at least `min_amount` when given), tickets (`created_at`), surveys
+//!   (`submitted_at`), events (`event_at`; only the listed `event_type`s when given).
 //! - *Anchor* (the customer's start): `first_activity` = first active day; `signup` = local date
 //!   of `customers.signup_at` (customers with a null signup_at are left out); `first_order` =
-//!   first purchase day (amount >= 0).
+//!   first purchase day (amount >= 0); `{ first_event: [types] }` = first local day with an
+//!   event of one of the types.
 
 use polars::prelude::*;
 
 use super::common::JoinOnCustomer;
 use super::{InputUse, Inputs};
-use crate::config::{ActivitySource, Anchor};
+use crate::config::{ActivitySource, Anchor, SourceKind};
 use crate::contracts::InputKind;
 use crate::time::Calendar;
 
 impl ActivitySource {
-    pub fn input(self) -> InputKind {
-        match self {
-            ActivitySource::Orders => InputKind::Orders,
-            ActivitySource::Tickets => InputKind::Tickets,
-            ActivitySource::Surveys => InputKind::Surveys,
-            ActivitySource::Events => InputKind::Events,
+    pub fn input(&self) -> InputKind {
+        match self.kind {
+            SourceKind::Orders => InputKind::Orders,
+            SourceKind::Tickets => InputKind::Tickets,
+            SourceKind::Surveys => InputKind::Surveys,
+            SourceKind::Events => InputKind::Events,
         }
     }
 
-    fn time_column(self) -> &'static str {
-        match self {
-            ActivitySource::Orders => "ordered_at",
-            ActivitySource::Tickets => "created_at",
-            ActivitySource::Surveys => "submitted_at",
-            ActivitySource::Events => "event_at",
+    fn time_column(&self) -> &'static str {
+        match self.kind {
+            SourceKind::Orders => "ordered_at",
+            SourceKind::Tickets => "created_at",
+            SourceKind::Surveys => "submitted_at",
+            SourceKind::Events => "event_at",
         }
     }
 
     pub const ALL: [ActivitySource; 4] = [
-        ActivitySource::Orders,
-        ActivitySource::Tickets,
-        ActivitySource::Surveys,
-        ActivitySource::Events,
+        ActivitySource::ORDERS,
+        ActivitySource::TICKETS,
+        ActivitySource::SURVEYS,
+        ActivitySource::EVENTS,
     ];
+
+    /// The rows that count (before `min_count`).
+    fn rows(&self, lf: LazyFrame) -> LazyFrame {
+        let mut lf = lf;
+        if self.kind == SourceKind::Orders {
+            lf = lf.filter(col("amount").gt_eq(lit(0.0)));
+            if let Some(m) = self.min_amount_micros {
+                lf = lf.filter(col("amount").gt_eq(lit(m as f64 / 1e6)));
+            }
+        }
+        if !self.event_types.is_empty() {
+            lf = lf.filter(event_type_in(&self.event_types));
+        }
+        lf
+    }
+}
+
+/// `event_type` is one of `types`.
+fn event_type_in(types: &[String]) -> Expr {
+    col("event_type").cast(DataType::String).is_in(
+        lit(Series::new("types".into(), types.to_vec())).implode(true),
+        false,
+    )
 }
 
 /// The inputs of a lifecycle pipeline: its activity sources, what its anchor reads, the
 /// customers for `by`, and `optional` when the job declares them.
 pub fn lifecycle_inputs(
     activity: &[ActivitySource],
-    anchor: Option<Anchor>,
+    anchor: Option<&Anchor>,
     by: &[String],
     optional: &[InputKind],
 ) -> InputUse {
     let mut required: Vec<InputKind> = activity.iter().map(|s| s.input()).collect();
+    let mut event_type = activity.iter().any(|s| !s.event_types.is_empty());
     match anchor {
         Some(Anchor::Signup) => required.push(InputKind::Customers),
         Some(Anchor::FirstOrder) => required.push(InputKind::Orders),
+        Some(Anchor::FirstEvent(_)) => {
+            required.push(InputKind::Events);
+            event_type = true;
+        }
         _ => {}
     }
     if !by.is_empty() {
@@ -62,10 +93,15 @@ pub fn lifecycle_inputs(
     }
     required.sort();
     required.dedup();
+    let mut extra = vec![(InputKind::Customers, by.to_vec())];
+    // event_type is read only when a filter or the anchor needs it.
+    if event_type {
+        extra.push((InputKind::Events, vec!["event_type".to_string()]));
+    }
     InputUse {
         required,
         optional: optional.to_vec(),
-        extra: vec![(InputKind::Customers, by.to_vec())],
+        extra,
     }
 }
 
@@ -90,14 +126,17 @@ pub fn activity_parts(
     sources
         .iter()
         .map(|s| {
-            let mut lf = input(inputs, s.input());
-            if *s == ActivitySource::Orders {
-                lf = lf.filter(col("amount").gt_eq(lit(0.0)));
-            }
-            lf.select([
+            let days = s.rows(input(inputs, s.input())).select([
                 col("customer_id"),
                 cal.local_date(col(s.time_column())).alias("day"),
-            ])
+            ]);
+            if s.min_count <= 1 {
+                return days;
+            }
+            days.group_by([col("customer_id"), col("day")])
+                .agg([len().alias("__rows")])
+                .filter(col("__rows").gt_eq(lit(s.min_count)))
+                .select([col("customer_id"), col("day")])
         })
         .collect()
 }
@@ -143,7 +182,7 @@ pub fn per_customer_day(parts: &[LazyFrame], agg: fn(Expr) -> Expr, name: &str) 
 /// (customer_id, anchor) with `anchor` a local Date; `activity` from `activity_parts` (or
 /// those parts already combined).
 pub fn anchor_days(
-    anchor: Anchor,
+    anchor: &Anchor,
     activity: &[LazyFrame],
     inputs: &Inputs,
     cal: &Calendar,
@@ -163,6 +202,14 @@ pub fn anchor_days(
             .select([
                 col("customer_id"),
                 cal.local_date(col("ordered_at")).alias("__day"),
+            ])
+            .group_by([col("customer_id")])
+            .agg([col("__day").min().alias("anchor")]),
+        Anchor::FirstEvent(types) => input(inputs, InputKind::Events)
+            .filter(event_type_in(types))
+            .select([
+                col("customer_id"),
+                cal.local_date(col("event_at")).alias("__day"),
             ])
             .group_by([col("customer_id")])
             .agg([col("__day").min().alias("anchor")]),
@@ -193,7 +240,8 @@ pub mod testing {
     #[derive(Default)]
     pub struct Data {
         pub orders: Vec<(String, &'static str, f64)>,
-        pub events: Vec<(String, &'static str)>,
+        /// (customer_id, event_at, event_type)
+        pub events: Vec<(String, &'static str, &'static str)>,
         /// (customer_id, signup_at, churned_at, plan)
         pub customers: Vec<(
             String,
@@ -210,7 +258,11 @@ pub mod testing {
         }
 
         pub fn event(&mut self, c: &str, at: &'static str) -> &mut Self {
-            self.events.push((c.to_string(), at));
+            self.typed_event(c, at, "view")
+        }
+
+        pub fn typed_event(&mut self, c: &str, at: &'static str, kind: &'static str) -> &mut Self {
+            self.events.push((c.to_string(), at, kind));
             self
         }
 
@@ -264,6 +316,10 @@ pub mod testing {
                         "event_at",
                         self.events.iter().map(|o| Some(us(o.1))).collect(),
                     ),
+                    Column::new(
+                        "event_type".into(),
+                        self.events.iter().map(|o| o.2).collect::<Vec<_>>(),
+                    ),
                 ])
                 .unwrap()
                 .lazy(),
@@ -303,5 +359,127 @@ pub mod testing {
             .as_date_iter()
             .map(|d| d.unwrap().to_string())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::testing::*;
+    use super::*;
+
+    fn days(lf: LazyFrame) -> Vec<(String, String)> {
+        let df = lf
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["customer_id", "day"], Default::default())
+            .with_column(col("day").cast(DataType::String))
+            .collect()
+            .unwrap();
+        strs(&df, "customer_id")
+            .into_iter()
+            .zip(strs(&df, "day"))
+            .collect()
+    }
+
+    /// Key events by hand: A has two checkouts on June 2 and one on June 3, B one checkout and
+    /// a login on June 2; orders of 40 and 60.
+    #[test]
+    fn filtered_activity_and_a_first_event_anchor() {
+        let mut d = Data::default();
+        d.typed_event("A", "2026-06-02 10:00:00", "checkout")
+            .typed_event("A", "2026-06-02 11:00:00", "checkout")
+            .typed_event("A", "2026-06-03 11:00:00", "checkout")
+            .typed_event("A", "2026-06-01 09:00:00", "login")
+            .typed_event("B", "2026-06-02 12:00:00", "checkout")
+            .typed_event("B", "2026-06-02 13:00:00", "login")
+            .order("A", "2026-06-04 10:00:00", 40.0)
+            .order("B", "2026-06-05 10:00:00", 60.0);
+        let inputs = d.inputs();
+        let cal = Calendar::new(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), "UTC").unwrap();
+        let source = |kind, types: &[&str], min_count, min_amount: Option<i64>| ActivitySource {
+            kind,
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            min_amount_micros: min_amount,
+            min_count,
+        };
+        let pair = |c: &str, day: &str| (c.to_string(), day.to_string());
+        // Two checkouts a day: only A on June 2.
+        let twice = [source(SourceKind::Events, &["checkout"], 2, None)];
+        assert_eq!(
+            days(activity_rows(&inputs, &twice, &cal)),
+            [pair("A", "2026-06-02")]
+        );
+        // One checkout or login: A on 1, 2, 3; B on 2 (its two rows count once).
+        let any = [source(SourceKind::Events, &["checkout", "login"], 1, None)];
+        assert_eq!(
+            days(activity_rows(&inputs, &any, &cal)),
+            [
+                pair("A", "2026-06-01"),
+                pair("A", "2026-06-02"),
+                pair("A", "2026-06-03"),
+                pair("B", "2026-06-02")
+            ]
+        );
+        // Two checkouts or logins a day: A on June 2, B on June 2 (one of each).
+        let two = [source(SourceKind::Events, &["checkout", "login"], 2, None)];
+        assert_eq!(
+            days(activity_rows(&inputs, &two, &cal)),
+            [pair("A", "2026-06-02"), pair("B", "2026-06-02")]
+        );
+        // Orders of at least 50: B alone.
+        let big = [source(SourceKind::Orders, &[], 1, Some(50_000_000))];
+        assert_eq!(
+            days(activity_rows(&inputs, &big, &cal)),
+            [pair("B", "2026-06-05")]
+        );
+        // The first login: A on June 1, B on June 2.
+        let anchors = anchor_days(
+            &Anchor::FirstEvent(vec!["login".into()]),
+            &[],
+            &inputs,
+            &cal,
+        )
+        .rename(["anchor"], ["day"], true);
+        assert_eq!(
+            days(anchors),
+            [pair("A", "2026-06-01"), pair("B", "2026-06-02")]
+        );
+        // event_type is read only when needed.
+        let plain = lifecycle_inputs(&[ActivitySource::EVENTS], None, &[], &[]);
+        assert!(!plain.extra.iter().any(|(k, _)| *k == InputKind::Events));
+        let keyed = lifecycle_inputs(&twice, None, &[], &[]);
+        assert!(keyed
+            .extra
+            .contains(&(InputKind::Events, vec!["event_type".to_string()])));
+    }
+
+    #[test]
+    fn activity_sources_and_anchors_from_the_job_file() {
+        let parse = |y: &str| serde_yaml::from_str::<Vec<ActivitySource>>(y);
+        let s = parse("[orders, { events: { event_type: [b, a, a], min_count: 2 } }, { orders: { min_amount: 9.99 } }]").unwrap();
+        assert_eq!(s[0], ActivitySource::ORDERS);
+        assert_eq!(s[1].event_types, ["a", "b"]);
+        assert_eq!(s[1].min_count, 2);
+        assert_eq!(s[2].min_amount_micros, Some(9_990_000));
+        for bad in [
+            "[{ events: { min_count: 0 } }]",
+            "[{ tickets: { event_type: [x] } }]",
+            "[{ events: { min_amount: 5 } }]",
+            "[{ orders: { min_amount: -1 } }]",
+            "[{ events: { event_typ: [x] } }]",
+            "[{ events: {}, orders: {} }]",
+            "[calls]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let a: Anchor = serde_yaml::from_str("{ first_event: [project_created] }").unwrap();
+        assert_eq!(a, Anchor::FirstEvent(vec!["project_created".into()]));
+        assert_eq!(
+            serde_yaml::from_str::<Anchor>("signup").unwrap(),
+            Anchor::Signup
+        );
+        assert!(serde_yaml::from_str::<Anchor>("{ first_event: [] }").is_err());
+        assert!(serde_yaml::from_str::<Anchor>("first_login").is_err());
     }
 }

@@ -212,7 +212,7 @@ impl Pipeline for LtvSegments {
     }
 
     fn inputs(&self) -> InputUse {
-        lifecycle_inputs(&[ActivitySource::Orders], None, &self.by, &[])
+        lifecycle_inputs(&[ActivitySource::ORDERS], None, &self.by, &[])
     }
 
     fn by(&self) -> (InputKind, &[String]) {

@@ -412,7 +412,7 @@ pub fn activity_or(
             if list.is_empty() {
                 problems.push(&format!("{at}.activity"), "must name at least one input");
             } else if unique.len() != list.len() {
-                problems.push(&format!("{at}.activity"), "lists an input twice");
+                problems.push(&format!("{at}.activity"), "lists the same source twice");
             }
             list.clone()
         }

@@ -24,14 +24,29 @@ def setup(con, data, as_of, tz):
 
 
 def activity_sql(sources, tz):
+    """Each source is `kind[:types[:min_count[:min_amount]]]` (types joined by '+'): a customer is
+    active on a day with at least min_count counted rows of a source."""
     cols = {"orders": ("orders", "ordered_at", "amount >= 0"), "tickets": ("tickets", "created_at", "true"),
             "surveys": ("surveys", "submitted_at", "true"), "events": ("events", "event_at", "true")}
-    parts = [f"SELECT customer_id, {local_date(cols[s][1], tz)} AS day FROM {cols[s][0]} WHERE {cols[s][2]}"
-             for s in sources]
+    parts = []
+    for spec in sources:
+        kind, *rest = spec.split(":")
+        types, count, amount = (rest + ["", "", ""])[:3]
+        table, column, cond = cols[kind]
+        if types:
+            cond += " AND event_type IN (" + ", ".join(f"'{t}'" for t in types.split("+")) + ")"
+        if amount:
+            cond += f" AND amount >= {float(amount)}"
+        parts.append(f"""SELECT customer_id, day FROM (
+            SELECT customer_id, {local_date(column, tz)} AS day FROM {table} WHERE {cond})
+            GROUP BY ALL HAVING count(*) >= {int(count or 1)}""")
     return "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")"
 
 
 def anchor_sql(anchor, tz):
+    if anchor.startswith("first_event:"):
+        types = ", ".join(f"'{t}'" for t in anchor.split(":")[1].split("+"))
+        return f"SELECT customer_id, min({local_date('event_at', tz)}) AS anchor FROM events WHERE event_type IN ({types}) GROUP BY 1"
     if anchor == "first_activity":
         return "SELECT customer_id, min(day) AS anchor FROM activity GROUP BY 1"
     if anchor == "signup":
@@ -143,11 +158,12 @@ def churn(con, p, by, output, as_of):
             LEFT JOIN customers c ON c.customer_id = o.customer_id GROUP BY ALL""" for n, v in dims_sql(by)]
     revenue = {(r[0], r[1], r[2]): r[3] for r in con.execute(" UNION ALL ".join(rev_parts)).fetchall()}
     # Net revenue retention, customer by customer: the base of P is the customers whose revenue
-    # in the period before P is above zero (to the millionth).
+    # in the period before P (a row of the table or not) is above zero (to the millionth).
     con.execute(f"""
         CREATE TABLE period_revenue AS
-        SELECT o.customer_id, pe.start, sum(amount) AS rev FROM orders o JOIN periods pe
-            ON {local_date('o.ordered_at', tz)} BETWEEN pe.start AND pe.fin GROUP BY ALL
+        SELECT o.customer_id, date_trunc('{period}', {local_date('o.ordered_at', tz)})::DATE AS start,
+               sum(amount) AS rev
+        FROM orders o GROUP BY ALL
     """)
     nrr_parts = [f"""SELECT pe.start, {n}, {v}, sum(coalesce(cur.rev, 0)), sum(b.rev)
             FROM period_revenue b JOIN periods pe ON pe.start = (b.start + INTERVAL {step})::DATE

@@ -9,8 +9,30 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def source_yaml(spec):
+    """An activity source or anchor written `kind[:types[:min_count[:min_amount]]]` (types joined
+    by '+'), as the job file writes it: `events:checkout+login:2` is
+    `{ events: { event_type: [checkout, login], min_count: 2 } }`, `first_event:login` is
+    `{ first_event: [login] }`."""
+    kinds = ("orders:", "tickets:", "surveys:", "events:", "first_event:")
+    if not isinstance(spec, str) or not spec.startswith(kinds):
+        return str(spec)
+    kind, *rest = spec.split(":")
+    if kind == "first_event":
+        return "{ first_event: [" + ", ".join(rest[0].split("+")) + "] }"
+    types, count, amount = (rest + ["", "", ""])[:3]
+    parts = []
+    if types:
+        parts.append("event_type: [" + ", ".join(types.split("+")) + "]")
+    if count:
+        parts.append(f"min_count: {count}")
+    if amount:
+        parts.append(f"min_amount: {amount}")
+    return "{ " + kind + ": { " + ", ".join(parts) + " } }"
+
+
 def yaml_value(v):
-    return "[" + ", ".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
+    return "[" + ", ".join(source_yaml(x) for x in v) + "]" if isinstance(v, list) else source_yaml(v)
 
 
 def flow(params):
@@ -37,6 +59,15 @@ SLA_ARG = "chat=60,phone=30,email=14400,default=86400"
 # (name, timezone, as_of, cohort_retention, churn, activation): every parameter spelled out,
 # since the checker has no defaults of its own.
 LIFECYCLE_CASES = [
+    # Key events: filtered activity (event types, a minimum count per day, a minimum order
+    # amount) and an anchor on a first event.
+    ("ny-key-events", "America/New_York", "2026-06-30",
+     dict(period="month", anchor="first_event:login", activity=["events:checkout", "orders::1:50"], mode="on",
+          max_periods=12, by=["region"]),
+     dict(period="month", anchor="first_activity", activity=["events:login+search:2"], mode="inactivity",
+          inactive_after_days=60, by=["plan"]),
+     dict(anchor="first_event:view+checkout", activity=["events:checkout", "orders:::100"], mode="within",
+          days=[1, 7, 30], cohort_period="week", by=["plan"])),
     ("ny", "America/New_York", "2026-06-30",
      dict(period="month", anchor="first_activity", activity=["orders"], mode="on", max_periods=12, by=["region"]),
      dict(period="month", anchor="first_activity", activity=["orders"], mode="inactivity", inactive_after_days=90, by=["plan"]),
