@@ -28,7 +28,7 @@ fn job(dir: &Path, data: &Path, tz: &str, as_of: &str, extra: &str) -> PathBuf {
          \x20 churn: {{ period: month, by: [plan] }}\n\
          \x20 activation: {{ by: [plan] }}\n\
          \x20 ltv_segments: {{ by: [region, plan], holdout_days: 90 }}\n\
-         \x20 cx_impact: {{ by: [plan] }}\n\
+         \x20 cx_impact: {{ by: [plan], customer_table: true }}\n\
          quality: {{ max_rejected_fraction: 0.2 }}\n\
          output:\n  dir: out\n  report: true\n{extra}",
         d = data.display()
@@ -129,7 +129,7 @@ fn every_table_is_the_same_bytes_for_any_number_of_buckets() {
             let t = tables_of(&out(b));
             assert_eq!(
                 t.len(),
-                13,
+                14,
                 "{:?}",
                 t.iter().map(|x| &x.0).collect::<Vec<_>>()
             );

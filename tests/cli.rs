@@ -1089,4 +1089,8 @@ fn the_metric_depth_example_job_runs() {
     assert!(m.contains_key("pareto_nbd.s") && m.contains_key("pareto_nbd_calibration.beta"));
     assert!(out.path().join("clv_validation.parquet").is_file());
     assert!(out.path().join("report.html").is_file());
+    let cx = read(&out.path().join("customer_cx.parquet"));
+    let ltv = read(&out.path().join("customer_ltv.parquet"));
+    assert_eq!(cx.height(), ltv.height());
+    assert!(cx.column("first_response_sla_revenue_after").is_ok());
 }

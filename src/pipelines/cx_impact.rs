@@ -42,8 +42,8 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use super::common::{
-    amount_per, by_dimensions, exact_sum_partial, exact_sums, ratio, split_amount,
-    sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_from_parts, amount_per, by_dimensions, exact_sum_partial, exact_sums, ratio,
+    split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
 use super::ltv_segments::{LtvSegments, CUSTOMER_LTV};
@@ -69,6 +69,9 @@ pub struct CxImpactParams {
     pub inactive_after_days: i64,
     #[serde(default)]
     pub by: Vec<String>,
+    /// Also write `customer_cx`, one row per customer.
+    #[serde(default)]
+    pub customer_table: bool,
 }
 
 fn ninety() -> i64 {
@@ -116,6 +119,7 @@ impl Spec for CxImpactSpec {
             sla: settings.sla.clone(),
             csat: settings.scales.csat,
             ltv: settings.ltv.clone(),
+            customer_table: p.customer_table,
         }))
     }
 }
@@ -126,7 +130,11 @@ impl Pipeline for CxImpact {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["cx_impact", "nps_migration"]
+        if self.customer_table {
+            &["cx_impact", "nps_migration", CUSTOMER_CX]
+        } else {
+            &["cx_impact", "nps_migration"]
+        }
     }
 
     fn inputs(&self) -> InputUse {
@@ -154,24 +162,38 @@ impl Pipeline for CxImpact {
 
     fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
         let fitted = match &self.ltv {
-            Some(_) => b
-                .kept_with_keys(CUSTOMER_LTV)?
-                .map(|t| t.select([col("customer_id"), col("predicted_clv")])),
+            Some(_) => b.kept_with_keys(CUSTOMER_LTV)?.map(|t| {
+                t.select([
+                    col("customer_id"),
+                    col("predicted_clv"),
+                    col("rfm_segment"),
+                    col("value_tier"),
+                ])
+            }),
             None => None,
         };
         let mut out = MapOutput::default();
-        for (name, merge, lf) in partials(b.inputs, self, b.cal, fitted)? {
+        let (parts, per_customer) = partials(b.inputs, self, b.cal, fitted)?;
+        for (name, merge, lf) in parts {
             let df = collect(lf, &format!("cx_impact.{name}"), Engine::InMemory)?;
             out = out.partial(name, merge, df);
+        }
+        if let Some(lf) = per_customer {
+            let df = collect(lf, "cx_impact.customer_cx", Engine::InMemory)?;
+            out.keep.push((CUSTOMER_CX, df));
         }
         Ok(out)
     }
 
     fn finalize(&self, _round: usize, m: &Merged) -> PolarsResult<Finalized> {
-        Ok(Finalized::Tables(vec![
+        let mut tables = vec![
             ("cx_impact", TableData::Frame(finish_impact(m)?)),
             ("nps_migration", TableData::Frame(finish_migration(m)?)),
-        ]))
+        ];
+        if self.customer_table {
+            tables.push((CUSTOMER_CX, TableData::Kept(CUSTOMER_CX)));
+        }
+        Ok(Finalized::Tables(tables))
     }
 }
 
@@ -185,7 +207,12 @@ pub struct CxImpact {
     pub csat: Scale,
     /// The `ltv_segments` model, when the job runs one.
     pub ltv: Option<LtvSegments>,
+    /// Whether to write `customer_cx`.
+    pub customer_table: bool,
 }
+
+/// The per-customer table (kept rows of each bucket, written in customer order).
+pub const CUSTOMER_CX: &str = "customer_cx";
 
 fn day_num(e: Expr) -> Expr {
     e.cast(DataType::Int32)
@@ -359,7 +386,7 @@ fn partials(
     p: &CxImpact,
     cal: &Calendar,
     fitted: Option<LazyFrame>,
-) -> PolarsResult<Vec<(&'static str, Merge, LazyFrame)>> {
+) -> PolarsResult<(Vec<(&'static str, Merge, LazyFrame)>, Option<LazyFrame>)> {
     let orders = inputs[&InputKind::Orders].clone();
     let as_of = day_num(date_lit(cal.as_of));
     let w = p.window_days as i32;
@@ -390,7 +417,11 @@ fn partials(
         );
     base = match fitted {
         Some(f) => base.join_on_customer(f, JoinType::Left),
-        None => base.with_column(lit(NULL).cast(DataType::Float64).alias("predicted_clv")),
+        None => base.with_columns([
+            lit(NULL).cast(DataType::Float64).alias("predicted_clv"),
+            lit(NULL).cast(DataType::String).alias("rfm_segment"),
+            lit(NULL).cast(DataType::String).alias("value_tier"),
+        ]),
     };
     let base = attach_segments(base, inputs, &p.by);
 
@@ -457,6 +488,11 @@ fn partials(
         }
     }
     let schema_cols = [
+        col("customer_id"),
+        col("__e"),
+        col("__last_purchase"),
+        col("rfm_segment"),
+        col("value_tier"),
         col("driver"),
         col("driver_value"),
         col("__revenue_w"),
@@ -483,6 +519,18 @@ fn partials(
     let Some(long) = long else {
         return Err(polars_err!(ComputeError: "cx_impact needs tickets or surveys"));
     };
+    // The drivers of the inputs the job has (the same in every bucket).
+    let drivers: Vec<&str> = DRIVERS
+        .iter()
+        .copied()
+        .filter(|d| match *d {
+            "nps_category" | "csat" => inputs.contains_key(&InputKind::Surveys),
+            _ => inputs.contains_key(&InputKind::Tickets),
+        })
+        .collect();
+    let per_customer = p
+        .customer_table
+        .then(|| customer_table(long.clone(), &drivers));
     let outcome = col("__outcome");
     let keys = [col("driver"), col("driver_value")];
     let impact = by_dimensions(
@@ -596,15 +644,79 @@ fn partials(
                 ])
         }
     };
-    Ok(vec![
-        ("impact", Merge::sum(IMPACT_KEYS), impact),
-        ("clv", Merge::sum(CLV_KEYS), clv),
-        (
-            "migration",
-            Merge::sum(&["from_category", "to_category"]),
-            migration,
-        ),
-    ])
+    Ok((
+        vec![
+            ("impact", Merge::sum(IMPACT_KEYS), impact),
+            ("clv", Merge::sum(CLV_KEYS), clv),
+            (
+                "migration",
+                Merge::sum(&["from_category", "to_category"]),
+                migration,
+            ),
+        ],
+        per_customer,
+    ))
+}
+
+/// The drivers in `customer_cx`'s column order.
+const DRIVERS: [&str; 5] = [
+    "nps_category",
+    "csat",
+    "ticket_volume",
+    "first_contact_resolution",
+    "first_response_sla",
+];
+
+/// `customer_cx` of one bucket from the per-(driver, customer) rows: one row per customer
+/// with their value, their lifecycle state and, per driver the job has, the driver value, its
+/// experience date and the outcome-window figures. Sorted by customer.
+fn customer_table(long: LazyFrame, drivers: &[&str]) -> LazyFrame {
+    let base = long
+        .clone()
+        .group_by([col("customer_id")])
+        .agg([
+            col("__revenue_w").first(),
+            col("__revenue_m").first(),
+            col("__last_purchase").first(),
+            col("__churned").first(),
+            col("predicted_clv").first(),
+            col("rfm_segment").first(),
+            col("value_tier").first(),
+        ])
+        .select([
+            col("customer_id"),
+            amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"),
+            col("__last_purchase")
+                .cast(DataType::Date)
+                .alias("last_purchase_date"),
+            when(col("__churned"))
+                .then(lit("churned"))
+                .otherwise(lit("active"))
+                .alias("lifecycle_state"),
+            col("predicted_clv").cast(DataType::Float64),
+            col("rfm_segment"),
+            col("value_tier"),
+        ]);
+    let mut table = base;
+    for &d in drivers {
+        let outcome = col("__outcome");
+        let per = long.clone().filter(col("driver").eq(lit(d))).select([
+            col("customer_id"),
+            col("driver_value").alias(d),
+            col("__e").cast(DataType::Date).alias(format!("{d}_at")),
+            outcome.clone().alias(format!("{d}_outcome_window")),
+            when(outcome.clone())
+                .then(col("__repurchased"))
+                .otherwise(lit(NULL).cast(DataType::Boolean))
+                .alias(format!("{d}_repurchased")),
+            when(outcome)
+                .then(amount_from_parts(col("__after_w"), col("__after_m")))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias(format!("{d}_revenue_after")),
+        ]);
+        table = table.join_on_customer(per, JoinType::Left);
+    }
+    table.sort(["customer_id"], Default::default())
 }
 
 const IMPACT_KEYS: &[&str] = &["driver", "driver_value", "dimension", "dimension_value"];
@@ -723,7 +835,7 @@ mod tests {
         _fitted: Option<LazyFrame>,
     ) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
         let tables = crate::pipelines::testing::run_one(p, inputs, cal);
-        Ok(["cx_impact", "nps_migration"]
+        Ok(["cx_impact", "nps_migration", CUSTOMER_CX]
             .map(|t| (t, tables[t].clone().lazy()))
             .to_vec())
     }
@@ -819,6 +931,7 @@ mod tests {
             sla: SlaTargets::from_config(&sla).unwrap(),
             csat: crate::pipelines::survey_scores::Scales::default().csat,
             ltv: None,
+            customer_table: true,
         }
     }
 
@@ -922,6 +1035,36 @@ mod tests {
         assert_eq!(f64s(&mig, "avg_revenue_before"), [Some(0.0)]);
         assert_eq!(f64s(&mig, "avg_revenue_after"), [Some(50.0)]);
         assert_eq!(f64s(&mig, "revenue_change_pct"), [None]);
+
+        // customer_cx: the same customers and figures, one row each.
+        let cx = out[2].1.clone().collect().unwrap();
+        assert_eq!(strs(&cx, "customer_id"), ["A", "B", "C"]);
+        assert_eq!(f64s(&cx, "revenue"), [Some(150.0), Some(150.0), Some(80.0)]);
+        assert_eq!(
+            strs(&cx, "lifecycle_state"),
+            ["churned", "churned", "active"]
+        );
+        assert_eq!(
+            strs(&cx, "nps_category"),
+            ["promoter", "detractor", "promoter"]
+        );
+        assert_eq!(
+            bools(&cx, "nps_category_outcome_window"),
+            [true, true, false]
+        );
+        let repurchased: Vec<Option<bool>> = cx
+            .column("nps_category_repurchased")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(repurchased, [Some(true), Some(false), None]);
+        assert_eq!(
+            f64s(&cx, "nps_category_revenue_after"),
+            [Some(50.0), Some(-50.0), None]
+        );
+        assert_eq!(f64s(&cx, "predicted_clv"), [None, None, None]);
     }
 
     #[test]

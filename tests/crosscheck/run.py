@@ -207,13 +207,14 @@ def main():
             check("cx_impact.py", data, out, as_of, tz, "90", "90", config, "plan")
         for name, tz, as_of, window, inactive, support, model, by in CX_CASES:
             pipes = {"ltv_segments": dict(unit="week", model=model),
-                     "cx_impact": dict(window_days=window, inactive_after_days=inactive, by=by)}
+                     "cx_impact": dict(window_days=window, inactive_after_days=inactive, by=by, customer_table="true")}
             sla_arg = "default=86400"
             if support:
                 pipes["support_kpis"] = {"sla_first_response": "{ " + ", ".join(f"{k}: {v}" for k, v in SLA.items()) + " }"}
                 sla_arg = SLA_ARG
             out = run_job(work, f"cx-{name}", tz, as_of, pipes)
             check("cx_impact.py", data, out, as_of, tz, str(window), str(inactive), sla_arg, *by)
+            check("customer_cx.py", out)
     print(f"crosscheck: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
