@@ -165,17 +165,7 @@ impl Prepared {
 
 /// Fits by maximum likelihood. Tiny or degenerate data is an error, not a panic.
 pub fn fit(groups: &[Group]) -> Result<Fit<BgNbd>, FitError> {
-    let customers: f64 = groups.iter().map(|g| g.weight).sum();
-    let repeaters: f64 = groups.iter().filter(|g| g.x > 0.0).map(|g| g.weight).sum();
-    if customers < 10.0 {
-        return Err(format!("too few customers to fit BG/NBD ({customers})"));
-    }
-    if repeaters == 0.0 {
-        return Err("no customer has a repeat purchase: BG/NBD is not identifiable".into());
-    }
-    if groups.iter().all(|g| g.t <= 0.0) {
-        return Err("every customer's first purchase is on the as_of day".into());
-    }
+    let customers = super::check_counting_data(groups, "BG/NBD")?;
     let prepared = Prepared::new(groups);
     let ll = |p: &[f64]| {
         let m = BgNbd {

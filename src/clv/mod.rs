@@ -43,6 +43,25 @@ impl<P> Fit<P> {
 /// Why a model could not be fitted (written to `clv_model` and the manifest).
 pub type FitError = String;
 
+/// Checks that grouped (x, t_x, T) data can identify a model of purchase counts (`model` names
+/// it in the error); returns the number of customers.
+pub(crate) fn check_counting_data(groups: &[bgnbd::Group], model: &str) -> Result<f64, FitError> {
+    let customers: f64 = groups.iter().map(|g| g.weight).sum();
+    let repeaters: f64 = groups.iter().filter(|g| g.x > 0.0).map(|g| g.weight).sum();
+    if customers < 10.0 {
+        return Err(format!("too few customers to fit {model} ({customers})"));
+    }
+    if repeaters == 0.0 {
+        return Err(format!(
+            "no customer has a repeat purchase: {model} is not identifiable"
+        ));
+    }
+    if groups.iter().all(|g| g.t <= 0.0) {
+        return Err("every customer's first purchase is on the as_of day".into());
+    }
+    Ok(customers)
+}
+
 /// A fitted model of purchase counts: what `ltv_segments` predicts with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Counting {

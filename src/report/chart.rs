@@ -242,6 +242,33 @@ impl Frame {
         }
     }
 
+    /// Opens a chart of categories: the value axis (ticks at multiples of `tick_unit`), the
+    /// category labels (each about `label_width` pixels), and the categories' centres and
+    /// slot width.
+    #[allow(clippy::too_many_arguments)]
+    fn categories(
+        &self,
+        svg: &mut String,
+        label: &str,
+        labels: &[String],
+        y: &Scale,
+        tick_unit: f64,
+        y_format: &dyn Fn(f64) -> String,
+        label_width: f64,
+    ) -> (Vec<f64>, f64) {
+        let xs = self.positions(labels.len());
+        self.open(svg, label);
+        self.y_axis_in(svg, y, 5, tick_unit, y_format);
+        self.x_labels(
+            svg,
+            &xs,
+            labels,
+            ((self.width - self.left) / label_width) as usize,
+        );
+        let slot = (self.width - self.left - self.right) / labels.len().max(1) as f64;
+        (xs, slot)
+    }
+
     fn positions(&self, n: usize) -> Vec<f64> {
         let w = self.width - self.left - self.right;
         (0..n)
@@ -399,18 +426,9 @@ pub fn grouped_bars(
         .flat_map(|(_, bars)| bars.iter().flatten().map(|b| b.mark.value));
     let (lo, hi) = domain(values, true);
     let y = Scale::new(lo, hi, frame.height - frame.bottom, frame.top);
-    let xs = frame.positions(groups.len());
     let labels: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
     let mut svg = String::new();
-    frame.open(&mut svg, label);
-    frame.y_axis_in(&mut svg, &y, 5, tick_unit, y_format);
-    frame.x_labels(
-        &mut svg,
-        &xs,
-        &labels,
-        ((frame.width - frame.left) / 60.0) as usize,
-    );
-    let slot = (frame.width - frame.left - frame.right) / groups.len().max(1) as f64;
+    let (xs, slot) = frame.categories(&mut svg, label, &labels, &y, tick_unit, y_format, 60.0);
     for ((name, bars), x) in groups.iter().zip(&xs) {
         let n = bars.len().max(1) as f64;
         let w = slot * 0.8 / n;
@@ -460,18 +478,9 @@ pub fn waterfalls(frame: &Frame, label: &str, groups: &[(String, Vec<Step>)]) ->
     }
     let (lo, hi) = domain(values.into_iter(), true);
     let y = Scale::new(lo, hi, frame.height - frame.bottom, frame.top);
-    let xs = frame.positions(groups.len());
     let labels: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
     let mut svg = String::new();
-    frame.open(&mut svg, label);
-    frame.y_axis(&mut svg, &y, 5, &short);
-    frame.x_labels(
-        &mut svg,
-        &xs,
-        &labels,
-        ((frame.width - frame.left) / 70.0) as usize,
-    );
-    let slot = (frame.width - frame.left - frame.right) / groups.len().max(1) as f64;
+    let (xs, slot) = frame.categories(&mut svg, label, &labels, &y, 1.0, &short, 70.0);
     for ((name, steps), x) in groups.iter().zip(&xs) {
         let w = slot * 0.84 / steps.len().max(1) as f64;
         let mut running = 0.0;
