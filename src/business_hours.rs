@@ -212,12 +212,15 @@ pub fn local_instant_us(tz: Tz, at: NaiveDateTime) -> i64 {
     let instant = match tz.from_local_datetime(&at) {
         LocalResult::Single(t) => t,
         LocalResult::Ambiguous(first, _) => first,
-        LocalResult::None => (1..=24 * 60)
-            .find_map(|m| {
-                tz.from_local_datetime(&(at + Duration::minutes(m)))
-                    .earliest()
-            })
-            .expect("a DST gap shorter than a day"),
+        // Gaps are at most a day (Samoa skipped 2011-12-30 whole); should a zone ever skip
+        // more, the time is read as UTC rather than panic.
+        LocalResult::None => match (1..=2 * 24 * 60).find_map(|m| {
+            tz.from_local_datetime(&(at + Duration::minutes(m)))
+                .earliest()
+        }) {
+            Some(t) => t,
+            None => return at.and_utc().timestamp_micros(),
+        },
     };
     instant.timestamp_micros()
 }
@@ -418,6 +421,13 @@ mod tests {
         assert_eq!(
             minutes(&h, "2026-03-28 17:00", "2026-03-30 10:00"),
             25.0 * 60.0
+        );
+        // Samoa skipped 2011-12-30: a time on it is the first instant of the 31st.
+        let apia: Tz = "Pacific/Apia".parse().unwrap();
+        let at = |t: &str| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").unwrap();
+        assert_eq!(
+            local_instant_us(apia, at("2011-12-30 10:00")),
+            local_instant_us(apia, at("2011-12-31 00:00"))
         );
     }
 

@@ -1094,3 +1094,37 @@ fn the_metric_depth_example_job_runs() {
     assert_eq!(cx.height(), ltv.height());
     assert!(cx.column("first_response_sla_revenue_after").is_ok());
 }
+
+/// An activity filter on event types reads `event_type`: an events file without that column
+/// is an input error naming it, not an empty table.
+#[test]
+fn an_event_filter_on_a_file_without_event_type_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = DataFrame::new_infer_height(vec![
+        Column::new("customer_id".into(), ["C1", "C2"]),
+        ts_col(
+            "event_at",
+            vec![
+                Some(us("2026-06-01 10:00:00")),
+                Some(us("2026-06-02 10:00:00")),
+            ],
+        ),
+    ])
+    .unwrap();
+    write(&dir.path().join("events.parquet"), &mut events);
+    let job = dir.path().join("job.yaml");
+    fs::write(
+        &job,
+        "name: e\nas_of: 2026-06-30\ninputs:\n  events: { path: events.parquet }\npipelines:\n  \
+         cohort_retention: { activity: [{ events: { event_type: [login] } }] }\noutput: { dir: out }\n",
+    )
+    .unwrap();
+    let o = run(&["run", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("missing column `event_type`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out/cohort_retention.parquet").exists());
+}

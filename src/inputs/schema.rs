@@ -113,11 +113,19 @@ pub fn contract_problems(
         } else {
             String::new()
         };
+        // An optional column is required when a pipeline of the job reads it (`event_type` for
+        // an event filter).
+        let needed = extra.iter().any(|e| e == spec.name);
         match schema.column(file_col) {
-            None if spec.nullable => {}
+            None if spec.nullable && !needed => {}
             None => problems.push(format!(
-                "{where_}: missing column `{}`{mapped}; the file has: {}",
+                "{where_}: missing column `{}`{mapped}{}; the file has: {}",
                 spec.name,
+                if needed {
+                    " (the job's pipelines read it)"
+                } else {
+                    ""
+                },
                 schema
                     .columns
                     .iter()
