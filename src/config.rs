@@ -207,10 +207,13 @@ impl<'de> Deserialize<'de> for ActivitySource {
                 )))
             }
         };
-        let mut event_types = f.event_type.unwrap_or_default();
-        if event_types.len() > 1_000 {
-            return Err(D::Error::custom("event_type lists at most 1,000 types"));
+        if f.event_type
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > 1_000)
+        {
+            return Err(D::Error::custom("event_type lists 1 to 1,000 event types"));
         }
+        let mut event_types = f.event_type.unwrap_or_default();
         event_types.sort();
         event_types.dedup();
         Ok(ActivitySource {

@@ -469,6 +469,7 @@ mod tests {
             "[{ orders: { min_amount: -1 } }]",
             "[{ events: { event_typ: [x] } }]",
             "[{ events: {}, orders: {} }]",
+            "[{ events: { event_type: [] } }]",
             "[calls]",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
