@@ -9,9 +9,9 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A batch job's memory is only ever measured at its peak, so freed pages are kept for reuse
-/// rather than returned to the kernel after mimalloc's default delay (1 s, 10 s for arenas): on
-/// the 1M-customer benchmark that delay cost about 15 s. `MIMALLOC_PURGE_DELAY` in the environment
-/// still wins.
+/// rather than returned to the kernel after mimalloc's default delay (1 s, 10 s for arenas),
+/// which made every pipeline wait for freshly zeroed pages again (docs/performance.md).
+/// `MIMALLOC_PURGE_DELAY` in the environment still wins.
 fn keep_freed_memory() {
     // `mi_option_purge_delay` in mimalloc v3's include/mimalloc.h; libmimalloc-sys exports no
     // name for it. Only set when the option reads as its documented default, so a different

@@ -221,6 +221,7 @@ impl Iterator for MergedRuns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{i64s, strs};
 
     #[test]
     fn merged_runs_are_the_sorted_rows_in_fixed_batches() {
@@ -255,24 +256,11 @@ mod tests {
         for b in batches {
             got.vstack_mut_owned(b).unwrap();
         }
-        let ids: Vec<&str> = got
-            .column("customer_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        let want: Vec<&str> = all.iter().map(|(i, _)| i.as_str()).collect();
-        assert_eq!(ids, want);
-        let v: Vec<i64> = got
-            .column("v")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(v, all.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        let want: Vec<String> = all.iter().map(|(i, _)| i.clone()).collect();
+        assert_eq!(strs(&got, "customer_id"), want);
+        assert_eq!(
+            i64s(&got, "v"),
+            all.iter().map(|(_, v)| *v).collect::<Vec<_>>()
+        );
     }
 }

@@ -185,7 +185,7 @@ pub struct Activation {
 /// (`lifecycle::activity_parts`; distinct or not: every mode reads the first, last or
 /// particular active days, which repeats do not change). Each part is reduced to what the
 /// mode reads before the parts are combined: all activity together is the largest frame of a
-/// run (58M rows at 1M customers), and joining all of it with the anchors held it twice.
+/// run, and joining all of it with the anchors held it twice.
 fn cells(
     inputs: &Inputs,
     acts: Vec<LazyFrame>,

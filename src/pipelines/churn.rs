@@ -177,9 +177,9 @@ const KEYS: &[&str] = &["__pidx", "dimension", "dimension_value"];
 
 /// The polars engine the runner collects this table with. Streaming: every aggregation here
 /// is an integer count or an exact sum, so the result does not depend on the order in which
-/// the engine's morsels meet, and at 1M customers (paired `--only churn` runs of 66e734e) it
-/// took 4.3–5.0 s against 5.9–7.1 s in memory, with a peak RSS of 1,542–1,662 MiB against
-/// 2,296–2,320 MiB. The unit tests collect every case with both engines and compare them.
+/// the engine's morsels meet, and it was measured faster and leaner than in memory
+/// (docs/performance.md, "The streaming engine"). The unit tests collect every case with both
+/// engines and compare them.
 pub const ENGINE: Engine = Engine::Streaming;
 
 /// Resolved parameters.

@@ -248,8 +248,8 @@ fn drivers(
     if let Some(surveys) = inputs.get(&InputKind::Surveys) {
         let latest = |survey: &str| {
             // Row-wise values are computed before the group-by, which then only picks the last
-            // of each group: expressions inside the aggregation are evaluated group by group,
-            // which took over a second per driver at 1M customers.
+            // of each group: expressions inside the aggregation are evaluated group by group
+            // (docs/performance.md, "Row values before grouping").
             surveys
                 .clone()
                 .filter(col("survey").eq(lit(survey)))

@@ -195,10 +195,9 @@ const COUNTS_MERGE: Merge = Merge::sum(&["period", "survey", "dimension", "dimen
 
 /// The polars engine the runner collects this table with. Streaming: its aggregations are
 /// counts and the mean of integer scores, whose float sum is exact in any order, so the
-/// result does not depend on how the engine splits the rows. At 1M customers (paired
-/// `--only survey_scores` runs, twice each) it took 0.27–0.29 s against 0.52–0.53 s, with a
-/// peak RSS of 648–652 MiB against 768–770 MiB. The unit tests collect every case with both
-/// engines and compare them.
+/// result does not depend on how the engine splits the rows, and it was measured faster and
+/// leaner than in memory (docs/performance.md, "The streaming engine"). The unit tests collect
+/// every case with both engines and compare them.
 pub const ENGINE: Engine = Engine::Streaming;
 
 /// The 0.975 quantile of the standard normal distribution.
