@@ -16,10 +16,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Datelike, Duration, NaiveDate};
 use chrono_tz::Tz;
 use polars::prelude::*;
 use serde::Deserialize;
+
+pub use crate::time::local_instant_us;
 
 /// The job file's `support_kpis.business_hours`.
 #[derive(Debug, Clone, Deserialize)]
@@ -206,25 +208,6 @@ impl BusinessHours {
     }
 }
 
-/// The instant (UTC microseconds) of a local date and time in `tz`: the first instant after
-/// a DST gap for a time that does not exist, the earlier one for a time that exists twice.
-pub fn local_instant_us(tz: Tz, at: NaiveDateTime) -> i64 {
-    let instant = match tz.from_local_datetime(&at) {
-        LocalResult::Single(t) => t,
-        LocalResult::Ambiguous(first, _) => first,
-        // Gaps are at most a day (Samoa skipped 2011-12-30 whole); should a zone ever skip
-        // more, the time is read as UTC rather than panic.
-        LocalResult::None => match (1..=2 * 24 * 60).find_map(|m| {
-            tz.from_local_datetime(&(at + Duration::minutes(m)))
-                .earliest()
-        }) {
-            Some(t) => t,
-            None => return at.and_utc().timestamp_micros(),
-        },
-    };
-    instant.timestamp_micros()
-}
-
 /// A calendar's intervals over a range of days, as sorted disjoint instants with the business
 /// time before each.
 pub struct Timeline {
@@ -360,6 +343,8 @@ fn compute(c: &Column, hours: &BusinessHours) -> PolarsResult<Column> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDateTime;
+
     use super::*;
 
     fn hours(yaml: &str) -> BusinessHours {

@@ -5,7 +5,7 @@
 //! every calendar value is a local `Date`. Days are calendar days in the zone, never 24-hour
 //! spans, so a DST change does not move anything to a neighbouring day.
 
-use chrono::{Datelike, Duration, LocalResult, NaiveDate, TimeZone as _};
+use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone as _};
 use chrono_tz::Tz;
 use polars::prelude::*;
 
@@ -168,19 +168,24 @@ pub fn date_lit(d: NaiveDate) -> Expr {
 /// Local midnight at the start of `day`; where midnight does not exist (a DST gap at 00:00),
 /// the first instant of the day after the gap.
 pub fn local_midnight_us(tz: Tz, day: NaiveDate) -> i64 {
-    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-    let instant = match tz.from_local_datetime(&midnight) {
+    local_instant_us(tz, day.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+/// The instant (UTC microseconds) of a local date and time in `tz`: the first instant after
+/// a DST gap for a time that does not exist, the earlier one for a time that exists twice.
+pub fn local_instant_us(tz: Tz, at: NaiveDateTime) -> i64 {
+    let instant = match tz.from_local_datetime(&at) {
         LocalResult::Single(t) => t,
         LocalResult::Ambiguous(first, _) => first,
-        LocalResult::None => {
-            // Gaps are at most a few hours; step forward minute by minute to the first valid time.
-            (1..=24 * 60)
-                .find_map(|m| {
-                    tz.from_local_datetime(&(midnight + Duration::minutes(m)))
-                        .earliest()
-                })
-                .expect("a DST gap shorter than a day")
-        }
+        // Gaps are at most a day (Samoa skipped 2011-12-30 whole); should a zone ever skip
+        // more, the time is read as UTC rather than panic.
+        LocalResult::None => match (1..=2 * 24 * 60).find_map(|m| {
+            tz.from_local_datetime(&(at + Duration::minutes(m)))
+                .earliest()
+        }) {
+            Some(t) => t,
+            None => return at.and_utc().timestamp_micros(),
+        },
     };
     instant.timestamp_micros()
 }

@@ -425,7 +425,10 @@ fn partials(
     };
     let base = attach_segments(base, inputs, &p.by);
 
-    let pers: Vec<LazyFrame> = drivers(inputs, p, cal)
+    let driver_values = drivers(inputs, p, cal);
+    // The drivers of the inputs the job has (the same in every bucket), in table order.
+    let driver_names: Vec<&'static str> = driver_values.iter().map(|d| d.0).collect();
+    let pers: Vec<LazyFrame> = driver_values
         .into_iter()
         .map(|(driver, default, values)| {
             base.clone()
@@ -490,9 +493,6 @@ fn partials(
     let schema_cols = [
         col("customer_id"),
         col("__e"),
-        col("__last_purchase"),
-        col("rfm_segment"),
-        col("value_tier"),
         col("driver"),
         col("driver_value"),
         col("__revenue_w"),
@@ -519,18 +519,9 @@ fn partials(
     let Some(long) = long else {
         return Err(polars_err!(ComputeError: "cx_impact needs tickets or surveys"));
     };
-    // The drivers of the inputs the job has (the same in every bucket).
-    let drivers: Vec<&str> = DRIVERS
-        .iter()
-        .copied()
-        .filter(|d| match *d {
-            "nps_category" | "csat" => inputs.contains_key(&InputKind::Surveys),
-            _ => inputs.contains_key(&InputKind::Tickets),
-        })
-        .collect();
     let per_customer = p
         .customer_table
-        .then(|| customer_table(long.clone(), &drivers));
+        .then(|| customer_table(base, long.clone(), &driver_names));
     let outcome = col("__outcome");
     let keys = [col("driver"), col("driver_value")];
     let impact = by_dimensions(
@@ -659,44 +650,24 @@ fn partials(
 }
 
 /// The drivers in `customer_cx`'s column order.
-const DRIVERS: [&str; 5] = [
-    "nps_category",
-    "csat",
-    "ticket_volume",
-    "first_contact_resolution",
-    "first_response_sla",
-];
-
-/// `customer_cx` of one bucket from the per-(driver, customer) rows: one row per customer
-/// with their value, their lifecycle state and, per driver the job has, the driver value, its
-/// experience date and the outcome-window figures. Sorted by customer.
-fn customer_table(long: LazyFrame, drivers: &[&str]) -> LazyFrame {
-    let base = long
-        .clone()
-        .group_by([col("customer_id")])
-        .agg([
-            col("__revenue_w").first(),
-            col("__revenue_m").first(),
-            col("__last_purchase").first(),
-            col("__churned").first(),
-            col("predicted_clv").first(),
-            col("rfm_segment").first(),
-            col("value_tier").first(),
-        ])
-        .select([
-            col("customer_id"),
-            amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"),
-            col("__last_purchase")
-                .cast(DataType::Date)
-                .alias("last_purchase_date"),
-            when(col("__churned"))
-                .then(lit("churned"))
-                .otherwise(lit("active"))
-                .alias("lifecycle_state"),
-            col("predicted_clv").cast(DataType::Float64),
-            col("rfm_segment"),
-            col("value_tier"),
-        ]);
+/// `customer_cx` of one bucket: from `base` (one row per universe customer) their value and
+/// lifecycle state, and from the per-(driver, customer) rows, per driver the job has, the
+/// driver value, its experience date and the outcome-window figures. Sorted by customer.
+fn customer_table(base: LazyFrame, long: LazyFrame, drivers: &[&str]) -> LazyFrame {
+    let base = base.select([
+        col("customer_id"),
+        amount_from_parts(col("__revenue_w"), col("__revenue_m")).alias("revenue"),
+        col("__last_purchase")
+            .cast(DataType::Date)
+            .alias("last_purchase_date"),
+        when(col("__churned"))
+            .then(lit("churned"))
+            .otherwise(lit("active"))
+            .alias("lifecycle_state"),
+        col("predicted_clv").cast(DataType::Float64),
+        col("rfm_segment"),
+        col("value_tier"),
+    ]);
     let mut table = base;
     for &d in drivers {
         let outcome = col("__outcome");

@@ -363,7 +363,7 @@ impl LtvSegments {
         let data = ModelData::new(&sorted("model_data", MODEL_KEYS)?)?;
         let (x, t_x, t, money, n_of) = (&data.x, &data.t_x, &data.t, &data.money, &data.n);
         let customers: f64 = n_of.iter().sum();
-        let (bgnbd, gamma_gamma) = if self.model == ClvModel::None {
+        let (counting, gamma_gamma) = if self.model == ClvModel::None {
             (None, None)
         } else {
             let (bg, gg) = data.fit(self.model);
@@ -372,10 +372,10 @@ impl LtvSegments {
         let calibration = match self.holdout_days {
             Some(days) if self.model != ClvModel::None => {
                 let data = ModelData::new(&sorted("calibration_data", MODEL_KEYS)?)?;
-                let (bgnbd, gamma_gamma) = data.fit(self.model);
+                let (counting, gamma_gamma) = data.fit(self.model);
                 Some(Calibration {
                     days,
-                    bgnbd,
+                    counting,
                     gamma_gamma,
                 })
             }
@@ -383,7 +383,7 @@ impl LtvSegments {
         };
         let mut fitted = Fitted {
             p: self.clone(),
-            bgnbd,
+            counting,
             gamma_gamma,
             customers: customers as u64,
             uncomputable: 0,
@@ -407,7 +407,7 @@ impl LtvSegments {
             .map(|(_, n)| n)
             .sum();
         let has_model = matches!(
-            (&fitted.bgnbd, &fitted.gamma_gamma),
+            (&fitted.counting, &fitted.gamma_gamma),
             (Some(Ok(_)), Some(Ok(_)))
         );
         fitted.uncomputable = if has_model { missing as u64 } else { 0 };
@@ -560,7 +560,7 @@ impl LtvSegments {
             .collect();
         let spend: Vec<Option<f64>> = h.column("holdout_spend")?.f64()?.iter().collect();
         let tau = calibration.days as f64 / self.unit.days();
-        let bg = calibration.bgnbd.as_ref().ok();
+        let bg = calibration.counting.as_ref().ok();
         let gg = calibration.gamma_gamma.as_ref().ok();
         let n = h.height();
         let mut bucket = Vec::with_capacity(2 * n);
@@ -1053,7 +1053,7 @@ impl ModelData {
 /// The models fitted on the calibration period, for `clv_validation`.
 struct Calibration {
     days: u32,
-    bgnbd: Result<Fit<Counting>, String>,
+    counting: Result<Fit<Counting>, String>,
     gamma_gamma: Result<Fit<GammaGamma>, String>,
 }
 
@@ -1061,7 +1061,7 @@ struct Calibration {
 struct Fitted {
     p: LtvSegments,
     /// The purchase-count model (BG/NBD or Pareto/NBD).
-    bgnbd: Option<Result<Fit<Counting>, String>>,
+    counting: Option<Result<Fit<Counting>, String>>,
     gamma_gamma: Option<Result<Fit<GammaGamma>, String>>,
     customers: u64,
     /// Customers whose expected purchases (or predicted CLV) could not be computed although
@@ -1083,7 +1083,7 @@ impl Fitted {
     /// The model columns of the customers with these (x, t_x, T, m), on two threads in a fixed
     /// split (each customer's values depend on that customer alone).
     fn predict_all(&self, x: &[f64], t_x: &[f64], t: &[f64], m: &[f64]) -> Vec<Row> {
-        let bg = self.bgnbd.as_ref().and_then(|f| f.as_ref().ok());
+        let bg = self.counting.as_ref().and_then(|f| f.as_ref().ok());
         let gg = self.gamma_gamma.as_ref().and_then(|f| f.as_ref().ok());
         let p = &self.p;
         let month = MONTH_DAYS / p.unit.days();
@@ -1243,7 +1243,7 @@ fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
         }
     };
     let name = counting_name(models.p.model);
-    if let Some(fit) = &models.bgnbd {
+    if let Some(fit) = &models.counting {
         let (rows, mut why) = counting_rows(models.p.model, fit);
         if fit.is_ok() && models.uncomputable > 0 {
             why = Some(format!(
@@ -1264,7 +1264,7 @@ fn model_table(models: &Fitted) -> PolarsResult<DataFrame> {
     if let Some(c) = &models.calibration {
         push(
             &format!("{name}_calibration"),
-            counting_rows(models.p.model, &c.bgnbd),
+            counting_rows(models.p.model, &c.counting),
         );
         push("gamma_gamma_calibration", gamma_gamma_rows(&c.gamma_gamma));
     }

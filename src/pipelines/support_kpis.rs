@@ -218,6 +218,12 @@ impl SlaTargets {
             ),
             None => micros_between("first_response_at", "created_at"),
         };
+        self.meets(took)
+    }
+
+    /// Expression: whether `took`, each row's first-response time in microseconds (in the
+    /// time the targets are measured in), meets its channel's target.
+    pub fn meets(&self, took: Expr) -> Expr {
         took.lt_eq(self.target_expr(col("channel")))
     }
 }
@@ -408,17 +414,22 @@ fn per_ticket(
             let b = |later: &str| {
                 business_micros(col(later), col("created_at"), col("channel"), h.clone())
             };
+            // Every response's business time once: the statistics read the counted ones, the
+            // targets (when in business hours) all of them.
             tickets
                 .with_columns([
-                    when(counted_response.clone())
-                        .then(b("first_response_at"))
-                        .otherwise(lit(NULL).cast(DataType::Int64))
-                        .alias("__frtb_us"),
+                    b("first_response_at").alias("__frb_us"),
                     when(resolved.clone())
                         .then(b("resolved_at"))
                         .otherwise(lit(NULL).cast(DataType::Int64))
                         .alias("__resb_us"),
                 ])
+                .with_column(
+                    when(counted_response.clone())
+                        .then(col("__frb_us"))
+                        .otherwise(lit(NULL).cast(DataType::Int64))
+                        .alias("__frtb_us"),
+                )
                 .with_columns([
                     div_scalar(col("__frtb_us"), 1_000_000.0).alias("__frtb"),
                     div_scalar(col("__resb_us"), 1_000_000.0).alias("__resb"),
@@ -446,7 +457,14 @@ fn per_ticket(
             .then(micros_between("resolved_at", "created_at"))
             .otherwise(lit(NULL).cast(DataType::Int64))
             .alias("__res_us"),
-        responded.clone().and(p.sla.met_expr()).alias("__sla_met"),
+        // `sla.business` is the calendar of `business_hours`, whose times are `__frb_us`.
+        responded
+            .clone()
+            .and(match (&p.business, &p.sla.business) {
+                (Some(_), Some(_)) => p.sla.meets(col("__frb_us")),
+                _ => p.sla.met_expr(),
+            })
+            .alias("__sla_met"),
         responded.alias("__responded"),
         resolved.clone().alias("__resolved"),
         resolved

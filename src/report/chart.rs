@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::html::{attr, esc};
+use super::html::esc;
 
 /// Where a shown value comes from: table, column, the key columns of its row, and the value.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl Mark {
             " data-table=\"{}\" data-column=\"{}\" data-key=\"{}\" data-value=\"{}\"",
             self.table,
             self.column,
-            attr(&key),
+            esc(&key),
             self.value
         )
     }
@@ -182,7 +182,7 @@ impl Frame {
             "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{l}\">",
             w = self.width,
             h = self.height,
-            l = attr(label)
+            l = esc(label)
         );
     }
 
@@ -545,7 +545,7 @@ pub fn hbars(
     let _ = write!(
         svg,
         "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
-        attr(label)
+        esc(label)
     );
     for t in x.ticks(4) {
         let _ = write!(
@@ -614,7 +614,7 @@ pub fn heatmap(
         "<svg class=\"chart heatmap\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">\
          <defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
          <line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#777\" stroke-width=\"1.5\"/></pattern></defs>",
-        attr(label)
+        esc(label)
     );
     for (j, c) in column_labels.iter().enumerate() {
         let _ = write!(

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-/// Text escaped for an element's content.
+/// Text escaped for an element's content or a double-quoted attribute.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -17,11 +17,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-/// Text escaped for a double-quoted attribute.
-pub fn attr(s: &str) -> String {
-    esc(s)
 }
 
 /// A number with `decimals` places and thousands separators.

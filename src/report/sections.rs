@@ -13,23 +13,25 @@ use crate::error::{CxError, Result};
 /// Every section the result has tables for.
 pub fn all(t: &Tables, manifest: &serde_json::Value) -> Result<Vec<Section>> {
     let mut out = Vec::new();
-    let builders: [(&str, Builder); 9] = [
-        ("survey_scores", scorecard),
-        ("survey_scores", trends),
-        ("cohort_retention", retention),
-        ("churn", churn),
-        ("activation", activation),
-        ("support_kpis", support),
-        ("ltv_segments", value),
-        ("clv_validation", validation),
-        ("cx_impact", cx_impact),
+    // Each table read once, for the sections drawn from it, in page order.
+    let builders: [(&str, &[Builder]); 8] = [
+        ("survey_scores", &[scorecard, trends]),
+        ("cohort_retention", &[retention]),
+        ("churn", &[churn]),
+        ("activation", &[activation]),
+        ("support_kpis", &[support]),
+        ("ltv_segments", &[value]),
+        ("clv_validation", &[validation]),
+        ("cx_impact", &[cx_impact]),
     ];
-    for (table, build) in builders {
+    for (table, builds) in builders {
         if let Some(df) = t.frame(table)? {
-            let built = build(&df, t).map_err(|e| {
-                CxError::input(format!("table {table}: not as cxmetrics writes it ({e})"))
-            })?;
-            out.extend(built);
+            for build in builds {
+                let built = build(&df, t).map_err(|e| {
+                    CxError::input(format!("table {table}: not as cxmetrics writes it ({e})"))
+                })?;
+                out.extend(built);
+            }
         }
     }
     out.push(run(t, manifest)?);
