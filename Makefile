@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck report-test report-screenshots sample-data bench bench-large
+.PHONY: run test fmt-check clippy unit crosscheck warehouse-test report-test report-screenshots sample-data bench bench-large
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -14,7 +14,7 @@ run:
 
 ## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks, the
 ## report in a headless browser.
-test: fmt-check clippy unit crosscheck report-test
+test: fmt-check clippy unit crosscheck warehouse-test report-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +29,12 @@ unit:
 crosscheck:
 	$(CARGO) build --locked
 	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/crosscheck/run.sh
+
+## Warehouse types from the CLI: Decimal and integer-cents money give the Float64 run's tables
+## byte for byte; `output.money: decimal` is read by DuckDB as DECIMAL; strings are plain UTF-8.
+warehouse-test:
+	$(CARGO) build --locked
+	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/warehouse/run.sh
 
 ## The example job's report opened in headless Chromium (installed from Debian when missing)
 ## with the network blocked: no console errors, no requests, every section, and every value

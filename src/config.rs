@@ -75,12 +75,49 @@ pub struct InputsConfig {
 pub struct InputConfig {
     /// A Parquet file, a directory of Parquet files, or a glob; relative to the job file.
     pub path: String,
-    /// Contract column name -> the file's own column name.
+    /// Contract column name -> the file's own column name (and, for money in integer minor
+    /// units, its scale).
     #[serde(default)]
-    pub columns: BTreeMap<String, String>,
+    pub columns: BTreeMap<String, ColumnMapping>,
     /// How old the input's latest row may be at the end of as_of.
     #[serde(default)]
     pub freshness: Option<FreshnessConfig>,
+}
+
+/// Where a contract column is in the file: `amount: amount_usd`, or for money kept as an
+/// integer of minor units, `amount: { name: amount_cents, scale: 2 }` (the value is the
+/// integer times 10^-scale).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnMapping {
+    Name(String),
+    Scaled(ScaledColumn),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaledColumn {
+    pub name: String,
+    pub scale: u32,
+}
+
+/// The scales a money column of minor units may declare: cents are 2, mills 3; 18 digits is
+/// the most an Int64 holds.
+pub const MONEY_SCALES: std::ops::RangeInclusive<u32> = 0..=18;
+
+impl ColumnMapping {
+    pub fn name(&self) -> &str {
+        match self {
+            ColumnMapping::Name(n) | ColumnMapping::Scaled(ScaledColumn { name: n, .. }) => n,
+        }
+    }
+
+    pub fn scale(&self) -> Option<u32> {
+        match self {
+            ColumnMapping::Name(_) => None,
+            ColumnMapping::Scaled(s) => Some(s.scale),
+        }
+    }
 }
 
 /// `freshness: { warn_after: 2d, error_after: 7d }`: durations like `90s`, `15m`, `4h`, `2d`.
@@ -343,6 +380,18 @@ pub struct OutputConfig {
     /// Also write the HTML report (`report.html` beside the manifest).
     #[serde(default)]
     pub report: bool,
+    /// How money columns are written: Float64 (default) or Decimal(38, 6).
+    #[serde(default)]
+    pub money: MoneyType,
+}
+
+/// `output.money`: the type of every money column of the tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoneyType {
+    #[default]
+    Float64,
+    Decimal,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

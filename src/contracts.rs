@@ -64,8 +64,11 @@ pub enum ColType {
     /// Instant: Datetime of any unit, with or without zone (naive = UTC), or Date (= midnight
     /// UTC); stored as Datetime(us, "UTC").
     Timestamp,
-    /// Any integer or float width, stored as Float64.
+    /// Any integer or float width, or a Decimal (to the nearest double), stored as Float64.
     Float,
+    /// Money: a float, an integer (of minor units when the job declares a `scale`), or a
+    /// Decimal of any precision up to 38, read exactly (`inputs::money`); stored as Float64.
+    Money,
     /// Any integer width, stored as Int64.
     Int,
     /// Boolean only.
@@ -78,7 +81,8 @@ impl ColType {
             ColType::Id => "an id (string or integer)",
             ColType::Text => "a string",
             ColType::Timestamp => "a timestamp (Datetime or Date)",
-            ColType::Float => "a number (float or integer)",
+            ColType::Float => "a number (float, integer or Decimal)",
+            ColType::Money => "money (float, integer or Decimal)",
             ColType::Int => "an integer",
             ColType::Bool => "a boolean",
         }
@@ -94,7 +98,9 @@ impl ColType {
             ColType::Id => dtype.is_integer() || is_text(dtype),
             ColType::Text => is_text(dtype),
             ColType::Timestamp => matches!(dtype, D::Datetime(_, _) | D::Date),
-            ColType::Float => dtype.is_integer() || dtype.is_float(),
+            ColType::Float | ColType::Money => {
+                dtype.is_integer() || dtype.is_float() || dtype.is_decimal()
+            }
             ColType::Int => dtype.is_integer(),
             ColType::Bool => matches!(dtype, D::Boolean),
         }
@@ -221,7 +227,7 @@ static ORDERS: Contract = Contract {
         req("order_id", Id),
         req("customer_id", Id),
         req("ordered_at", Timestamp),
-        req("amount", Float),
+        req("amount", Money),
     ],
     key: Some("order_id"),
     key_read: false,

@@ -39,6 +39,8 @@ pub struct Job {
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
     pub compression: Compression,
+    /// `output.money`: Float64 or Decimal(38, 6) money columns.
+    pub money: crate::config::MoneyType,
     /// `output.report`: publish `report.html` with the tables.
     pub report: bool,
     /// Freshness thresholds by input (`inputs.<name>.freshness`).
@@ -78,7 +80,16 @@ impl Job {
                             InputSource {
                                 kind: *kind,
                                 files: location.files().to_vec(),
-                                rename: cfg.columns.clone(),
+                                rename: cfg
+                                    .columns
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), v.name().to_string()))
+                                    .collect(),
+                                money_scales: cfg
+                                    .columns
+                                    .iter()
+                                    .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
+                                    .collect(),
                                 freshness: self.freshness.get(kind).copied(),
                             },
                             location,
@@ -271,7 +282,18 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
         if cfg.path.trim().is_empty() {
             problems.push(&format!("inputs.{kind}.path"), "must not be empty");
         }
-        for name in cfg.columns.keys() {
+        for (name, mapping) in &cfg.columns {
+            if let (Some(spec), Some(scale)) = (kind.contract().column(name), mapping.scale()) {
+                let at = format!("inputs.{kind}.columns.{name}.scale");
+                if spec.ty != crate::contracts::ColType::Money {
+                    problems.push(
+                        &at,
+                        format!("`{name}` is not money; only a money column takes a scale"),
+                    );
+                } else if !crate::config::MONEY_SCALES.contains(&scale) {
+                    problems.push(&at, format!("{scale} is out of range: 0 to 18"));
+                }
+            }
             if kind.contract().column(name).is_none() {
                 let known: Vec<&str> = kind.contract().columns.iter().map(|c| c.name).collect();
                 problems.push(
@@ -359,6 +381,7 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
         output_dir,
         layout: job.output.layout,
         compression: job.output.compression,
+        money: job.output.money,
         report: job.output.report,
         base_dir,
         freshness,

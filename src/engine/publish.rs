@@ -75,6 +75,7 @@ pub fn publish(
         dir: target.dir.clone(),
         layout: job.layout,
         compression: job.compression,
+        money: job.money,
         as_of,
     };
     let mut staging = Staging::new(&plan, &run_id)?;

@@ -223,6 +223,7 @@ pub fn serve_check(files: &[PathBuf]) -> i32 {
         kind,
         files: files.to_vec(),
         rename: request.rename,
+        money_scales: BTreeMap::new(),
         freshness: None,
     };
     let mut out = std::io::stdout().lock();
@@ -264,6 +265,7 @@ mod tests {
             kind: InputKind::Orders,
             files: files.clone(),
             rename: BTreeMap::new(),
+            money_scales: BTreeMap::new(),
             freshness: None,
         };
         let check = FileCheck::Subprocess {

@@ -6,6 +6,7 @@
 //! - `check`: proving a file decodes before this process decodes it (a corrupt file can make
 //!   the Parquet reader abort the process, which no error handling can catch);
 //! - `read`: reading and coercing the columns a job needs, batch by batch;
+//! - `money`: money columns of warehouse types (Decimal, integer minor units) read exactly;
 //! - `clean`: the as_of cut, the value rules of each input and the rejection report;
 //! - `dedup`: the first valid occurrence of a row id wins.
 //!
@@ -16,6 +17,7 @@ mod check;
 mod clean;
 mod dedup;
 mod files;
+pub mod money;
 mod read;
 mod schema;
 
@@ -44,6 +46,9 @@ pub struct InputSource {
     pub files: Vec<PathBuf>,
     /// Contract column name -> file column name (identity where not mapped).
     pub rename: BTreeMap<String, String>,
+    /// Contract money column -> the scale of its integer file column of minor units
+    /// (`columns: { amount: { name: amount_cents, scale: 2 } }`).
+    pub money_scales: BTreeMap<String, u32>,
     /// How old the latest row may be (`inputs.<name>.freshness`).
     pub freshness: Option<Freshness>,
 }
@@ -206,6 +211,7 @@ mod tests {
             kind: InputKind::Events,
             files: vec![path],
             rename: BTreeMap::new(),
+            money_scales: BTreeMap::new(),
             freshness: None,
         };
         let out = load(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use super::money::exact_money;
 use super::schema::{contract_problems, read_schema, wanted_columns, FileSchema};
 use super::InputSource;
 use crate::contracts::ColType;
@@ -136,6 +137,9 @@ pub struct BatchReader<'a> {
     path: &'a Path,
     wanted: Vec<String>,
     exprs: Vec<Expr>,
+    /// Money file columns read exactly (`super::money`): a Decimal, or integer minor units
+    /// with their scale.
+    money: Vec<(String, Option<u32>)>,
 }
 
 impl<'a> BatchReader<'a> {
@@ -148,13 +152,20 @@ impl<'a> BatchReader<'a> {
         let contract = source.kind.contract();
         let wanted = wanted_columns(source, schema, extra);
         let mut exprs: Vec<Expr> = Vec::new();
+        let mut money = Vec::new();
         for spec in contract.columns {
             if !spec.read && !extra.iter().any(|e| e == spec.name) {
                 continue;
             }
             let file_col = source.file_col(spec.name);
             match schema.column(file_col) {
-                Some(Ok(dt)) => exprs.push(coerce(col(file_col), spec.ty, dt).alias(spec.name)),
+                Some(Ok(dt)) => {
+                    let scale = source.money_scales.get(spec.name).copied();
+                    if spec.ty == ColType::Money && (dt.is_decimal() || scale.is_some()) {
+                        money.push((file_col.to_string(), scale));
+                    }
+                    exprs.push(coerce(col(file_col), spec.ty, dt).alias(spec.name))
+                }
                 // `contract_problems` has refused unreadable types before any read.
                 Some(Err(found)) => return Err(format!("column `{file_col}` has type {found}")),
                 None => exprs.push(lit(NULL).cast(target_type(spec.ty)).alias(spec.name)),
@@ -169,6 +180,7 @@ impl<'a> BatchReader<'a> {
             path,
             wanted,
             exprs,
+            money,
         })
     }
 
@@ -179,11 +191,23 @@ impl<'a> BatchReader<'a> {
         first_row: u64,
     ) -> std::result::Result<DataFrame, String> {
         let file = File::open(self.path).map_err(|e| format!("cannot open: {e}"))?;
-        guarded(|| {
-            let df = ParquetReader::new(file)
+        let mut df = guarded(|| {
+            ParquetReader::new(file)
                 .with_columns(Some(self.wanted.clone()))
                 .with_slice(slice)
-                .finish()?;
+                .finish()
+        })
+        .map_err(|e| format!("cannot read: {e}"))?;
+        for (name, scale) in &self.money {
+            let exact = exact_money(
+                df.column(name).map_err(|e| e.to_string())?,
+                *scale,
+                first_row + 1,
+            )
+            .map_err(|e| format!("column `{name}`: {e}"))?;
+            df.replace(name, exact).map_err(|e| e.to_string())?;
+        }
+        guarded(|| {
             let n = df.height() as i64;
             let mut exprs = self.exprs.clone();
             exprs.push(
@@ -200,7 +224,7 @@ pub(super) fn target_type(ty: ColType) -> DataType {
     match ty {
         ColType::Id | ColType::Text => DataType::String,
         ColType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
-        ColType::Float => DataType::Float64,
+        ColType::Float | ColType::Money => DataType::Float64,
         ColType::Int => DataType::Int64,
         ColType::Bool => DataType::Boolean,
     }

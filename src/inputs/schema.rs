@@ -32,7 +32,9 @@ impl FileSchema {
 fn file_type(field: &ArrowField) -> std::result::Result<DataType, String> {
     use ArrowDataType as A;
     match field.dtype() {
-        A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s) => {
+        A::Decimal(p, s) | A::Decimal32(p, s) | A::Decimal64(p, s) | A::Decimal256(p, s)
+            if *p > 38 || s > p =>
+        {
             Err(format!("Decimal({p},{s})"))
         }
         dt => catch_unwind(AssertUnwindSafe(|| DataType::from_arrow_field(field)))
@@ -99,7 +101,7 @@ pub fn contract_problems(
     let where_ = format!("{} ({}, {} rows)", source.kind, path.display(), schema.rows);
     let unsupported = |name: &str, mapped: &str, found: &str| {
         let hint = if found.starts_with("Decimal") {
-            "Decimal columns are not supported yet; export the column as a double or an integer"
+            "cxmetrics reads Decimal columns of precision up to 38"
         } else {
             "cxmetrics does not read this type"
         };
@@ -139,7 +141,17 @@ pub fn contract_problems(
                 spec.name,
                 spec.ty.describe()
             )),
-            Some(Ok(_)) => {}
+            Some(Ok(dt)) => {
+                if let Some(scale) = source.money_scales.get(spec.name) {
+                    if !dt.is_integer() {
+                        problems.push(format!(
+                            "{where_}: column `{}`{mapped} has a scale of {scale}, which is for \
+                             an integer column of minor units; found {dt}",
+                            spec.name
+                        ));
+                    }
+                }
+            }
         }
     }
     for name in extra {

@@ -24,7 +24,7 @@ use std::path::{Component, Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::{parquet_compression, warehouse_types, OutputPlan, WrittenTable};
+use super::{parquet_compression, plain_strings, warehouse_types, OutputPlan, WrittenTable};
 use crate::error::{CxError, Result};
 
 const STAGING_PREFIX: &str = ".staging-";
@@ -152,12 +152,13 @@ impl Staging {
     /// Writes one table into the staging folder.
     pub fn write_table(&mut self, name: &str, df: DataFrame) -> Result<WrittenTable> {
         let (rel, path) = self.table_file(name)?;
-        let mut df =
-            warehouse_types(df).map_err(|e| CxError::internal(format!("table {name}"), e))?;
+        let mut df = warehouse_types(df, self.plan.money)
+            .map_err(|e| CxError::internal(format!("table {name}"), e))?;
         let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
         ParquetWriter::new(file)
             .with_compression(parquet_compression(self.plan.compression))
             .with_statistics(StatisticsOptions::default())
+            .with_key_value_metadata(Some(plain_strings(df.schema())))
             .finish(&mut df)
             .map_err(|e| io_err("writing", &path, e))?;
         self.written(name, rel, &path, df.height(), df.schema())
@@ -176,13 +177,15 @@ impl Staging {
         let mut rows = 0;
         let mut schema = None;
         for batch in batches {
-            let batch = warehouse_types(batch.map_err(table_err)?).map_err(table_err)?;
+            let batch =
+                warehouse_types(batch.map_err(table_err)?, self.plan.money).map_err(table_err)?;
             if writer.is_none() {
                 let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
                 writer = Some(
                     ParquetWriter::new(file)
                         .with_compression(parquet_compression(self.plan.compression))
                         .with_statistics(StatisticsOptions::default())
+                        .with_key_value_metadata(Some(plain_strings(batch.schema())))
                         .batched(batch.schema())
                         .map_err(|e| io_err("writing", &path, e))?,
                 );

@@ -22,6 +22,7 @@
 
 mod commit;
 pub mod lock;
+pub mod money;
 mod target;
 
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::config::{Compression, Layout};
+use crate::config::{Compression, Layout, MoneyType};
 
 pub use commit::{recover, Staging};
 pub use lock::{WriterLock, LOCK_FILE};
@@ -41,6 +42,7 @@ pub struct OutputPlan {
     pub dir: PathBuf,
     pub layout: Layout,
     pub compression: Compression,
+    pub money: MoneyType,
     pub as_of: NaiveDate,
 }
 
@@ -79,8 +81,8 @@ pub struct WrittenTable {
 }
 
 /// Casts to types every warehouse reads the same way: no unsigned integers, timestamps as
-/// microsecond UTC, no categoricals.
-pub fn warehouse_types(df: DataFrame) -> PolarsResult<DataFrame> {
+/// microsecond UTC, no categoricals; with `output.money: decimal`, money as Decimal(38, 6).
+pub fn warehouse_types(df: DataFrame, money: MoneyType) -> PolarsResult<DataFrame> {
     let exprs: Vec<Expr> = df
         .schema()
         .iter()
@@ -103,7 +105,41 @@ pub fn warehouse_types(df: DataFrame) -> PolarsResult<DataFrame> {
             }
         })
         .collect();
-    df.lazy().select(exprs).collect()
+    let mut df = df.lazy().select(exprs).collect()?;
+    if money == MoneyType::Decimal {
+        let names: Vec<PlSmallStr> = df
+            .schema()
+            .iter()
+            .filter(|(n, dt)| money::is_money(n) && **dt == DataType::Float64)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let d = money::to_decimal(df.column(&name)?)?;
+            df.replace(&name, d)?;
+        }
+    }
+    Ok(df)
+}
+
+/// The Parquet footer's Arrow schema for a table of `schema`, with strings as plain UTF-8
+/// (`string`) rather than polars' own `string_view`: the data pages are the same, and every
+/// Arrow reader, older pyarrow compute kernels among them, handles plain strings.
+pub fn plain_strings(schema: &Schema) -> KeyValueMetadata {
+    let arrow: ArrowSchema = schema
+        .to_arrow(CompatLevel::newest())
+        .iter_values()
+        .map(|f| {
+            let mut f = f.clone();
+            f.dtype = match f.dtype {
+                ArrowDataType::Utf8View | ArrowDataType::LargeUtf8 => ArrowDataType::Utf8,
+                ArrowDataType::BinaryView | ArrowDataType::LargeBinary => ArrowDataType::Binary,
+                other => other,
+            };
+            (f.name.clone(), f)
+        })
+        .collect();
+    let kv = polars_parquet::write::schema_to_metadata_key(&arrow);
+    KeyValueMetadata::from_static(vec![(kv.key, kv.value.unwrap_or_default())])
 }
 
 fn parquet_compression(c: Compression) -> ParquetCompression {

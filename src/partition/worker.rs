@@ -86,6 +86,7 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Re
         kind,
         files: request.files.clone(),
         rename: request.rename.clone(),
+        money_scales: request.money_scales.clone(),
         freshness: None,
     };
     let cal = Calendar::new(request.as_of, &request.timezone).map_err(Failure::Other)?;

@@ -83,7 +83,20 @@ impl Tables {
                 path.display()
             ))
         })?;
-        ParquetReader::new(file).finish().map(Some).map_err(|e| {
+        // Money written as Decimal (`output.money: decimal`) is shown as the number it is.
+        let read = || -> PolarsResult<DataFrame> {
+            let df = ParquetReader::new(file).finish()?;
+            let cast: Vec<Expr> = df
+                .schema()
+                .iter()
+                .map(|(n, dt)| match dt {
+                    DataType::Decimal(_, _) => col(n.clone()).cast(DataType::Float64),
+                    _ => col(n.clone()),
+                })
+                .collect();
+            df.lazy().select(cast).collect()
+        };
+        read().map(Some).map_err(|e| {
             CxError::input(format!(
                 "table {name}: cannot read {} ({e})",
                 path.display()
