@@ -74,7 +74,7 @@ fn example_job_runs_on_sample_data_and_publishes_everything() {
     let cols = manifest["outputs"]["survey_scores"]["columns"]
         .as_array()
         .unwrap();
-    assert_eq!(cols.len(), 13);
+    assert_eq!(cols.len(), 14);
     // The sample data makes the CX effect visible: detractors churn more than promoters.
     let impact = read(&out.path().join("cx_impact.parquet"));
     let churned = |value: &str| {

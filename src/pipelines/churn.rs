@@ -529,13 +529,12 @@ fn finish(
             zero("churned"),
             zero("customers_end"),
         ])
+        .with_column(
+            (col("customers_end") - col("new_customers") - col("reactivated")).alias("retained"),
+        )
         .with_columns([
             ratio(col("churned"), col("customers_start")).alias("churn_rate"),
-            ratio(
-                col("customers_end") - col("new_customers") - col("reactivated"),
-                col("customers_start"),
-            )
-            .alias("retention_rate"),
+            ratio(col("retained"), col("customers_start")).alias("retention_rate"),
             ratio(col("nrr_revenue"), col("nrr_base_revenue")).alias("net_revenue_retention"),
         ])
         .sort_overall_first(&["period"], &[])
@@ -554,6 +553,8 @@ fn finish(
             col("nrr_revenue").cast(DataType::Float64),
             col("nrr_base_revenue").cast(DataType::Float64),
             col("net_revenue_retention").cast(DataType::Float64),
+            // retention_rate's numerator, so that rows re-aggregate.
+            col("retained").cast(DataType::Int64),
             col("complete"),
         ])
 }

@@ -289,27 +289,27 @@ fn finish(cells: LazyFrame, p: &CohortRetention, cal: &Calendar) -> PolarsResult
         .with_columns([
             ratio(col("active_customers"), col("cohort_size")).alias("retention_rate"),
             amount_from_parts(col("__rev_w"), col("__rev_m")).alias("revenue"),
-            (amount_from_parts(
+            amount_from_parts(
                 col("__rev_w").cum_sum(false).over(group.clone())?,
                 col("__rev_m").cum_sum(false).over(group)?,
-            ) / col("cohort_size").cast(DataType::Float64))
-            .alias("cumulative_revenue_per_customer"),
+            )
+            .alias("cumulative_revenue"),
             (p.period.index(col("cohort")) + col("period").cast(DataType::Int64))
                 .lt(lit(next_idx))
                 .alias("complete"),
         ])
+        .with_columns([
+            (col("cumulative_revenue") / col("cohort_size").cast(DataType::Float64))
+                .alias("cumulative_revenue_per_customer"),
+        ])
         // Sorted by period within each cohort: the first revenue is period 0's.
         .with_column(
-            ratio(
-                col("revenue"),
-                col("revenue").first().over([
-                    col("cohort"),
-                    col("dimension"),
-                    col("dimension_value"),
-                ])?,
-            )
-            .alias("revenue_retention"),
+            col("revenue")
+                .first()
+                .over([col("cohort"), col("dimension"), col("dimension_value")])?
+                .alias("period_0_revenue"),
         )
+        .with_column(ratio(col("revenue"), col("period_0_revenue")).alias("revenue_retention"))
         .select([
             col("cohort"),
             col("period"),
@@ -321,6 +321,10 @@ fn finish(cells: LazyFrame, p: &CohortRetention, cal: &Calendar) -> PolarsResult
             col("revenue").cast(DataType::Float64),
             col("cumulative_revenue_per_customer"),
             col("revenue_retention"),
+            // The numerators and denominators of the two revenue ratios, so that rows
+            // re-aggregate (retention_rate's are active_customers and cohort_size).
+            col("cumulative_revenue").cast(DataType::Float64),
+            col("period_0_revenue").cast(DataType::Float64),
             col("complete"),
         ]))
 }

@@ -759,6 +759,22 @@ fn finish_impact(m: &Merged) -> PolarsResult<DataFrame> {
             col("revenue_after_per_customer"),
             col("lift_vs_all"),
             col("churn_lift_vs_all"),
+            // Each share's and mean's numerator and denominator, so that rows re-aggregate
+            // (the lifts are ratios of ratios: row-level only).
+            col("__all_customers")
+                .cast(DataType::Int64)
+                .alias("driver_customers"),
+            amount_from_parts(col("__rev_sum_w"), col("__rev_sum_m")).alias("revenue"),
+            col("__clv_n")
+                .cast(DataType::Int64)
+                .alias("predicted_customers"),
+            col("__clv_total")
+                .fill_null(lit(0.0))
+                .cast(DataType::Float64)
+                .alias("predicted_clv_total"),
+            col("__churned_n").cast(DataType::Int64).alias("churned"),
+            col("__rep_n").cast(DataType::Int64).alias("repurchased"),
+            amount_from_parts(col("__after_sum_w"), col("__after_sum_m")).alias("revenue_after"),
         ])
         .collect()
 }
@@ -786,6 +802,9 @@ fn finish_migration(m: &Merged) -> PolarsResult<DataFrame> {
             col("avg_revenue_before"),
             col("avg_revenue_after"),
             col("revenue_change_pct"),
+            // The means' sums, so that rows re-aggregate over customers.
+            amount_from_parts(col("__before_w"), col("__before_m")).alias("revenue_before"),
+            amount_from_parts(col("__after_w"), col("__after_m")).alias("revenue_after"),
         ])
         .collect()
 }

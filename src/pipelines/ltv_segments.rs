@@ -720,6 +720,22 @@ fn finish_validation(m: &Merged) -> PolarsResult<DataFrame> {
         col("__spend_n").alias("spend_customers"),
         col("predicted_spend_mean").cast(DataType::Float64),
         col("actual_spend_mean").cast(DataType::Float64),
+        // Each mean's sum and count, so that rows re-aggregate.
+        col("__predicted_n")
+            .cast(DataType::Int64)
+            .alias("predicted_customers"),
+        col("__error_total")
+            .cast(DataType::Float64)
+            .alias("purchases_abs_error_total"),
+        col("__spend_predicted_total")
+            .cast(DataType::Float64)
+            .alias("predicted_spend_total"),
+        col("__actual_spend_n")
+            .cast(DataType::Int64)
+            .alias("actual_spend_customers"),
+        col("__spend_actual_total")
+            .cast(DataType::Float64)
+            .alias("actual_spend_total"),
     ])
     .collect()
 }
@@ -756,7 +772,16 @@ fn finish_segments(m: &Merged) -> PolarsResult<DataFrame> {
                 col("customers").sum().over(groups.clone())?,
             )
             .alias("share_of_customers"),
-            ratio(col("revenue"), col("revenue").sum().over(groups)?).alias("share_of_revenue"),
+            ratio(col("revenue"), col("revenue").sum().over(groups.clone())?)
+                .alias("share_of_revenue"),
+            col("customers")
+                .sum()
+                .over(groups.clone())?
+                .alias("dimension_customers"),
+            col("revenue")
+                .sum()
+                .over(groups)?
+                .alias("dimension_revenue"),
         ])
         .select([
             col("dimension"),
@@ -771,6 +796,28 @@ fn finish_segments(m: &Merged) -> PolarsResult<DataFrame> {
             col("avg_recency_days"),
             col("avg_predicted_clv").cast(DataType::Float64),
             col("avg_p_alive").cast(DataType::Float64),
+            // Each share's and mean's numerator and denominator, so that rows re-aggregate
+            // (avg_revenue's are revenue and customers).
+            col("dimension_customers").cast(DataType::Int64),
+            col("dimension_revenue").cast(DataType::Float64),
+            col("__orders").cast(DataType::Int64).alias("orders"),
+            col("__recency_days")
+                .cast(DataType::Int64)
+                .alias("recency_days_total"),
+            col("__clv_n")
+                .cast(DataType::Int64)
+                .alias("predicted_customers"),
+            col("__clv_total")
+                .fill_null(lit(0.0))
+                .cast(DataType::Float64)
+                .alias("predicted_clv_total"),
+            col("__alive_n")
+                .cast(DataType::Int64)
+                .alias("p_alive_customers"),
+            col("__alive_total")
+                .fill_null(lit(0.0))
+                .cast(DataType::Float64)
+                .alias("p_alive_total"),
         ])
         .collect()
 }

@@ -548,6 +548,51 @@ fn mean_seconds(total_us: Expr, n: Expr) -> Expr {
     div_scalar(ratio(total_us, n), 1_000_000.0)
 }
 
+/// The exact sum of microseconds `total_us` in seconds (one rounding to a double, then an
+/// exact division).
+fn total_seconds(total_us: &str) -> Expr {
+    div_scalar(
+        col(total_us).cast(DataType::Float64).fill_null(lit(0.0)),
+        1_000_000.0,
+    )
+}
+
+/// Each rate's numerator and denominator and each mean's sum and count, so that rows
+/// re-aggregate (a quarter of weekly rows: sum(numerator) ÷ sum(denominator)). Counts are
+/// Int64; sums of durations are seconds. `tickets`, `resolved`, `abandoned` and
+/// `csat_responses` are columns already.
+fn reaggregation(business: bool) -> Vec<Expr> {
+    let count = |c: &str| col(c).fill_null(lit(0i64)).cast(DataType::Int64);
+    let mut out = vec![
+        count("__frt_n").alias("first_responses"),
+        col("first_response_total_s"),
+        col("resolution_total_s"),
+    ];
+    if business {
+        out.extend([
+            col("first_response_business_total_s"),
+            col("resolution_business_total_s"),
+        ]);
+    }
+    out.extend([
+        count("__aht_n").alias("handled"),
+        col("__aht_total")
+            .fill_null(lit(0.0))
+            .cast(DataType::Float64)
+            .alias("handle_time_total_s"),
+        count("__fcr_n").alias("fcr_resolved"),
+        count("__contacts_n").alias("resolved_with_contacts"),
+        count("__reopened_n").alias("reopened"),
+        count("__escalated_n").alias("escalated"),
+        count("__responded_n").alias("responded"),
+        count("__sla_n").alias("sla_met"),
+        col("__csat_pos_n")
+            .cast(DataType::Int64)
+            .alias("csat_positive"),
+    ]);
+    out
+}
+
 /// The table from the merged partials.
 fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
     let keys: Vec<Expr> = KEYS.iter().map(|k| col(*k)).collect();
@@ -577,6 +622,8 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
             mean_seconds(col("__frtb_total"), col("__frtb_n"))
                 .alias("first_response_business_mean_s"),
             mean_seconds(col("__resb_total"), col("__resb_n")).alias("resolution_business_mean_s"),
+            total_seconds("__frtb_total").alias("first_response_business_total_s"),
+            total_seconds("__resb_total").alias("resolution_business_total_s"),
         ]);
         business = [
             "first_response_business_mean_s",
@@ -615,13 +662,16 @@ fn finish(m: &Merged, p: &SupportKpis) -> PolarsResult<DataFrame> {
         col("csat_score"),
         col("csat_response_rate"),
         col("csat_responses").cast(DataType::Int64),
-        col("complete"),
     ])
+    .chain(reaggregation(p.business.is_some()))
+    .chain([col("complete")])
     .collect();
     table
         .with_columns([
             mean_seconds(col("__frt_total"), col("__frt_n")).alias("first_response_mean_s"),
             mean_seconds(col("__res_total"), col("__res_n")).alias("resolution_mean_s"),
+            total_seconds("__frt_total").alias("first_response_total_s"),
+            total_seconds("__res_total").alias("resolution_total_s"),
             ratio(col("__aht_total").fill_null(lit(0.0)), col("__aht_n")).alias("aht_mean_s"),
             ratio(col("__fcr_n"), col("__contacts_n")).alias("fcr_rate"),
             ratio(col("__reopened_n"), col("resolved")).alias("reopen_rate"),
@@ -1022,6 +1072,7 @@ mod tests {
             .collect()
             .unwrap();
         assert_eq!(df.height(), 0);
-        assert_eq!(df.width(), 22);
+        // 21 columns and `complete`, and 12 columns of numerators and denominators.
+        assert_eq!(df.width(), 34);
     }
 }

@@ -412,6 +412,8 @@ fn finish(counts: LazyFrame, params: &SurveyScoresParams, cal: &Calendar) -> Laz
             col("mean_score"),
             col("ci_low"),
             col("ci_high"),
+            // mean_score's numerator, so that rows re-aggregate (score's are the counts).
+            col("__score_sum").cast(DataType::Int64).alias("score_sum"),
             col("complete"),
         ])
         .sort_overall_first(&["period", "survey"], &[])
@@ -723,9 +725,11 @@ mod tests {
                 "mean_score",
                 "ci_low",
                 "ci_high",
+                "score_sum",
                 "complete"
             ]
         );
+        assert_eq!(df.column("score_sum").unwrap().dtype(), &DataType::Int64);
         assert_eq!(df.column("responses").unwrap().dtype(), &DataType::Int64);
         assert_eq!(df.column("period").unwrap().dtype(), &DataType::Date);
     }

@@ -107,15 +107,18 @@ def main():
         SELECT date_trunc('{period}', {local_date('created_at', tz)})::DATE AS period, {n}, {v},
             avg(frtb), quantile_cont(frtb, 0.5), quantile_cont(frtb, 0.9),
             avg(resb), quantile_cont(resb, 0.5), quantile_cont(resb, 0.9),
-            count(*) FILTER (WHERE met), count(met)
+            count(*) FILTER (WHERE met), count(met),
+            coalesce(sum(frtb), 0), coalesce(sum(resb), 0), count(frtb)
         FROM tickets JOIN b USING (ticket_id) GROUP BY ALL""" for n, v in dims]
     expected = {}
     for r in con.execute(" UNION ALL ".join(parts)).fetchall():
         met, responded = r[9], r[10]
-        expected[tuple(r[:3])] = tuple(r[3:9]) + (None if responded == 0 else met / responded,)
+        expected[tuple(r[:3])] = tuple(r[3:9]) + (None if responded == 0 else met / responded,
+                                                  float(r[11]), float(r[12]), r[13], met, responded)
     cols = ["first_response_business_mean_s", "first_response_business_median_s", "first_response_business_p90_s",
             "resolution_business_mean_s", "resolution_business_median_s", "resolution_business_p90_s",
-            "sla_first_response_rate"]
+            "sla_first_response_rate", "first_response_business_total_s", "resolution_business_total_s",
+            "first_responses", "sla_met", "responded"]
     got = con.execute(f"SELECT period, dimension, dimension_value, {', '.join(cols)} FROM read_parquet('{output}')").fetchall()
     compare("support_kpis (business hours)", got, expected, cols, 3)
 

@@ -112,9 +112,9 @@ def cohort_retention(con, p, by, output, as_of):
         # the millionth the amounts are summed in, so that a float sum of zero is zero).
         retention = None if round(base, 6) == 0 else float(revenue) / base
         expected[(cohort, k, dim, val)] = (size, active, active / size, float(revenue), cum[key] / size, retention,
-                                           w_end <= as_of_d)
+                                           cum[key], base, w_end <= as_of_d)
     cols = ["cohort_size", "active_customers", "retention_rate", "revenue", "cumulative_revenue_per_customer",
-            "revenue_retention", "complete"]
+            "revenue_retention", "cumulative_revenue", "period_0_revenue", "complete"]
     got = con.execute(f"SELECT cohort, period, dimension, dimension_value, {', '.join(cols)} FROM read_parquet('{output}')").fetchall()
     compare("cohort_retention", got, expected, cols, 4)
 
@@ -183,9 +183,10 @@ def churn(con, p, by, output, as_of):
                 cs, new, react, churned, ce,
                 None if cs == 0 else churned / cs, None if cs == 0 else (ce - new - react) / cs,
                 float(revenue.get((start, dim, val), 0.0)), nrr_revenue, nrr_base,
-                None if round(nrr_base, 6) == 0 else nrr_revenue / nrr_base, complete)
+                None if round(nrr_base, 6) == 0 else nrr_revenue / nrr_base, ce - new - react, complete)
     cols = ["customers_start", "new_customers", "reactivated", "churned", "customers_end", "churn_rate",
-            "retention_rate", "revenue", "nrr_revenue", "nrr_base_revenue", "net_revenue_retention", "complete"]
+            "retention_rate", "revenue", "nrr_revenue", "nrr_base_revenue", "net_revenue_retention", "retained",
+            "complete"]
     got = con.execute(f"SELECT period, dimension, dimension_value, {', '.join(cols)} FROM read_parquet('{output}')").fetchall()
     compare("churn", got, expected, cols, 3)
 

@@ -46,7 +46,11 @@ def main():
             count(*) FILTER (WHERE escalated) AS escalated_n,
             count(*) FILTER (WHERE frt_any IS NOT NULL AND frt_any <= target) AS sla_n,
             count(frt_any) AS responded_n,
-            sum(csat_n) AS csat_n, sum(csat_pos) AS csat_pos
+            sum(csat_n) AS csat_n, sum(csat_pos) AS csat_pos,
+            count(frt_any) FILTER (WHERE NOT coalesce(abandoned, false)) AS frt_n,
+            coalesce(sum(frt_any) FILTER (WHERE NOT coalesce(abandoned, false)), 0) AS frt_sum,
+            coalesce(sum(res), 0) AS res_sum,
+            count(handle_time_s) AS aht_n, coalesce(sum(handle_time_s), 0) AS aht_sum
         FROM t GROUP BY ALL""" for name, value in dims]
 
     def rate(a, b):
@@ -55,17 +59,25 @@ def main():
     expected = {}
     for row in con.execute(" UNION ALL ".join(parts)).fetchall():
         (p, dim, val, n, resolved, abandoned, fm, fmed, f90, rm, rmed, r90, aht,
-         fcr_n, contacts_n, reopened_n, esc_n, sla_n, responded_n, csat_n, csat_pos) = row
+         fcr_n, contacts_n, reopened_n, esc_n, sla_n, responded_n, csat_n, csat_pos,
+         frt_n, frt_sum, res_sum, aht_n, aht_sum) = row
         csat_score = None if csat_n == 0 else 100 * csat_pos / csat_n
         expected[(p, dim, val)] = (
             n, resolved, abandoned, fm, fmed, f90, rm, rmed, r90, aht,
             rate(fcr_n, contacts_n), rate(reopened_n, resolved), rate(abandoned, n), rate(esc_n, n),
             rate(sla_n, responded_n), csat_score, rate(csat_n, resolved), int(csat_n),
+            # The re-aggregation columns: each rate's numerator and denominator, each mean's
+            # sum and count.
+            frt_n, float(frt_sum), float(res_sum), aht_n, float(aht_sum), fcr_n, contacts_n,
+            reopened_n, esc_n, responded_n, sla_n, int(csat_pos),
             period_end_complete(con, p, period, as_of))
     columns = ["tickets", "resolved", "abandoned", "first_response_mean_s", "first_response_median_s",
                "first_response_p90_s", "resolution_mean_s", "resolution_median_s", "resolution_p90_s",
                "aht_mean_s", "fcr_rate", "reopen_rate", "abandonment_rate", "escalation_rate",
-               "sla_first_response_rate", "csat_score", "csat_response_rate", "csat_responses", "complete"]
+               "sla_first_response_rate", "csat_score", "csat_response_rate", "csat_responses",
+               "first_responses", "first_response_total_s", "resolution_total_s", "handled",
+               "handle_time_total_s", "fcr_resolved", "resolved_with_contacts", "reopened", "escalated",
+               "responded", "sla_met", "csat_positive", "complete"]
     got = con.execute(f"SELECT period, dimension, dimension_value, {', '.join(columns)} FROM read_parquet('{output}')").fetchall()
     compare("support_kpis", got, expected, columns, 3)
 

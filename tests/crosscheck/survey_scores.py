@@ -25,10 +25,10 @@ def main():
                count(*) FILTER (WHERE (survey = 'nps' AND score >= 9) OR (survey = 'csat' AND score >= 4) OR (survey = 'ces' AND score >= 5)) AS positive,
                count(*) FILTER (WHERE (survey = 'nps' AND score BETWEEN 7 AND 8) OR (survey = 'ces' AND score = 4)) AS neutral,
                count(*) FILTER (WHERE (survey = 'nps' AND score <= 6) OR (survey = 'csat' AND score <= 3) OR (survey = 'ces' AND score <= 3)) AS negative,
-               avg(score) AS mean_score
+               avg(score) AS mean_score, sum(score) AS score_sum
         FROM surveys GROUP BY ALL""" for name, value in dims]
     expected = {}
-    for period_d, s, dim, val, n, pos, neu, neg, mean in con.execute(" UNION ALL ".join(parts)).fetchall():
+    for period_d, s, dim, val, n, pos, neu, neg, mean, score_sum in con.execute(" UNION ALL ".join(parts)).fetchall():
         pp, pn = pos / n, neg / n
         if s == "nps":
             score = 100 * (pp - pn)
@@ -41,8 +41,9 @@ def main():
             h = Z * math.sqrt(pp * (1 - pp) / n + Z * Z / (4 * n * n)) / den
             lo, hi = 100 * (center - h), 100 * (center + h)
         expected[(period_d, s, dim, val)] = (
-            n, pos, neu, neg, score, mean, lo, hi, period_end_complete(con, period_d, period, as_of))
-    columns = ["responses", "positive", "neutral", "negative", "score", "mean_score", "ci_low", "ci_high", "complete"]
+            n, pos, neu, neg, score, mean, lo, hi, int(score_sum), period_end_complete(con, period_d, period, as_of))
+    columns = ["responses", "positive", "neutral", "negative", "score", "mean_score", "ci_low", "ci_high",
+               "score_sum", "complete"]
     got = con.execute(f"SELECT period, survey, dimension, dimension_value, {', '.join(columns)} FROM read_parquet('{output}')").fetchall()
     compare("survey_scores", got, expected, columns, 4)
 
