@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck warehouse-test report-test report-screenshots sample-data bench bench-large
+.PHONY: run test fmt-check clippy unit crosscheck warehouse-test lookml-test report-test report-screenshots sample-data bench bench-large
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -14,7 +14,7 @@ run:
 
 ## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks, the
 ## report in a headless browser.
-test: fmt-check clippy unit crosscheck warehouse-test report-test
+test: fmt-check clippy unit crosscheck warehouse-test lookml-test report-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -35,6 +35,12 @@ crosscheck:
 warehouse-test:
 	$(CARGO) build --locked
 	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/warehouse/run.sh
+
+## The Looker model: `cxmetrics lookml` parsed with lkml, every measure run in DuckDB over daily
+## rows against the weekly/monthly run, over segments against the `all` rows, over single rows.
+lookml-test:
+	$(CARGO) build --locked
+	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/lookml/run.sh
 
 ## The example job's report opened in headless Chromium (installed from Debian when missing)
 ## with the network blocked: no console errors, no requests, every section, and every value

@@ -4,7 +4,7 @@ use crate::cli::{Cli, Command, LogFormat};
 use crate::engine::{self, ExecutionOverrides, RunOptions};
 use crate::error::CxError;
 use crate::inputs::FileCheck;
-use crate::{generate, inputs, log, output, partition, report, validate};
+use crate::{generate, inputs, log, lookml, output, partition, report, validate};
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
@@ -105,6 +105,20 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
             println!(
                 "cxmetrics: report of {} -> {}",
                 log::terminal_safe(&output_dir.display().to_string()),
+                log::terminal_safe(&out.display().to_string())
+            );
+            Ok(0)
+        }
+        Command::Lookml {
+            job,
+            out,
+            schema,
+            output_dir,
+        } => {
+            let files = lookml::write(&job, output_dir.as_deref(), &out, &schema)?;
+            println!(
+                "cxmetrics: {} LookML files -> {}",
+                files.len(),
                 log::terminal_safe(&out.display().to_string())
             );
             Ok(0)

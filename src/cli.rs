@@ -34,6 +34,22 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "report.html")]
         out: PathBuf,
     },
+    /// Write a Looker model of a job's tables: a view per table, with measures that
+    /// re-aggregate (sum(numerator) ÷ sum(denominator)), and an explore file with a datagroup
+    /// on the run log. Reads the manifest of the job's last run.
+    Lookml {
+        /// Path to the job file (YAML).
+        job: PathBuf,
+        /// The folder to write the `.lkml` files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The warehouse schema of the tables (`sql_table_name: SCHEMA.<table>`).
+        #[arg(long, value_name = "SCHEMA")]
+        schema: String,
+        /// The output directory of the run (default: the job's `output.dir`).
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
     /// Write a deterministic synthetic data set (all five inputs) for demos, tests and benchmarks.
     Generate(GenerateArgs),
     /// Internal: decode Parquet files in this process and report each one, so that a file that

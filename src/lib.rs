@@ -23,6 +23,7 @@ pub mod generate;
 pub mod inputs;
 pub mod keys;
 pub mod log;
+pub mod lookml;
 pub mod output;
 pub mod parallel;
 pub mod partition;

@@ -1128,3 +1128,118 @@ fn an_event_filter_on_a_file_without_event_type_is_an_input_error() {
     );
     assert!(!dir.path().join("out/cohort_retention.parquet").exists());
 }
+
+#[test]
+fn each_successful_run_appends_its_row_to_the_run_log() {
+    let (dir, job) = setup(&basic_rows(), "");
+    let j = job.to_str().unwrap();
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-06-30"]).status.code(),
+        Some(0)
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    // A run that fails publishes nothing, so it adds no row.
+    let text = fs::read_to_string(&job).unwrap();
+    let failing = dir.path().join("failing.yaml");
+    fs::write(
+        &failing,
+        text.replace("data/surveys.parquet", "data/missing.parquet"),
+    )
+    .unwrap();
+    let failed = run(&["run", failing.to_str().unwrap(), "--as-of", "2026-06-29"]);
+    assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+    assert_eq!(
+        run(&["run", j, "--as-of", "2026-06-15"]).status.code(),
+        Some(0)
+    );
+    let second: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+
+    let log = read(&out.join("cxmetrics_runs.parquet"));
+    assert_eq!(
+        log.get_column_names()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "job",
+            "as_of",
+            "run_id",
+            "started_at",
+            "finished_at",
+            "cxmetrics_version",
+            "tables",
+            "rows"
+        ]
+    );
+    assert_eq!(log.height(), 2, "one row per successful run");
+    for (i, m) in [first, second].iter().enumerate() {
+        assert_eq!(str_at(&log, "run_id", i), m["run_id"].as_str().unwrap());
+        assert_eq!(str_at(&log, "job", i), m["job"].as_str().unwrap());
+        assert_eq!(
+            str_at(&log, "cxmetrics_version", i),
+            env!("CARGO_PKG_VERSION")
+        );
+        // The tables and their rows are the manifest's.
+        let tables: serde_json::Value = serde_json::from_str(&str_at(&log, "tables", i)).unwrap();
+        let outputs = m["outputs"].as_object().unwrap();
+        assert_eq!(tables.as_object().unwrap().len(), outputs.len());
+        let mut total = 0;
+        for (name, o) in outputs {
+            assert_eq!(tables[name], o["rows"], "{name}");
+            total += o["rows"].as_i64().unwrap();
+        }
+        assert_eq!(i64_at(&log, "rows", i), total);
+        assert_eq!(m["run_log"]["rows"].as_u64(), Some(i as u64 + 1));
+    }
+    let dates: Vec<String> = (0..2)
+        .map(|i| log.column("as_of").unwrap().get(i).unwrap().to_string())
+        .collect();
+    assert_eq!(dates, ["2026-06-30", "2026-06-15"]);
+    // finished_at is the manifest's, and after started_at; a datagroup's max(finished_at) is
+    // the last run's.
+    let ts = |c: &str, i: usize| {
+        log.column(c)
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(i)
+            .unwrap()
+    };
+    for i in 0..2 {
+        assert!(ts("started_at", i) <= ts("finished_at", i));
+    }
+    assert!(ts("finished_at", 0) <= ts("started_at", 1));
+    assert_eq!(
+        log.column("finished_at").unwrap().dtype(),
+        &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    );
+
+    // Hive layout keeps the log in one folder across as_of dates.
+    let hive = dir.path().join("hive.yaml");
+    fs::write(
+        &hive,
+        text.replace("dir: out", "dir: out-hive\n  layout: hive"),
+    )
+    .unwrap();
+    for d in ["2026-06-30", "2026-06-29"] {
+        let o = run(&["run", hive.to_str().unwrap(), "--as-of", d]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let log = read(&dir.path().join("out-hive/cxmetrics_runs/part-0.parquet"));
+    assert_eq!(log.height(), 2);
+
+    // A file in the log's place that is not a run log stops the run before it publishes.
+    fs::write(out.join("cxmetrics_runs.parquet"), b"not parquet").unwrap();
+    let o = run(&["run", j, "--as-of", "2026-06-30"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cxmetrics_runs.parquet") && stderr(&o).contains("move it away"),
+        "{}",
+        stderr(&o)
+    );
+}

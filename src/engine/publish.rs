@@ -17,7 +17,7 @@ use crate::contracts::InputKind;
 use crate::error::{CxError, Result};
 use crate::inputs::{InputReport, InputSource};
 use crate::log::Field;
-use crate::output::{OutputPlan, Staging, WrittenTable};
+use crate::output::{run_log, OutputPlan, Staging, WrittenTable};
 use crate::pipelines::TableData;
 use crate::report;
 use crate::validate::Job;
@@ -109,17 +109,35 @@ pub fn publish(
         #[cfg(debug_assertions)]
         crate::faults::abort_after_tables(written.len());
     }
+    let finished = Utc::now();
+    let log_frame = run_log::appended(
+        &plan.dir,
+        plan.layout,
+        &run_log::RunRow {
+            job: &job.name,
+            as_of,
+            run_id: &run_id,
+            started_at: started,
+            finished_at: finished,
+            tables: &written,
+        },
+    )?;
+    let run_log_written = staging.write_table(run_log::RUN_LOG, log_frame)?;
     let mut manifest = manifest(
         &job,
         &pipelines_run,
         &run_id,
         as_of,
-        started,
+        (started, finished),
         &sources,
         reports,
         freshness,
         &written,
     );
+    manifest["run_log"] = json!({
+        "path": run_log_written.path.display().to_string(),
+        "rows": run_log_written.rows,
+    });
     manifest["execution"] = json!({
         "buckets": exec_plan.buckets,
         "buckets_from": exec_plan.why,
@@ -271,7 +289,7 @@ fn manifest(
     pipelines: &[&str],
     run_id: &str,
     as_of: NaiveDate,
-    started: chrono::DateTime<Utc>,
+    (started, finished): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
     sources: &BTreeMap<InputKind, InputSource>,
     reports: &BTreeMap<InputKind, InputReport>,
     freshness: &BTreeMap<InputKind, FreshnessFinding>,
@@ -336,7 +354,7 @@ fn manifest(
         "timezone": job.timezone,
         "run_id": run_id,
         "started_at": started.to_rfc3339(),
-        "finished_at": Utc::now().to_rfc3339(),
+        "finished_at": finished.to_rfc3339(),
         "cxmetrics_version": env!("CARGO_PKG_VERSION"),
         "pipelines": pipelines,
         "max_rejected_fraction": job.max_rejected_fraction,

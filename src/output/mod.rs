@@ -23,6 +23,7 @@
 mod commit;
 pub mod lock;
 pub mod money;
+pub mod run_log;
 mod target;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub struct OutputPlan {
 impl OutputPlan {
     /// Path of a table relative to the output dir.
     pub fn table_path(&self, table: &str) -> PathBuf {
+        if table == run_log::RUN_LOG {
+            return run_log::path(self.layout);
+        }
         table_path(self.layout, self.as_of, table)
     }
 

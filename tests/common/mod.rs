@@ -169,10 +169,11 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The Parquet files of a `snapshot` (not the manifest, whose timestamps differ per run).
+/// The tables of a `snapshot`: its Parquet files but the run log (`cxmetrics_runs`, a row per
+/// run with its id and times), and not the manifest, whose timestamps differ per run.
 pub fn tables(s: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     s.iter()
-        .filter(|(n, _)| n.ends_with(".parquet"))
+        .filter(|(n, _)| n.ends_with(".parquet") && n != "cxmetrics_runs.parquet")
         .cloned()
         .collect()
 }
