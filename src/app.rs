@@ -133,6 +133,11 @@ fn check_output(job: &validate::Job) -> Result<String, CxError> {
     let Some(dir) = &job.output_dir else {
         return Ok("output: no output.dir (pass --output-dir to run)".into());
     };
+    if let Some(uri) = dir.to_str().filter(|d| crate::storage::is_remote(d)) {
+        crate::storage::list_folder(&format!("{}/", uri.trim_end_matches('/')))
+            .map_err(|e| CxError::Input { problems: vec![e] })?;
+        return Ok(format!("output: {uri} can be listed (object storage)"));
+    }
     let inputs = job.input_locations();
     let mut tables: Vec<&str> = job
         .pipelines

@@ -35,6 +35,10 @@ pub struct JobFile {
     pub output: OutputConfig,
     #[serde(default)]
     pub execution: ExecutionConfig,
+    /// Options of the object store of `s3://`, `gs://`, `az://` paths (`storage::OPTION_KEYS`):
+    /// endpoint, region, anonymous, path_style, allow_http and credentials. Never logged.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// `execution`: how the run is split into customer buckets and how much it may use.

@@ -39,6 +39,8 @@ pub struct Job {
     pub output_dir: Option<PathBuf>,
     pub layout: Layout,
     pub compression: Compression,
+    /// `storage_options` for object storage paths (secrets: never logged).
+    pub storage: crate::storage::StorageOptions,
     /// `output.money`: Float64 or Decimal(38, 6) money columns.
     pub money: crate::config::MoneyType,
     /// `output.report`: publish `report.html` with the tables.
@@ -149,6 +151,13 @@ impl Job {
 
 /// Reads, parses and validates a job file (exit 2 on any problem, all of them listed).
 pub fn load_job(path: &Path) -> Result<Job> {
+    let job = load_job_file(path)?;
+    // Object storage requests of this process (and of the children it starts) use them.
+    crate::storage::configure(&job.storage);
+    Ok(job)
+}
+
+fn load_job_file(path: &Path) -> Result<Job> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| CxError::Config {
         file: shown.clone(),
@@ -366,7 +375,38 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
     {
         problems.push("output.dir", "must not be empty");
     }
-    let output_dir = job.output.dir.as_ref().map(|d| base_dir.join(d));
+    // An object store URI is not relative to anything.
+    let output_dir = job.output.dir.as_ref().map(|d| {
+        if crate::storage::is_remote(d) {
+            PathBuf::from(d)
+        } else {
+            base_dir.join(d)
+        }
+    });
+    let mut storage = crate::storage::StorageOptions::default();
+    for (key, value) in &job.storage_options {
+        let at = format!("storage_options.{key}");
+        if !crate::storage::OPTION_KEYS.contains(&key.as_str()) {
+            problems.push(
+                &at,
+                format!(
+                    "unknown option (known: {})",
+                    crate::storage::OPTION_KEYS.join(", ")
+                ),
+            );
+            continue;
+        }
+        let text = match value {
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            _ => {
+                problems.push(&at, "must be a string or a boolean");
+                continue;
+            }
+        };
+        storage.0.insert(key.clone(), text);
+    }
 
     Some(Job {
         name: job.name,
@@ -382,6 +422,7 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
         layout: job.output.layout,
         compression: job.output.compression,
         money: job.output.money,
+        storage,
         report: job.output.report,
         base_dir,
         freshness,

@@ -11,6 +11,7 @@ pub mod partials;
 pub mod plan;
 pub mod profile;
 pub mod publish;
+pub mod remote;
 pub mod rounds;
 pub mod sorted;
 pub mod start;
@@ -88,8 +89,23 @@ pub struct RunSummary {
     pub rejected: u64,
 }
 
-/// Runs a job: start → plan → partition → gates → compute → publish.
+/// Runs a job: start → plan → partition → gates → compute → publish; with an output in object
+/// storage, publishes locally first and commits to the store (`remote`).
 pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
+    let job = crate::validate::load_job(job_path)?;
+    let out = opts.output_dir.clone().or_else(|| job.output_dir.clone());
+    if let Some(uri) = out
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|p| crate::storage::is_remote(p))
+    {
+        return remote::run(job_path, opts, &job, uri);
+    }
+    run_local(job_path, opts)
+}
+
+/// A run whose output directory is local.
+fn run_local(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
     let run = start::open(job_path, opts)?;
     let (exec_plan, work) = plan_work(&run)?;
     let inputs = partition_inputs(&run, &exec_plan, &work)?;

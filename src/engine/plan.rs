@@ -79,9 +79,7 @@ pub fn plan(
     let mut file_bytes = 0u64;
     for source in sources.values() {
         for f in &source.files {
-            file_bytes += std::fs::metadata(f)
-                .map_err(|e| format!("{}: cannot read: {e}", f.display()))?
-                .len();
+            file_bytes += crate::inputs::file_size(f)?;
         }
     }
     let loaded_bytes = (file_bytes as f64 * EXPANSION) as u64;

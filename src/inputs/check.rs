@@ -10,7 +10,6 @@
 //! every input file.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,6 +41,8 @@ struct Request {
     kind: String,
     rename: BTreeMap<String, String>,
     extra: Vec<String>,
+    /// The job's `storage_options`, for files in object storage.
+    storage: crate::storage::StorageOptions,
 }
 
 /// Decodes every file of `source` with `check`; returns one problem per file that does not
@@ -63,6 +64,7 @@ pub fn check_files(source: &InputSource, extra: &[String], check: &FileCheck) ->
                 kind: source.kind.name().to_string(),
                 rename: source.rename.clone(),
                 extra: extra.to_vec(),
+                storage: crate::storage::configured(),
             };
             let mut problems = Vec::new();
             let mut rest: &[PathBuf] = &source.files;
@@ -189,7 +191,7 @@ pub fn check_file_in_this_process(
         .filter(|c| matches!(schema.column(c), Some(Ok(_))))
         .collect();
     for slice in batches(&schema.row_groups) {
-        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let file = super::files::open_file(path)?;
         guarded(|| {
             ParquetReader::new(file)
                 .with_columns(Some(readable.clone()))
@@ -213,6 +215,7 @@ pub fn serve_check(files: &[PathBuf]) -> i32 {
     let Ok(request) = serde_json::from_str::<Request>(&text) else {
         return 2;
     };
+    crate::storage::configure(&request.storage);
     let Some(kind) = InputKind::ALL
         .into_iter()
         .find(|k| k.name() == request.kind)

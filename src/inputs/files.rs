@@ -1,7 +1,56 @@
 //! Where an input's files are: a file, a directory (its `*.parquet` files, not recursive, in
-//! name order) or a glob (matches in name order).
+//! name order) or a glob (matches in name order), on the local file system or in object
+//! storage (`s3://bucket/prefix/`, `gs://...`, `az://...`: a prefix is the folder of its
+//! `*.parquet` objects). A file in object storage is named by its URI.
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
+
+use polars::io::mmap::MmapBytesReader;
+
+use crate::storage;
+
+/// Opens one file of an input for the Parquet reader: a local file, or an object read whole.
+pub fn open_file(path: &Path) -> std::result::Result<Box<dyn MmapBytesReader>, String> {
+    match path.to_str().filter(|p| storage::is_remote(p)) {
+        Some(uri) => Ok(Box::new(Cursor::new(storage::get(uri)?))),
+        None => std::fs::File::open(path)
+            .map(|f| Box::new(f) as Box<dyn MmapBytesReader>)
+            .map_err(|e| format!("cannot open: {e}")),
+    }
+}
+
+/// The size in bytes of one file of an input (local or in object storage).
+pub fn file_size(path: &Path) -> std::result::Result<u64, String> {
+    match path.to_str().filter(|p| storage::is_remote(p)) {
+        Some(uri) => storage::size(uri),
+        None => std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+/// `resolve_files` for a URI: an object, a prefix (its `*.parquet` objects) or a glob.
+fn resolve_remote(spec: &str) -> std::result::Result<Location, String> {
+    let uris = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
+    if spec.contains(['*', '?', '[']) {
+        let found = storage::glob(spec)?;
+        if found.is_empty() {
+            return Err(format!("{spec}: no files match"));
+        }
+        return Ok(Location::Glob(spec.to_string(), uris(found)));
+    }
+    if !spec.ends_with('/') && storage::exists(spec)? {
+        return Ok(Location::Files(vec![PathBuf::from(spec)]));
+    }
+    let found = storage::list_folder(spec)?;
+    if found.is_empty() {
+        return Err(format!(
+            "{spec}: not found (no such object, and no .parquet objects under it)"
+        ));
+    }
+    Ok(Location::Dir(PathBuf::from(spec), uris(found)))
+}
 
 /// Where an input's files are, as the job file names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +111,9 @@ fn regular(path: PathBuf) -> std::result::Result<PathBuf, String> {
 /// `base` is the job file's real folder (symlinks resolved), so that `..` means what it means
 /// to `cd` and `ls` from there. The files come back with their real paths.
 pub fn resolve_files(base: &Path, spec: &str) -> std::result::Result<Location, String> {
+    if storage::is_remote(spec) {
+        return resolve_remote(spec);
+    }
     let full = base.join(spec);
     let shown = full.display().to_string();
     if spec.contains(['*', '?', '[']) {

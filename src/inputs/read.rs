@@ -1,7 +1,6 @@
 //! Reading one input's files: only the columns the job needs, coerced to the contract's types,
 //! a few row groups at a time, with each row's number kept for the rejection report.
 
-use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -190,7 +189,7 @@ impl<'a> BatchReader<'a> {
         slice: Option<(usize, usize)>,
         first_row: u64,
     ) -> std::result::Result<DataFrame, String> {
-        let file = File::open(self.path).map_err(|e| format!("cannot open: {e}"))?;
+        let file = super::files::open_file(self.path)?;
         let mut df = guarded(|| {
             ParquetReader::new(file)
                 .with_columns(Some(self.wanted.clone()))

@@ -1,7 +1,6 @@
 //! A file's footer: row count, row groups and column types, checked against the input's
 //! contract without reading data.
 
-use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -44,7 +43,7 @@ fn file_type(field: &ArrowField) -> std::result::Result<DataType, String> {
 
 pub fn read_schema(path: &Path) -> std::result::Result<FileSchema, String> {
     let shown = path.display();
-    let file = File::open(path).map_err(|e| format!("{shown}: cannot open: {e}"))?;
+    let file = super::files::open_file(path).map_err(|e| format!("{shown}: {e}"))?;
     guarded(|| {
         let mut reader = ParquetReader::new(file);
         let rows = reader.num_rows()?;

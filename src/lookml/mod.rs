@@ -49,8 +49,21 @@ pub fn write(
         .ok_or_else(|| {
             CxError::Usage("the job has no output.dir: pass --output-dir".to_string())
         })?;
-    let manifest_path = manifest_of(&dir, job.layout)?;
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+    let (manifest_path, read) = match dir.to_str().filter(|d| crate::storage::is_remote(d)) {
+        // An object storage result: its manifest is the commit.
+        Some(uri) => {
+            let path = PathBuf::from(format!("{}/manifest.json", uri.trim_end_matches('/')));
+            let read = crate::storage::get(&path.display().to_string())
+                .map(|b| String::from_utf8_lossy(&b).to_string());
+            (path, read)
+        }
+        None => {
+            let path = manifest_of(&dir, job.layout)?;
+            let read = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            (path, read)
+        }
+    };
+    let text = read.map_err(|e| {
         CxError::input(format!(
             "{}: cannot read the manifest ({e}); run the job first: the views describe the \
              tables as its run wrote them",

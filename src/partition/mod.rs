@@ -39,6 +39,8 @@ pub struct Request {
     pub files: Vec<PathBuf>,
     pub rename: BTreeMap<String, String>,
     pub money_scales: BTreeMap<String, u32>,
+    /// The job's `storage_options`, for inputs in object storage.
+    pub storage: crate::storage::StorageOptions,
     pub extra: Vec<String>,
     pub as_of: NaiveDate,
     pub timezone: String,
@@ -124,6 +126,7 @@ pub fn partition(
         files: source.files.clone(),
         rename: source.rename.clone(),
         money_scales: source.money_scales.clone(),
+        storage: crate::storage::configured(),
         extra: extra.to_vec(),
         as_of: cal.as_of,
         timezone: cal.timezone.clone(),
@@ -253,6 +256,7 @@ pub fn serve() -> i32 {
     let Ok(request) = serde_json::from_str::<Request>(&text) else {
         return 2;
     };
+    crate::storage::configure(&request.storage);
     let mut progress = |i: usize, rows: u64| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "file {i} {rows}");

@@ -1,0 +1,211 @@
+//! A run whose `output.dir` is in object storage (`s3://bucket/prefix`, `gs://`, `az://`).
+//!
+//! Object stores have no rename, so the local publish protocol (staging folder, renames) cannot
+//! be used there. The run publishes into a local folder first, exactly as a local run does,
+//! then commits to the store in this order:
+//!
+//! 1. every file of the result (tables, report, run log) is uploaded under a prefix of its own
+//!    run, `<prefix>/runs/<run id>/`, which no reader looks at yet;
+//! 2. `<prefix>/manifest.json` is written, naming those files: this single PUT is the commit.
+//!    A reader that starts from the manifest sees the previous complete result before it and
+//!    the new complete result after it, never a mix;
+//! 3. `<prefix>/_SUCCESS` is written;
+//! 4. the files of earlier runs (`<prefix>/runs/<other id>/`) are deleted, except those of the
+//!    run the manifest names at that moment.
+//!
+//! A run killed before step 2 leaves the previous result readable, and its uploaded files are
+//! deleted by the next successful run. The run log is read from the current result's manifest,
+//! so it goes on across runs. There is no cross-host lock on a store: one writer per prefix
+//! is the scheduler's job (docs/outputs.md).
+
+use std::path::{Path, PathBuf};
+
+use super::{RunOptions, RunSummary};
+use crate::config::Layout;
+use crate::error::{CxError, Result};
+use crate::output::run_log;
+use crate::storage;
+use crate::validate::Job;
+
+/// The folder, under a store prefix, of each run's files.
+const RUNS: &str = "runs";
+
+/// Debug builds: abort after this many objects were uploaded (a run killed mid-upload).
+pub const ABORT_AFTER_UPLOADS_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_UPLOADS";
+
+fn store_err(e: String) -> CxError {
+    CxError::Input { problems: vec![e] }
+}
+
+/// Runs the job into a local folder and commits the result to `uri`.
+pub fn run(job_path: &Path, opts: &RunOptions, job: &Job, uri: &str) -> Result<RunSummary> {
+    let uri = uri.trim_end_matches('/');
+    if job.layout == Layout::Hive {
+        return Err(CxError::Usage(format!(
+            "{uri}: `layout: hive` is for local output directories; object storage output is \
+             flat (each run's files under its own prefix, the manifest as the commit)"
+        )));
+    }
+    // Fail before any work when the bucket is missing or access is denied.
+    storage::list_folder(&format!("{uri}/")).map_err(store_err)?;
+    let local = local_folder(job)?;
+    let result = run_into(job_path, opts, uri, &local);
+    let _ = std::fs::remove_dir_all(&local);
+    result
+}
+
+/// A new local folder for the result before it is uploaded: under the job's `work_dir`, or
+/// the system's temporary folder.
+fn local_folder(job: &Job) -> Result<PathBuf> {
+    let base = job
+        .execution
+        .work_dir_in(&job.base_dir)
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = base.join(format!("cxmetrics-upload-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CxError::internal(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
+}
+
+fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Result<RunSummary> {
+    // The run log goes on from the current result's.
+    let current = current_manifest(uri)?;
+    if let Some(log_uri) = current
+        .as_ref()
+        .and_then(|m| m["run_log"]["path"].as_str())
+        .filter(|p| storage::is_remote(p))
+    {
+        let bytes = storage::get(log_uri).map_err(store_err)?;
+        // The folder is cxmetrics' own: marked, so that the run accepts it with the log in it.
+        crate::output::OutputTarget {
+            dir: local.to_path_buf(),
+        }
+        .mark("the-local-copy-of-an-object-storage-result")?;
+        let path = local.join(run_log::path(Layout::Flat));
+        std::fs::write(&path, &bytes)
+            .map_err(|e| CxError::internal(format!("writing {}", path.display()), e))?;
+    }
+    let mut local_opts = opts.clone();
+    local_opts.output_dir = Some(local.to_path_buf());
+    let mut summary = super::run_local(job_path, &local_opts)?;
+
+    let manifest_path = local.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| CxError::internal(format!("reading {}", manifest_path.display()), e))?;
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CxError::internal("the manifest", e))?;
+    let run_id = manifest["run_id"]
+        .as_str()
+        .ok_or_else(|| CxError::internal("the manifest", "no run_id"))?
+        .to_string();
+    let run_prefix = format!("{uri}/{RUNS}/{run_id}");
+    let local_text = format!("{}/", local.display());
+    let remote_text = format!("{run_prefix}/");
+
+    // 1. The files, under the run's own prefix.
+    let mut uploaded = 0usize;
+    for rel in result_files(local)? {
+        let bytes = std::fs::read(local.join(&rel))
+            .map_err(|e| CxError::internal(format!("reading {}", rel.display()), e))?;
+        storage::put(&format!("{remote_text}{}", rel.display()), bytes).map_err(store_err)?;
+        uploaded += 1;
+        #[cfg(debug_assertions)]
+        if std::env::var(ABORT_AFTER_UPLOADS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            == Some(uploaded)
+        {
+            std::process::abort();
+        }
+    }
+    // 2. The manifest, naming them: the commit.
+    rewrite_paths(&mut manifest, &local_text, &remote_text);
+    manifest["commit"] = serde_json::json!({ "run_prefix": run_prefix, "files": uploaded });
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    storage::put(&format!("{uri}/manifest.json"), text.into_bytes()).map_err(store_err)?;
+    // 3. _SUCCESS.
+    storage::put(&format!("{uri}/_SUCCESS"), Vec::new()).map_err(store_err)?;
+    // 4. Earlier runs' files, but the current manifest's (another writer may have committed).
+    let keep =
+        current_manifest(uri)?.and_then(|m| m["commit"]["run_prefix"].as_str().map(String::from));
+    let stale: Vec<String> = storage::list_all(&format!("{uri}/{RUNS}/"))
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|o| !o.starts_with(&remote_text))
+        .filter(|o| {
+            keep.as_ref()
+                .is_none_or(|k| !o.starts_with(&format!("{k}/")))
+        })
+        .collect();
+    storage::delete(&stale).map_err(store_err)?;
+
+    summary.output_dir = PathBuf::from(uri);
+    for t in &mut summary.tables {
+        let shown = t
+            .path
+            .display()
+            .to_string()
+            .replacen(&local_text, &remote_text, 1);
+        t.path = PathBuf::from(shown);
+    }
+    Ok(summary)
+}
+
+/// The manifest of the current result at `uri`, if there is one.
+fn current_manifest(uri: &str) -> Result<Option<serde_json::Value>> {
+    let path = format!("{uri}/manifest.json");
+    if !storage::exists(&path).map_err(store_err)? {
+        return Ok(None);
+    }
+    let bytes = storage::get(&path).map_err(store_err)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| CxError::Input {
+            problems: vec![format!("{path}: not a cxmetrics manifest ({e})")],
+        })
+}
+
+/// The published files of the local result, relative, in name order: everything but the
+/// manifest, `_SUCCESS` and cxmetrics' own marker and lock.
+fn result_files(local: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = local.join(&rel);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| CxError::internal(format!("listing {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| CxError::internal("listing the result", e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let child = rel.join(&name);
+            if entry.path().is_dir() {
+                stack.push(child);
+            } else if !matches!(
+                name.as_str(),
+                "manifest.json" | "_SUCCESS" | ".cxmetrics-output" | ".cxmetrics.lock"
+            ) {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Replaces the local folder by the run's prefix in every path string of the manifest.
+fn rewrite_paths(v: &mut serde_json::Value, local: &str, remote: &str) {
+    match v {
+        serde_json::Value::String(s) if s.starts_with(local) => {
+            *s = s.replacen(local, remote, 1);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rewrite_paths(x, local, remote)),
+        serde_json::Value::Object(o) => {
+            o.values_mut().for_each(|x| rewrite_paths(x, local, remote))
+        }
+        _ => {}
+    }
+}
