@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test report-test report-screenshots sample-data bench bench-large
+.PHONY: run test fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test report-test report-screenshots wheel sample-data bench bench-large
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -14,13 +14,13 @@ run:
 
 ## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks, the
 ## report in a headless browser.
-test: fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test report-test
+test: fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test report-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 unit:
 	$(CARGO) test --locked
@@ -48,6 +48,17 @@ lookml-test:
 storage-test:
 	$(CARGO) build --locked
 	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/storage/run.sh
+
+## The Python package: a wheel built with maturin, installed into a fresh venv; cxmetrics.run,
+## cxmetrics.compute and `python -m cxmetrics` checked against the binary.
+python-test:
+	$(CARGO) build --locked
+	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/python/run.sh
+
+## The release wheel of the Python package into dist/ (installs maturin from PyPI if missing).
+wheel:
+	$(PYTHON) -m maturin --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "maturin==1.16.0"
+	$(PYTHON) -m maturin build --release --locked -m python/Cargo.toml --out dist
 
 ## The example job's report opened in headless Chromium (installed from Debian when missing)
 ## with the network blocked: no console errors, no requests, every section, and every value

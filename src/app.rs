@@ -8,11 +8,17 @@ use crate::{generate, inputs, log, lookml, output, partition, report, validate};
 
 /// Runs the command; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
+    execute_with(cli, None)
+}
+
+/// `execute`, with the command line that runs this program's hidden child commands when it is
+/// not the current executable (the Python package: `python -m cxmetrics`).
+pub fn execute_with(cli: Cli, child: Option<ChildCommand>) -> i32 {
     let format = match &cli.command {
         Command::Run(args) => args.log_format,
         _ => LogFormat::Text,
     };
-    match dispatch(cli) {
+    match dispatch(cli, child) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", log::fatal_line(format, &e.to_string(), e.exit_code()));
@@ -21,18 +27,40 @@ pub fn execute(cli: Cli) -> i32 {
     }
 }
 
-/// Proves input files decode in a child process running this same binary, so that a file
+/// `execute_with`, handing the error back instead of printing it (for the Python package,
+/// which raises it).
+pub fn dispatch_with(cli: Cli, child: Option<ChildCommand>) -> Result<i32, CxError> {
+    dispatch(cli, child)
+}
+
+/// A program and the arguments before a hidden child command (`__check-parquet`,
+/// `__partition`): this executable, or e.g. `python -m cxmetrics`.
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+}
+
+/// Proves input files decode in a child process running this same program, so that a file
 /// that makes the Parquet reader abort ends the child, not this run (`inputs::check`).
-fn file_check() -> Result<FileCheck, CxError> {
-    let program = std::env::current_exe()
-        .map_err(|e| CxError::internal("locating the cxmetrics program", e))?;
+fn file_check(child: Option<ChildCommand>) -> Result<FileCheck, CxError> {
+    let child = match child {
+        Some(c) => c,
+        None => ChildCommand {
+            program: std::env::current_exe()
+                .map_err(|e| CxError::internal("locating the cxmetrics program", e))?,
+            args: Vec::new(),
+        },
+    };
+    let mut args = child.args;
+    args.push("__check-parquet".to_string());
     Ok(FileCheck::Subprocess {
-        program,
-        args: vec!["__check-parquet".to_string()],
+        program: child.program,
+        args,
     })
 }
 
-fn dispatch(cli: Cli) -> Result<i32, CxError> {
+fn dispatch(cli: Cli, child: Option<ChildCommand>) -> Result<i32, CxError> {
     match cli.command {
         Command::Run(args) => {
             let opts = RunOptions {
@@ -42,7 +70,7 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
                 log_format: args.log_format,
                 profile: args.profile,
                 wait_for_lock: args.wait_for_lock.unwrap_or_default(),
-                file_check: file_check()?,
+                file_check: file_check(child)?,
                 execution: ExecutionOverrides {
                     buckets: args.buckets,
                     memory_limit: args.memory_limit,
@@ -75,7 +103,7 @@ fn dispatch(cli: Cli) -> Result<i32, CxError> {
         }
         Command::Validate { job } => {
             let parsed = validate::load_job(&job)?;
-            let summary = validate::check_inputs(&parsed, &file_check()?)?;
+            let summary = validate::check_inputs(&parsed, &file_check(child)?)?;
             let output_line = check_output(&parsed)?;
             println!("{}: ok", log::terminal_safe(&job.display().to_string()));
             for line in summary {

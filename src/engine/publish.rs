@@ -316,6 +316,9 @@ fn manifest(
                     "rows_rejected_by_reason": by_reason,
                     "rejected_fraction": r.rejected_fraction(),
             });
+            if let Some(s) = sources.get(kind).filter(|s| !s.money_scales.is_empty()) {
+                entry["money_scales"] = json!(s.money_scales);
+            }
             if let Some(n) = r.null_signup_at {
                 // Left out wherever a pipeline anchors on signup.
                 entry["rows_null_signup_at"] = json!(n);

@@ -70,18 +70,8 @@ pub fn write(
             manifest_path.display()
         ))
     })?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        CxError::input(format!(
-            "{}: not a cxmetrics manifest ({e})",
-            manifest_path.display()
-        ))
-    })?;
-    let outputs = manifest["outputs"].as_object().ok_or_else(|| {
-        CxError::input(format!(
-            "{}: not a cxmetrics manifest (no `outputs`)",
-            manifest_path.display()
-        ))
-    })?;
+    let manifest = crate::report::parse_manifest(&manifest_path.display().to_string(), &text)?;
+    let outputs = manifest["outputs"].as_object().expect("checked");
     let mut tables: Vec<render::Table> = Vec::new();
     for (name, o) in outputs {
         let columns = o["columns"]

@@ -482,6 +482,19 @@ pub fn amount_per(name: &str, den: Expr) -> Expr {
 
 const MICROS_PER_UNIT: i64 = 1_000_000;
 
+/// The count and exact sum of a model value over a group (the columns `n` and `total`) as the
+/// output columns `customers` (Int64) and `total_name` (Float64, 0 without values): the
+/// denominator and numerator of the group's mean.
+pub fn model_value_sums(n: &str, total: &str, customers: &str, total_name: &str) -> [Expr; 2] {
+    [
+        col(n).cast(DataType::Int64).alias(customers),
+        col(total)
+            .fill_null(lit(0.0))
+            .cast(DataType::Float64)
+            .alias(total_name),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,8 +42,8 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use super::common::{
-    amount_from_parts, amount_per, by_dimensions, exact_sum_partial, exact_sums, ratio,
-    split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_from_parts, amount_per, by_dimensions, exact_sum_partial, exact_sums, model_value_sums,
+    ratio, split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
 use super::ltv_segments::{LtvSegments, CUSTOMER_LTV};
@@ -744,38 +744,44 @@ fn finish_impact(m: &Merged) -> PolarsResult<DataFrame> {
             (ratio(col("churned_share"), col("__all_churned_share")) - lit(1.0))
                 .alias("churn_lift_vs_all"),
         ])
-        .select([
-            col("driver"),
-            col("driver_value"),
-            col("dimension"),
-            col("dimension_value"),
-            col("customers"),
-            col("share_of_customers"),
-            col("avg_revenue"),
-            col("avg_predicted_clv").cast(DataType::Float64),
-            col("churned_share"),
-            col("outcome_customers"),
-            col("repurchase_rate"),
-            col("revenue_after_per_customer"),
-            col("lift_vs_all"),
-            col("churn_lift_vs_all"),
-            // Each share's and mean's numerator and denominator, so that rows re-aggregate
-            // (the lifts are ratios of ratios: row-level only).
-            col("__all_customers")
-                .cast(DataType::Int64)
-                .alias("driver_customers"),
-            amount_from_parts(col("__rev_sum_w"), col("__rev_sum_m")).alias("revenue"),
-            col("__clv_n")
-                .cast(DataType::Int64)
-                .alias("predicted_customers"),
-            col("__clv_total")
-                .fill_null(lit(0.0))
-                .cast(DataType::Float64)
-                .alias("predicted_clv_total"),
-            col("__churned_n").cast(DataType::Int64).alias("churned"),
-            col("__rep_n").cast(DataType::Int64).alias("repurchased"),
-            amount_from_parts(col("__after_sum_w"), col("__after_sum_m")).alias("revenue_after"),
-        ])
+        .select(
+            [
+                col("driver"),
+                col("driver_value"),
+                col("dimension"),
+                col("dimension_value"),
+                col("customers"),
+                col("share_of_customers"),
+                col("avg_revenue"),
+                col("avg_predicted_clv").cast(DataType::Float64),
+                col("churned_share"),
+                col("outcome_customers"),
+                col("repurchase_rate"),
+                col("revenue_after_per_customer"),
+                col("lift_vs_all"),
+                col("churn_lift_vs_all"),
+                // Each share's and mean's numerator and denominator, so that rows re-aggregate
+                // (the lifts are ratios of ratios: row-level only).
+                col("__all_customers")
+                    .cast(DataType::Int64)
+                    .alias("driver_customers"),
+                amount_from_parts(col("__rev_sum_w"), col("__rev_sum_m")).alias("revenue"),
+            ]
+            .into_iter()
+            .chain(model_value_sums(
+                "__clv_n",
+                "__clv_total",
+                "predicted_customers",
+                "predicted_clv_total",
+            ))
+            .chain([
+                col("__churned_n").cast(DataType::Int64).alias("churned"),
+                col("__rep_n").cast(DataType::Int64).alias("repurchased"),
+                amount_from_parts(col("__after_sum_w"), col("__after_sum_m"))
+                    .alias("revenue_after"),
+            ])
+            .collect::<Vec<_>>(),
+        )
         .collect()
 }
 

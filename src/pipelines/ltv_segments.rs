@@ -49,8 +49,9 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use super::common::{
-    amount_from_parts, amount_per, by_dimensions, div_scalar, exact_sum_partial, exact_sums, ratio,
-    split_amount, sum_amount_parts, JoinOnCustomer, PairKey, SortOverallFirst,
+    amount_from_parts, amount_per, by_dimensions, div_scalar, exact_sum_partial, exact_sums,
+    model_value_sums, ratio, split_amount, sum_amount_parts, JoinOnCustomer, PairKey,
+    SortOverallFirst,
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
 use super::{
@@ -783,42 +784,44 @@ fn finish_segments(m: &Merged) -> PolarsResult<DataFrame> {
                 .over(groups)?
                 .alias("dimension_revenue"),
         ])
-        .select([
-            col("dimension"),
-            col("dimension_value"),
-            col("rfm_segment"),
-            col("customers"),
-            col("share_of_customers"),
-            col("revenue"),
-            col("share_of_revenue"),
-            col("avg_revenue"),
-            col("avg_orders"),
-            col("avg_recency_days"),
-            col("avg_predicted_clv").cast(DataType::Float64),
-            col("avg_p_alive").cast(DataType::Float64),
-            // Each share's and mean's numerator and denominator, so that rows re-aggregate
-            // (avg_revenue's are revenue and customers).
-            col("dimension_customers").cast(DataType::Int64),
-            col("dimension_revenue").cast(DataType::Float64),
-            col("__orders").cast(DataType::Int64).alias("orders"),
-            col("__recency_days")
-                .cast(DataType::Int64)
-                .alias("recency_days_total"),
-            col("__clv_n")
-                .cast(DataType::Int64)
-                .alias("predicted_customers"),
-            col("__clv_total")
-                .fill_null(lit(0.0))
-                .cast(DataType::Float64)
-                .alias("predicted_clv_total"),
-            col("__alive_n")
-                .cast(DataType::Int64)
-                .alias("p_alive_customers"),
-            col("__alive_total")
-                .fill_null(lit(0.0))
-                .cast(DataType::Float64)
-                .alias("p_alive_total"),
-        ])
+        .select(
+            [
+                col("dimension"),
+                col("dimension_value"),
+                col("rfm_segment"),
+                col("customers"),
+                col("share_of_customers"),
+                col("revenue"),
+                col("share_of_revenue"),
+                col("avg_revenue"),
+                col("avg_orders"),
+                col("avg_recency_days"),
+                col("avg_predicted_clv").cast(DataType::Float64),
+                col("avg_p_alive").cast(DataType::Float64),
+                // Each share's and mean's numerator and denominator, so that rows re-aggregate
+                // (avg_revenue's are revenue and customers).
+                col("dimension_customers").cast(DataType::Int64),
+                col("dimension_revenue").cast(DataType::Float64),
+                col("__orders").cast(DataType::Int64).alias("orders"),
+                col("__recency_days")
+                    .cast(DataType::Int64)
+                    .alias("recency_days_total"),
+            ]
+            .into_iter()
+            .chain(model_value_sums(
+                "__clv_n",
+                "__clv_total",
+                "predicted_customers",
+                "predicted_clv_total",
+            ))
+            .chain(model_value_sums(
+                "__alive_n",
+                "__alive_total",
+                "p_alive_customers",
+                "p_alive_total",
+            ))
+            .collect::<Vec<_>>(),
+        )
         .collect()
 }
 

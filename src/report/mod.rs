@@ -47,20 +47,9 @@ impl Tables {
                 manifest_path.display()
             ))
         })?;
-        let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            CxError::input(format!(
-                "{}: not a cxmetrics manifest ({e})",
-                manifest_path.display()
-            ))
-        })?;
-        let outputs = manifest["outputs"].as_object().ok_or_else(|| {
-            CxError::input(format!(
-                "{}: not a cxmetrics manifest (no `outputs`)",
-                manifest_path.display()
-            ))
-        })?;
+        let manifest = parse_manifest(&manifest_path.display().to_string(), &text)?;
         let mut paths = BTreeMap::new();
-        for (name, entry) in outputs {
+        for (name, entry) in manifest["outputs"].as_object().expect("checked") {
             let recorded = PathBuf::from(entry["path"].as_str().unwrap_or_default());
             let path = if recorded.is_file() {
                 recorded
@@ -71,7 +60,21 @@ impl Tables {
         }
         Ok((Tables { paths }, manifest))
     }
+}
 
+/// A run's `manifest.json` (`shown` names it in errors): JSON with an `outputs` object.
+pub fn parse_manifest(shown: &str, text: &str) -> Result<serde_json::Value> {
+    let manifest: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| CxError::input(format!("{shown}: not a cxmetrics manifest ({e})")))?;
+    if !manifest["outputs"].is_object() {
+        return Err(CxError::input(format!(
+            "{shown}: not a cxmetrics manifest (no `outputs`)"
+        )));
+    }
+    Ok(manifest)
+}
+
+impl Tables {
     /// Table `name`, when the result has it.
     pub fn frame(&self, name: &str) -> Result<Option<DataFrame>> {
         let Some(path) = self.paths.get(name) else {

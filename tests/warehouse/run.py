@@ -92,6 +92,11 @@ with tempfile.TemporaryDirectory() as d:
         check(p.returncode == 0, f"{name} run exits 0 ({p.stderr.strip()[-300:]})")
         outs[name] = out
 
+    import json
+    m = json.load(open(os.path.join(outs["cents"], "manifest.json")))
+    check(m["inputs"]["orders"]["money_scales"] == {"amount": 2}
+          and m["inputs"]["orders"]["column_mapping"] == {"amount": "amount_cents"},
+          "the manifest records the mapping and the scale")
     base = tables(outs["float"])
     check(len(base) >= 12, f"the float run wrote every table ({len(base)})")
     for name in ("decimal", "cents"):
