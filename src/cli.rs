@@ -28,7 +28,7 @@ pub enum Command {
     /// access when opened) with a section per table the result has.
     Report {
         /// The output directory of a run (for the hive layout, its
-        /// `_manifest/as_of=YYYY-MM-DD` folder).
+        /// `_manifest/as_of=YYYY-MM-DD` folder), or its object storage URI.
         output_dir: PathBuf,
         /// Where to write the report.
         #[arg(long, value_name = "FILE", default_value = "report.html")]

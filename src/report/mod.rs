@@ -149,8 +149,13 @@ pub fn render(tables: &Tables, manifest: &serde_json::Value) -> Result<String> {
 /// `cxmetrics report DIR --out FILE`: writes the report of a published result, atomically
 /// (a temporary file beside `out`, renamed over it).
 pub fn write(dir: &Path, out: &Path) -> Result<()> {
-    let (tables, manifest) = Tables::published(dir)?;
-    let text = render(&tables, &manifest)?;
+    let text = match dir.to_str().filter(|d| crate::storage::is_remote(d)) {
+        Some(uri) => render_remote(uri)?,
+        None => {
+            let (tables, manifest) = Tables::published(dir)?;
+            render(&tables, &manifest)?
+        }
+    };
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -171,6 +176,36 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         io("writing", out, e)
     })
+}
+
+/// The report of a result in object storage: its manifest (the commit) and the tables it names,
+/// read into a temporary folder that is removed afterwards.
+fn render_remote(uri: &str) -> Result<String> {
+    let shown = format!("{}/manifest.json", uri.trim_end_matches('/'));
+    let fetch = |u: &str| crate::storage::get(u).map_err(|e| CxError::Input { problems: vec![e] });
+    let text = String::from_utf8_lossy(&fetch(&shown)?).to_string();
+    let manifest = parse_manifest(&shown, &text)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let local =
+        std::env::temp_dir().join(format!("cxmetrics-report-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&local)
+        .map_err(|e| CxError::internal(format!("creating {}", local.display()), e))?;
+    let result = (|| {
+        let mut paths = BTreeMap::new();
+        for (name, o) in manifest["outputs"].as_object().expect("checked") {
+            let table_uri = o["path"].as_str().unwrap_or_default();
+            let path = local.join(format!("{name}.parquet"));
+            std::fs::write(&path, fetch(table_uri)?)
+                .map_err(|e| CxError::internal(format!("writing {}", path.display()), e))?;
+            paths.insert(name.clone(), path);
+        }
+        render(&Tables::new(paths), &manifest)
+    })();
+    let _ = std::fs::remove_dir_all(&local);
+    result
 }
 
 /// A column as text (dates as YYYY-MM-DD), nulls as None.

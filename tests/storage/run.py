@@ -183,6 +183,12 @@ try:
         check(p.returncode == 0 and os.path.exists(os.path.join(lk, "support_kpis.view.lkml")),
               f"cxmetrics lookml reads the manifest from the store ({p.stderr[-300:]})")
 
+        report = os.path.join(d, "from-store.html")
+        p = subprocess.run([BIN, "report", "s3://cx-out/example", "--out", report], capture_output=True, text=True,
+                           env=ENV)
+        check(p.returncode == 0 and open(report, "rb").read() == remote_bytes(manifest()["report"]),
+              f"cxmetrics report of the store's result is the run's own report ({p.stderr[-300:]})")
+
         # A run killed during the upload of its outputs.
         before = {name: remote_bytes(o["path"]) for name, o in second["outputs"].items()}
         p = run(s3_job, env={**ENV, "CXMETRICS_TEST_ABORT_AFTER_UPLOADS": "3"}, extra_args=["--as-of", "2026-06-28"])
