@@ -5,12 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${CXMETRICS:?path to the cxmetrics binary}"
 PY="${PYTHON:-python3}"
-if ! "$PY" -c "import duckdb" 2>/dev/null; then
-  "$PY" -m pip install --quiet --disable-pip-version-check duckdb
-fi
-if ! "$PY" -c "import mpmath" 2>/dev/null; then
-  "$PY" -m pip install --quiet --disable-pip-version-check mpmath
-fi
+. tests/python-deps.sh
+need duckdb mpmath
 "$PY" tests/crosscheck/run.py "$BIN" sample-data
 # Also a generated set of another shape: 2,000 customers at half the activity. On this set 3
 # of 1,470 customers once got the wrong value tier (a share of exactly 0.1 or 0.5, see the

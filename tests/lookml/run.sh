@@ -6,9 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${CXMETRICS:?path to the cxmetrics binary}"
 PY="${PYTHON:-python3}"
-for m in duckdb lkml; do
-  if ! "$PY" -c "import $m" 2>/dev/null; then
-    "$PY" -m pip install --quiet --disable-pip-version-check "$m"
-  fi
-done
+. tests/python-deps.sh
+need duckdb lkml
 "$PY" tests/lookml/run.py "$BIN"

@@ -5,9 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${CXMETRICS:?path to the cxmetrics binary}"
 PY="${PYTHON:-python3}"
-for m in duckdb pyarrow; do
-  if ! "$PY" -c "import $m" 2>/dev/null; then
-    "$PY" -m pip install --quiet --disable-pip-version-check "$m"
-  fi
-done
+. tests/python-deps.sh
+need duckdb pyarrow
 "$PY" tests/warehouse/run.py "$BIN"
