@@ -275,9 +275,19 @@ pub fn size(uri: &str) -> Result<u64, String> {
         .map_err(|e| describe(uri, e))
 }
 
+/// The last object read (a file's footer check and batches fetch it once); forgotten when this
+/// process writes or deletes it.
+static LAST: Mutex<Option<(String, Bytes)>> = Mutex::new(None);
+
+fn forget(uri: &str) {
+    let mut last = LAST.lock().expect("cache");
+    if last.as_ref().is_some_and(|(u, _)| u == uri) {
+        *last = None;
+    }
+}
+
 /// The bytes of the object `uri` (the last object read is kept).
 pub fn get(uri: &str) -> Result<Bytes, String> {
-    static LAST: Mutex<Option<(String, Bytes)>> = Mutex::new(None);
     if let Some((u, b)) = LAST.lock().expect("cache").as_ref() {
         if u == uri {
             return Ok(b.clone());
@@ -293,6 +303,7 @@ pub fn get(uri: &str) -> Result<Bytes, String> {
 
 /// Writes `bytes` as the object `uri` (a single PUT: readers see the old object or the new).
 pub fn put(uri: &str, bytes: Vec<u8>) -> Result<(), String> {
+    forget(uri);
     let loc = locate(uri)?;
     runtime()
         .block_on(loc.store.put(&loc.path, PutPayload::from(bytes)))
@@ -303,6 +314,7 @@ pub fn put(uri: &str, bytes: Vec<u8>) -> Result<(), String> {
 /// Deletes the objects `uris`.
 pub fn delete(uris: &[String]) -> Result<(), String> {
     for uri in uris {
+        forget(uri);
         let loc = locate(uri)?;
         match runtime().block_on(loc.store.delete(&loc.path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -336,6 +348,16 @@ mod tests {
         ] {
             assert!(!is_remote(local), "{local}");
         }
+    }
+
+    #[test]
+    fn a_written_object_is_not_served_from_the_cache() {
+        let uri = "s3://bucket/manifest.json";
+        *LAST.lock().unwrap() = Some((uri.to_string(), Bytes::from_static(b"old")));
+        forget("s3://bucket/other");
+        assert!(LAST.lock().unwrap().is_some());
+        forget(uri);
+        assert!(LAST.lock().unwrap().is_none());
     }
 
     #[test]

@@ -4,14 +4,20 @@
 //! be used there. The run publishes into a local folder first, exactly as a local run does,
 //! then commits to the store in this order:
 //!
-//! 1. every file of the result (tables, report, run log) is uploaded under a prefix of its own
-//!    run, `<prefix>/runs/<run id>/`, which no reader looks at yet;
+//! 1. `<prefix>/runs/<run id>/_RUN` (the run id) is written first, then every file of the
+//!    result (tables, report, run log) under that prefix of its own run, where no reader looks
+//!    yet;
 //! 2. `<prefix>/manifest.json` is written, naming those files: this single PUT is the commit.
 //!    A reader that starts from the manifest sees the previous complete result before it and
 //!    the new complete result after it, never a mix;
 //! 3. `<prefix>/_SUCCESS` is written;
-//! 4. the files of earlier runs (`<prefix>/runs/<other id>/`) are deleted, except those of the
-//!    run the manifest names at that moment.
+//! 4. the files of earlier runs are deleted, except those of the run the manifest names at that
+//!    moment: only run folders whose `_RUN` names them, so that a run deletes only what a
+//!    cxmetrics run created.
+//!
+//! Like a local output directory, a prefix must be new, empty, or a cxmetrics output (it holds
+//! the `.cxmetrics-output` marker a first run writes, or a cxmetrics manifest): a run refuses
+//! (exit 2) to write into someone else's objects.
 //!
 //! A run killed before step 2 leaves the previous result readable, and its uploaded files are
 //! deleted by the next successful run. The run log is read from the current result's manifest,
@@ -29,6 +35,8 @@ use crate::validate::Job;
 
 /// The folder, under a store prefix, of each run's files.
 const RUNS: &str = "runs";
+/// The file in a run's folder that names the run (written first).
+const RUN_FILE: &str = "_RUN";
 
 /// Debug builds: abort after this many objects were uploaded (a run killed mid-upload).
 pub const ABORT_AFTER_UPLOADS_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_UPLOADS";
@@ -46,8 +54,25 @@ pub fn run(job_path: &Path, opts: &RunOptions, job: &Job, uri: &str) -> Result<R
              flat (each run's files under its own prefix, the manifest as the commit)"
         )));
     }
-    // Fail before any work when the bucket is missing or access is denied.
-    storage::list_folder(&format!("{uri}/")).map_err(store_err)?;
+    // Fail before any work when the bucket is missing or access is denied, or the prefix holds
+    // objects that are not a cxmetrics result.
+    let existing = storage::list_all(&format!("{uri}/")).map_err(store_err)?;
+    let marker = format!("{uri}/{}", crate::output::MARKER_FILE);
+    let ours = |o: &String| o == &marker || o == &format!("{uri}/manifest.json");
+    if !existing.is_empty() && !existing.iter().any(ours) {
+        return Err(CxError::Target {
+            dir: uri.to_string(),
+            problems: vec![format!(
+                "{uri} holds {} objects and is not a cxmetrics output (no {} and no \
+                 manifest.json); use a new or empty prefix",
+                existing.len(),
+                crate::output::MARKER_FILE
+            )],
+        });
+    }
+    if existing.is_empty() {
+        storage::put(&marker, b"{\"cxmetrics_output\": true}\n".to_vec()).map_err(store_err)?;
+    }
     let local = local_folder(job)?;
     let result = run_into(job_path, opts, uri, &local);
     let _ = std::fs::remove_dir_all(&local);
@@ -106,7 +131,12 @@ fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Resu
     let local_text = format!("{}/", local.display());
     let remote_text = format!("{run_prefix}/");
 
-    // 1. The files, under the run's own prefix.
+    // 1. The run's `_RUN`, then its files, under its own prefix.
+    storage::put(
+        &format!("{remote_text}{RUN_FILE}"),
+        run_id.clone().into_bytes(),
+    )
+    .map_err(store_err)?;
     let mut uploaded = 0usize;
     for rel in result_files(local)? {
         let bytes = std::fs::read(local.join(&rel))
@@ -132,15 +162,31 @@ fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Resu
     // 4. Earlier runs' files, but the current manifest's (another writer may have committed).
     let keep =
         current_manifest(uri)?.and_then(|m| m["commit"]["run_prefix"].as_str().map(String::from));
-    let stale: Vec<String> = storage::list_all(&format!("{uri}/{RUNS}/"))
-        .map_err(store_err)?
-        .into_iter()
-        .filter(|o| !o.starts_with(&remote_text))
-        .filter(|o| {
-            keep.as_ref()
-                .is_none_or(|k| !o.starts_with(&format!("{k}/")))
+    let runs_root = format!("{uri}/{RUNS}/");
+    let listed = storage::list_all(&runs_root).map_err(store_err)?;
+    let mut folders: Vec<&str> = listed
+        .iter()
+        .filter_map(|o| {
+            o.strip_prefix(&runs_root)?
+                .split_once('/')
+                .map(|(id, _)| id)
         })
         .collect();
+    folders.dedup();
+    let mut stale = Vec::new();
+    for id in folders {
+        let prefix = format!("{runs_root}{id}/");
+        if prefix == remote_text || keep.as_ref().is_some_and(|k| format!("{k}/") == prefix) {
+            continue;
+        }
+        // Only a folder a cxmetrics run created: its `_RUN` names it.
+        let run_file = format!("{prefix}{RUN_FILE}");
+        let created = listed.contains(&run_file)
+            && storage::get(&run_file).map_err(store_err)?.as_ref() == id.as_bytes();
+        if created {
+            stale.extend(listed.iter().filter(|o| o.starts_with(&prefix)).cloned());
+        }
+    }
     storage::delete(&stale).map_err(store_err)?;
 
     summary.output_dir = PathBuf::from(uri);

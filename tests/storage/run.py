@@ -172,6 +172,8 @@ try:
         check(second["run_id"] != first["run_id"] and second["as_of"] == "2026-06-29", "the manifest is the new run's")
         runs = {k.split("/")[2] for k in keys("example/runs/")}
         check(runs == {second["run_id"]}, f"only the current run's files remain ({runs})")
+        check(f"example/runs/{second['run_id']}/_RUN" in keys("example/runs/")
+              and "example/.cxmetrics-output" in keys("example/"), "the run's _RUN and the prefix's marker")
         log = pq.read_table(__import__("io").BytesIO(remote_bytes(second["run_log"]["path"])))
         check(log.column("run_id").to_pylist() == [first["run_id"], second["run_id"]],
               "the run log goes on across runs in the store")
@@ -203,6 +205,18 @@ try:
         check(p.returncode == 0, f"the next run ({p.stderr[-300:]})")
         runs = {k.split("/")[2] for k in keys("example/runs/")}
         check(runs == {manifest()["run_id"]}, f"... cleans them up ({runs})")
+
+        # A run deletes only what cxmetrics runs created: a folder under runs/ without its _RUN
+        # stays; a prefix that holds someone else's objects is refused.
+        s3.put_object(Bucket="cx-out", Key="example/runs/not-ours/data.csv", Body=b"keep me")
+        p = run(s3_job)
+        check(p.returncode == 0 and "example/runs/not-ours/data.csv" in keys("example/runs/"),
+              f"a folder under runs/ that no run created is left alone ({p.stderr[-200:]})")
+        s3.put_object(Bucket="cx-out", Key="foreign/notes.txt", Body=b"not cxmetrics")
+        p = run(job("foreign", local_in, "s3://cx-out/foreign"))
+        check(p.returncode == 2 and "is not a cxmetrics output" in p.stderr
+              and keys("foreign/") == ["foreign/notes.txt"],
+              f"a prefix with someone else's objects: exit 2, nothing written ({p.returncode}: {p.stderr[-200:]})")
 
         # Wrong credentials (on the server that checks signatures), a missing bucket, an
         # unreachable endpoint.
