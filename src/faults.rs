@@ -51,10 +51,21 @@ pub fn abort_if(var: &str) {
 
 /// Aborts the process when `ABORT_AFTER_TABLES_ENV` equals `staged`.
 pub fn abort_after_tables(staged: usize) {
-    let wanted: Option<usize> = std::env::var(ABORT_AFTER_TABLES_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
-    if wanted == Some(staged) {
+    abort_at_count(ABORT_AFTER_TABLES_ENV, staged);
+}
+
+/// Abort right after this many objects of a result were uploaded to object storage.
+pub const ABORT_AFTER_UPLOADS_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_UPLOADS";
+
+/// Aborts the process when `ABORT_AFTER_UPLOADS_ENV` equals `uploaded`.
+pub fn abort_after_uploads(uploaded: usize) {
+    abort_at_count(ABORT_AFTER_UPLOADS_ENV, uploaded);
+}
+
+/// Aborts the process when `var` holds the number `count`.
+fn abort_at_count(var: &str, count: usize) {
+    let wanted: Option<usize> = std::env::var(var).ok().and_then(|v| v.parse().ok());
+    if wanted == Some(count) {
         std::process::abort();
     }
 }

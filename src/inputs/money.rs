@@ -16,8 +16,11 @@
 
 use polars::prelude::*;
 
+use crate::contracts::MAX_ABS_AMOUNT;
+use crate::pipelines::common::MICROS_PER_UNIT;
+
 /// Millionths in a unit.
-const MICROS: i128 = 1_000_000;
+const MICROS: i128 = MICROS_PER_UNIT as i128;
 
 /// The money value `v · 10^-scale` as a double whose split into whole units and millionths is
 /// exact; None when no double carries it (see the module doc). `scale` is at most 38.
@@ -40,15 +43,12 @@ pub fn scaled_to_f64(v: i128, scale: u32) -> Option<f64> {
     };
     let whole = micros.div_euclid(MICROS);
     let frac = micros.rem_euclid(MICROS);
-    if whole.unsigned_abs() >= 1_000_000_000_000_000 {
+    if whole.unsigned_abs() as f64 >= MAX_ABS_AMOUNT {
         // Out of the money range: the contract rejects the row by its magnitude.
         return Some(approx());
     }
     // Rust parses a decimal string to the nearest double (ties to even).
-    let abs = micros.unsigned_abs();
-    let sign = if micros < 0 { "-" } else { "" };
-    let text = format!("{sign}{}.{:06}", abs / MICROS as u128, abs % MICROS as u128);
-    let x: f64 = text.parse().ok()?;
+    let x: f64 = show_scaled(micros, 6).parse().ok()?;
     // The same split as `split_amount`: floor, then the rest in millionths, half to even.
     let floor = x.floor();
     let back_frac = ((x - floor) * MICROS as f64).round_ties_even();

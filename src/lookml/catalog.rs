@@ -26,6 +26,21 @@ pub struct Derived {
     pub description: &'static str,
 }
 
+impl Derived {
+    /// The base measures it reads: `num` and `den`, or the `${measure}` references of `expr`.
+    pub fn references(&self) -> Vec<&'static str> {
+        match self.expr {
+            None => vec![self.num, self.den],
+            Some(sql) => sql
+                .split("${")
+                .skip(1)
+                .filter_map(|part| part.split('}').next())
+                .filter(|name| *name != "TABLE")
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A share or rate between 0 and 1.
@@ -624,18 +639,10 @@ mod tests {
         for m in TABLES {
             let base = |n: &str| m.bases.iter().any(|(b, _)| *b == n);
             for d in m.derived {
-                if let Some(sql) = d.expr {
-                    for part in sql.split("${").skip(1) {
-                        let name = part.split('}').next().unwrap();
-                        assert!(
-                            name == "TABLE" || base(name),
-                            "{}.{}: {name}",
-                            m.table,
-                            d.name
-                        );
-                    }
-                } else {
-                    assert!(base(d.num) && base(d.den), "{}.{}", m.table, d.name);
+                let refs = d.references();
+                assert!(!refs.is_empty(), "{}.{}", m.table, d.name);
+                for name in refs {
+                    assert!(base(name), "{}.{}: {name}", m.table, d.name);
                 }
                 assert!(!base(d.name), "{}.{} is both", m.table, d.name);
             }

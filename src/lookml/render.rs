@@ -97,13 +97,7 @@ pub fn view(t: &Table, schema: &str) -> String {
         .map(|m| {
             m.derived
                 .iter()
-                .filter(|d| match d.expr {
-                    None => has(d.num) && has(d.den),
-                    Some(_) => m
-                        .bases
-                        .iter()
-                        .all(|(c, _)| !d.expr.unwrap().contains(&format!("${{{c}}}")) || has(c)),
-                })
+                .filter(|d| d.references().iter().all(|c| has(c)))
                 .collect()
         })
         .unwrap_or_default();

@@ -155,10 +155,7 @@ impl Staging {
         let mut df = warehouse_types(df, self.plan.money)
             .map_err(|e| CxError::internal(format!("table {name}"), e))?;
         let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
-        ParquetWriter::new(file)
-            .with_compression(parquet_compression(self.plan.compression))
-            .with_statistics(StatisticsOptions::default())
-            .with_key_value_metadata(Some(plain_strings(df.schema())))
+        self.parquet_writer(file, df.schema())
             .finish(&mut df)
             .map_err(|e| io_err("writing", &path, e))?;
         self.written(name, rel, &path, df.height(), df.schema())
@@ -182,10 +179,7 @@ impl Staging {
             if writer.is_none() {
                 let file = File::create(&path).map_err(|e| io_err("creating", &path, e))?;
                 writer = Some(
-                    ParquetWriter::new(file)
-                        .with_compression(parquet_compression(self.plan.compression))
-                        .with_statistics(StatisticsOptions::default())
-                        .with_key_value_metadata(Some(plain_strings(batch.schema())))
+                    self.parquet_writer(file, batch.schema())
                         .batched(batch.schema())
                         .map_err(|e| io_err("writing", &path, e))?,
                 );
@@ -204,6 +198,15 @@ impl Staging {
         };
         w.finish().map_err(|e| io_err("writing", &path, e))?;
         self.written(name, rel, &path, rows, &schema)
+    }
+
+    /// A Parquet writer of the run's compression, with statistics, for a table of `schema`
+    /// (its strings as plain UTF-8).
+    fn parquet_writer(&self, file: File, schema: &Schema) -> ParquetWriter<File> {
+        ParquetWriter::new(file)
+            .with_compression(parquet_compression(self.plan.compression))
+            .with_statistics(StatisticsOptions::default())
+            .with_key_value_metadata(Some(plain_strings(schema)))
     }
 
     /// Where table `name` is staged (to read it back before the commit).

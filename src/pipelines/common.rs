@@ -480,7 +480,8 @@ pub fn amount_per(name: &str, den: Expr) -> Expr {
     )
 }
 
-const MICROS_PER_UNIT: i64 = 1_000_000;
+/// Millionths in a unit: the resolution money is summed in.
+pub const MICROS_PER_UNIT: i64 = 1_000_000;
 
 /// The count and exact sum of a model value over a group (the columns `n` and `total`) as the
 /// output columns `customers` (Int64) and `total_name` (Float64, 0 without values): the
