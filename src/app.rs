@@ -14,23 +14,27 @@ pub fn execute(cli: Cli) -> i32 {
 /// `execute`, with the command line that runs this program's hidden child commands when it is
 /// not the current executable (the Python package: `python -m cxmetrics`).
 pub fn execute_with(cli: Cli, child: Option<ChildCommand>) -> i32 {
+    let (code, fatal) = run_command(cli, child);
+    if let Some(line) = fatal {
+        eprintln!("{line}");
+    }
+    code
+}
+
+/// Runs the command; returns its exit code and, when it failed, the line that says why (a JSON
+/// line under `--log-format json`), which `execute` prints and the Python package raises.
+pub fn run_command(cli: Cli, child: Option<ChildCommand>) -> (i32, Option<String>) {
     let format = match &cli.command {
         Command::Run(args) => args.log_format,
         _ => LogFormat::Text,
     };
     match dispatch(cli, child) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{}", log::fatal_line(format, &e.to_string(), e.exit_code()));
-            e.exit_code()
-        }
+        Ok(code) => (code, None),
+        Err(e) => (
+            e.exit_code(),
+            Some(log::fatal_line(format, &e.to_string(), e.exit_code())),
+        ),
     }
-}
-
-/// `execute_with`, handing the error back instead of printing it (for the Python package,
-/// which raises it).
-pub fn dispatch_with(cli: Cli, child: Option<ChildCommand>) -> Result<i32, CxError> {
-    dispatch(cli, child)
 }
 
 /// A program and the arguments before a hidden child command (`__check-parquet`,
@@ -162,9 +166,8 @@ fn check_output(job: &validate::Job) -> Result<String, CxError> {
         return Ok("output: no output.dir (pass --output-dir to run)".into());
     };
     if let Some(uri) = dir.to_str().filter(|d| crate::storage::is_remote(d)) {
-        crate::storage::list_folder(&format!("{}/", uri.trim_end_matches('/')))
-            .map_err(|e| CxError::Input { problems: vec![e] })?;
-        return Ok(format!("output: {uri} can be listed (object storage)"));
+        engine::remote::check_prefix(uri)?;
+        return Ok(format!("output: {uri} can be written (object storage)"));
     }
     let inputs = job.input_locations();
     let mut tables: Vec<&str> = job

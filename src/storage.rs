@@ -63,7 +63,12 @@ static OPTIONS: std::sync::RwLock<StorageOptions> =
 /// Sets the `storage_options` every later request of this process uses.
 pub fn configure(options: &StorageOptions) {
     *OPTIONS.write().expect("storage options") = options.clone();
+    STORES.lock().expect("stores").clear();
 }
+
+/// The store of each `scheme://bucket` this process has used, built once: its HTTP client and
+/// connections serve every request to that bucket.
+static STORES: Mutex<BTreeMap<String, Arc<dyn ObjectStore>>> = Mutex::new(BTreeMap::new());
 
 /// The `storage_options` this process uses (for the child processes' requests).
 pub fn configured() -> StorageOptions {
@@ -102,9 +107,8 @@ fn flag(value: &str) -> bool {
     matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
 }
 
-/// The store of `uri`, configured from the environment and `options`.
+/// The store of `uri` (built on first use) and the object path within it.
 fn locate(uri: &str) -> Result<Located, String> {
-    let options = configured();
     let (scheme, rest) = uri
         .split_once("://")
         .ok_or_else(|| format!("{uri}: not a URI"))?;
@@ -114,13 +118,35 @@ fn locate(uri: &str) -> Result<Located, String> {
         return Err(format!("{uri}: the URI names no bucket or container"));
     }
     let root = format!("{scheme}://{bucket}");
+    let cached = STORES.lock().expect("stores").get(&root).cloned();
+    let store = match cached {
+        Some(store) => store,
+        None => {
+            let store = build(uri, &scheme, bucket)?;
+            STORES
+                .lock()
+                .expect("stores")
+                .insert(root.clone(), store.clone());
+            store
+        }
+    };
+    Ok(Located {
+        store,
+        path: ObjectPath::from(key.trim_end_matches('/')),
+        root,
+    })
+}
+
+/// A store for the bucket of `uri`, configured from the environment and `storage_options`.
+fn build(uri: &str, scheme: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    let options = configured();
     let bad = |e: object_store::Error| format!("{uri}: {e}");
     let timeouts = [
         (ClientConfigKey::ConnectTimeout, "10s"),
         (ClientConfigKey::Timeout, "300s"),
     ];
     let get = |k: &str| options.0.get(k).map(String::as_str);
-    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+    let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => {
             let mut b = AmazonS3Builder::from_env()
                 .with_url(format!("s3://{bucket}"))
@@ -188,11 +214,7 @@ fn locate(uri: &str) -> Result<Located, String> {
             Arc::new(b.build().map_err(bad)?)
         }
     };
-    Ok(Located {
-        store,
-        path: ObjectPath::from(key.trim_end_matches('/')),
-        root,
-    })
+    Ok(store)
 }
 
 /// A readable message for an object store error on `uri`: what it was, not the client's
@@ -299,6 +321,16 @@ pub fn get(uri: &str) -> Result<Bytes, String> {
         .map_err(|e| describe(uri, e))?;
     *LAST.lock().expect("cache") = Some((uri.to_string(), bytes.clone()));
     Ok(bytes)
+}
+
+/// The bytes of `path`: an object when it is a URI, else a local file.
+pub fn read(path: &std::path::Path) -> Result<Bytes, String> {
+    match path.to_str().filter(|p| is_remote(p)) {
+        Some(uri) => get(uri),
+        None => std::fs::read(path)
+            .map(Bytes::from)
+            .map_err(|e| format!("{}: {e}", path.display())),
+    }
 }
 
 /// Writes `bytes` as the object `uri` (a single PUT: readers see the old object or the new).

@@ -6,9 +6,8 @@ use clap::Parser;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use cxmetrics::app::{dispatch_with, ChildCommand};
-use cxmetrics::cli::{Cli, Command, LogFormat};
-use cxmetrics::log::fatal_line;
+use cxmetrics::app::{run_command, ChildCommand};
+use cxmetrics::cli::Cli;
 
 /// Runs the command line `argv` (with the program name first) as the `cxmetrics` binary would.
 /// Returns `(exit code, error message or None)`. `child` is the command line of this program's
@@ -30,20 +29,8 @@ fn main(py: Python<'_>, argv: Vec<String>, child: Vec<String>) -> PyResult<(i32,
         program: program.into(),
         args: args.to_vec(),
     };
-    let format = match &cli.command {
-        Command::Run(args) => args.log_format,
-        _ => LogFormat::Text,
-    };
     // The run holds no Python object: other Python threads go on while it runs.
-    let result = py.detach(|| dispatch_with(cli, Some(child)));
-    Ok(match result {
-        Ok(code) => (code, None),
-        // As the binary prints it (a JSON line under `--log-format json`).
-        Err(e) => (
-            e.exit_code(),
-            Some(fatal_line(format, &e.to_string(), e.exit_code())),
-        ),
-    })
+    Ok(py.detach(|| run_command(cli, Some(child))))
 }
 
 #[pymodule]

@@ -26,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::work::{self, WorkDir};
 use super::{RunOptions, RunSummary};
 use crate::config::Layout;
 use crate::error::{CxError, Result};
@@ -37,9 +38,6 @@ use crate::validate::Job;
 const RUNS: &str = "runs";
 /// The file in a run's folder that names the run (written first).
 const RUN_FILE: &str = "_RUN";
-
-/// Debug builds: abort after this many objects were uploaded (a run killed mid-upload).
-pub const ABORT_AFTER_UPLOADS_ENV: &str = "CXMETRICS_TEST_ABORT_AFTER_UPLOADS";
 
 fn store_err(e: String) -> CxError {
     CxError::Input { problems: vec![e] }
@@ -54,8 +52,25 @@ pub fn run(job_path: &Path, opts: &RunOptions, job: &Job, uri: &str) -> Result<R
              flat (each run's files under its own prefix, the manifest as the commit)"
         )));
     }
-    // Fail before any work when the bucket is missing or access is denied, or the prefix holds
-    // objects that are not a cxmetrics result.
+    if check_prefix(uri)? {
+        let marker = format!("{uri}/{}", crate::output::MARKER_FILE);
+        storage::put(&marker, b"{\"cxmetrics_output\": true}\n".to_vec()).map_err(store_err)?;
+    }
+    let work = local_folder(job)?;
+    // Canonical, so that the paths the local run's manifest gives start with it.
+    let local = work.path().join("result");
+    let local = std::fs::create_dir(&local)
+        .and_then(|()| local.canonicalize())
+        .map_err(|e| CxError::internal(format!("creating {}", local.display()), e))?;
+    run_into(job_path, opts, uri, &local)
+}
+
+/// Whether the output prefix `uri` may be written, as `output::check_target` decides for a
+/// local directory (`run` and `validate` both ask): exit 3 when the bucket is missing or access
+/// is denied, exit 2 when the prefix holds objects but is not a cxmetrics output. True when it
+/// is empty (the first run marks it).
+pub fn check_prefix(uri: &str) -> Result<bool> {
+    let uri = uri.trim_end_matches('/');
     let existing = storage::list_all(&format!("{uri}/")).map_err(store_err)?;
     let marker = format!("{uri}/{}", crate::output::MARKER_FILE);
     let ours = |o: &String| o == &marker || o == &format!("{uri}/manifest.json");
@@ -70,30 +85,25 @@ pub fn run(job_path: &Path, opts: &RunOptions, job: &Job, uri: &str) -> Result<R
             )],
         });
     }
-    if existing.is_empty() {
-        storage::put(&marker, b"{\"cxmetrics_output\": true}\n".to_vec()).map_err(store_err)?;
-    }
-    let local = local_folder(job)?;
-    let result = run_into(job_path, opts, uri, &local);
-    let _ = std::fs::remove_dir_all(&local);
-    result
+    Ok(existing.is_empty())
 }
 
-/// A new local folder for the result before it is uploaded: under the job's `work_dir`, or
-/// the system's temporary folder.
-fn local_folder(job: &Job) -> Result<PathBuf> {
+/// The folder the result is published into before it is uploaded: a work directory
+/// (`engine::work`) under the job's `work_dir`, or the system's temporary folder. As for every
+/// work directory, one a killed run left there is removed by the next run; dropping it removes
+/// it.
+fn local_folder(job: &Job) -> Result<WorkDir> {
     let base = job
         .execution
         .work_dir_in(&job.base_dir)
         .unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let dir = base.join(format!("cxmetrics-upload-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CxError::internal(format!("creating {}", dir.display()), e))?;
-    Ok(dir)
+    work::remove_stale(&base)?;
+    let id = format!(
+        "upload-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    );
+    WorkDir::create(&base, &id)
 }
 
 fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Result<RunSummary> {
@@ -138,19 +148,13 @@ fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Resu
     )
     .map_err(store_err)?;
     let mut uploaded = 0usize;
-    for rel in result_files(local)? {
+    for rel in result_files(&manifest, &local_text)? {
         let bytes = std::fs::read(local.join(&rel))
-            .map_err(|e| CxError::internal(format!("reading {}", rel.display()), e))?;
-        storage::put(&format!("{remote_text}{}", rel.display()), bytes).map_err(store_err)?;
+            .map_err(|e| CxError::internal(format!("reading {rel}"), e))?;
+        storage::put(&format!("{remote_text}{rel}"), bytes).map_err(store_err)?;
         uploaded += 1;
         #[cfg(debug_assertions)]
-        if std::env::var(ABORT_AFTER_UPLOADS_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            == Some(uploaded)
-        {
-            std::process::abort();
-        }
+        crate::faults::abort_after_uploads(uploaded);
     }
     // 2. The manifest, naming them: the commit.
     rewrite_paths(&mut manifest, &local_text, &remote_text);
@@ -207,36 +211,25 @@ fn current_manifest(uri: &str) -> Result<Option<serde_json::Value>> {
     if !storage::exists(&path).map_err(store_err)? {
         return Ok(None);
     }
-    let bytes = storage::get(&path).map_err(store_err)?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| CxError::Input {
-            problems: vec![format!("{path}: not a cxmetrics manifest ({e})")],
-        })
+    crate::report::read_manifest(Path::new(&path), "move it away to start a new result").map(Some)
 }
 
-/// The published files of the local result, relative, in name order: everything but the
-/// manifest, `_SUCCESS` and cxmetrics' own marker and lock.
-fn result_files(local: &Path) -> Result<Vec<PathBuf>> {
+/// The files the local result's manifest names (tables, report, run log), relative to the
+/// local folder, in name order.
+fn result_files(manifest: &serde_json::Value, local: &str) -> Result<Vec<String>> {
+    let tables = manifest["outputs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values().map(|t| &t["path"]));
     let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = local.join(&rel);
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| CxError::internal(format!("listing {}", dir.display()), e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| CxError::internal("listing the result", e))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            let child = rel.join(&name);
-            if entry.path().is_dir() {
-                stack.push(child);
-            } else if !matches!(
-                name.as_str(),
-                "manifest.json" | "_SUCCESS" | ".cxmetrics-output" | ".cxmetrics.lock"
-            ) {
-                out.push(child);
-            }
-        }
+    for path in tables
+        .chain([&manifest["report"], &manifest["run_log"]["path"]])
+        .filter_map(|p| p.as_str())
+    {
+        let rel = path.strip_prefix(local).ok_or_else(|| {
+            CxError::internal("the local result", format!("{path} is not under {local}"))
+        })?;
+        out.push(rel.to_string());
     }
     out.sort();
     Ok(out)

@@ -33,7 +33,7 @@ use crate::time::Calendar;
 
 pub use check::{check_files, serve_check, FileCheck};
 pub use clean::{example_expr, mark, rejections, tally, Marked, Rejected};
-pub use files::{file_size, resolve_files, Location};
+pub use files::{file_size, open_file, resolve_files, Location};
 pub use read::{batches, BatchReader};
 pub use schema::{contract_problems, read_schema, wanted_columns, FileSchema};
 

@@ -49,28 +49,15 @@ pub fn write(
         .ok_or_else(|| {
             CxError::Usage("the job has no output.dir: pass --output-dir".to_string())
         })?;
-    let (manifest_path, read) = match dir.to_str().filter(|d| crate::storage::is_remote(d)) {
-        // An object storage result: its manifest is the commit.
-        Some(uri) => {
-            let path = PathBuf::from(format!("{}/manifest.json", uri.trim_end_matches('/')));
-            let read = crate::storage::get(&path.display().to_string())
-                .map(|b| String::from_utf8_lossy(&b).to_string());
-            (path, read)
-        }
-        None => {
-            let path = manifest_of(&dir, job.layout)?;
-            let read = std::fs::read_to_string(&path).map_err(|e| e.to_string());
-            (path, read)
-        }
+    // An object storage result's manifest is the commit; a hive result's, the latest as_of's.
+    let manifest_path = match dir.to_str().filter(|d| crate::storage::is_remote(d)) {
+        Some(uri) => PathBuf::from(format!("{}/manifest.json", uri.trim_end_matches('/'))),
+        None => manifest_of(&dir, job.layout)?,
     };
-    let text = read.map_err(|e| {
-        CxError::input(format!(
-            "{}: cannot read the manifest ({e}); run the job first: the views describe the \
-             tables as its run wrote them",
-            manifest_path.display()
-        ))
-    })?;
-    let manifest = crate::report::parse_manifest(&manifest_path.display().to_string(), &text)?;
+    let manifest = crate::report::read_manifest(
+        &manifest_path,
+        "run the job first: the views describe the tables as its run wrote them",
+    )?;
     let outputs = manifest["outputs"].as_object().expect("checked");
     let mut tables: Vec<render::Table> = Vec::new();
     for (name, o) in outputs {

@@ -14,7 +14,6 @@ mod html;
 mod sections;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -39,15 +38,11 @@ impl Tables {
     /// recorded path is gone is looked for by file name beside the manifest (an output
     /// directory that was moved).
     pub fn published(dir: &Path) -> Result<(Tables, serde_json::Value)> {
-        let manifest_path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            CxError::input(format!(
-                "{}: cannot read it ({e}); give a directory a cxmetrics run published into \
-                 (for the hive layout, its `_manifest/as_of=YYYY-MM-DD` folder)",
-                manifest_path.display()
-            ))
-        })?;
-        let manifest = parse_manifest(&manifest_path.display().to_string(), &text)?;
+        let manifest = read_manifest(
+            &dir.join("manifest.json"),
+            "give a directory a cxmetrics run published into (for the hive layout, its \
+             `_manifest/as_of=YYYY-MM-DD` folder)",
+        )?;
         let mut paths = BTreeMap::new();
         for (name, entry) in manifest["outputs"].as_object().expect("checked") {
             let recorded = PathBuf::from(entry["path"].as_str().unwrap_or_default());
@@ -60,6 +55,15 @@ impl Tables {
         }
         Ok((Tables { paths }, manifest))
     }
+}
+
+/// The manifest at `location` (a local path or an object storage URI); `hint` says what to do
+/// when it cannot be read.
+pub fn read_manifest(location: &Path, hint: &str) -> Result<serde_json::Value> {
+    let shown = location.display().to_string();
+    let bytes = crate::storage::read(location)
+        .map_err(|e| CxError::input(format!("{shown}: cannot read it ({e}); {hint}")))?;
+    parse_manifest(&shown, &String::from_utf8_lossy(&bytes))
 }
 
 /// A run's `manifest.json` (`shown` names it in errors): JSON with an `outputs` object.
@@ -80,12 +84,8 @@ impl Tables {
         let Some(path) = self.paths.get(name) else {
             return Ok(None);
         };
-        let file = File::open(path).map_err(|e| {
-            CxError::input(format!(
-                "table {name}: cannot open {} ({e})",
-                path.display()
-            ))
-        })?;
+        let file = crate::inputs::open_file(path)
+            .map_err(|e| CxError::input(format!("table {name}: {} ({e})", path.display())))?;
         // Money written as Decimal (`output.money: decimal`) is shown as the number it is.
         let read = || -> PolarsResult<DataFrame> {
             let df = ParquetReader::new(file).finish()?;
@@ -113,8 +113,13 @@ impl Tables {
         let Some(path) = self.paths.get(name) else {
             return Ok(None);
         };
+        let file = crate::inputs::open_file(path)
+            .map_err(|e| CxError::input(format!("table {name}: {} ({e})", path.display())))?;
         let read = || -> PolarsResult<DataFrame> {
-            LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, Default::default())?
+            ParquetReader::new(file)
+                .with_columns(Some(vec![column.to_string()]))
+                .finish()?
+                .lazy()
                 .group_by([col(column)])
                 .agg([len().cast(DataType::Int64).alias("count")])
                 .sort([column], Default::default())
@@ -179,33 +184,24 @@ pub fn write(dir: &Path, out: &Path) -> Result<()> {
 }
 
 /// The report of a result in object storage: its manifest (the commit) and the tables it names,
-/// read into a temporary folder that is removed afterwards.
+/// read from the store.
 fn render_remote(uri: &str) -> Result<String> {
-    let shown = format!("{}/manifest.json", uri.trim_end_matches('/'));
-    let fetch = |u: &str| crate::storage::get(u).map_err(|e| CxError::Input { problems: vec![e] });
-    let text = String::from_utf8_lossy(&fetch(&shown)?).to_string();
-    let manifest = parse_manifest(&shown, &text)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let local =
-        std::env::temp_dir().join(format!("cxmetrics-report-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&local)
-        .map_err(|e| CxError::internal(format!("creating {}", local.display()), e))?;
-    let result = (|| {
-        let mut paths = BTreeMap::new();
-        for (name, o) in manifest["outputs"].as_object().expect("checked") {
-            let table_uri = o["path"].as_str().unwrap_or_default();
-            let path = local.join(format!("{name}.parquet"));
-            std::fs::write(&path, fetch(table_uri)?)
-                .map_err(|e| CxError::internal(format!("writing {}", path.display()), e))?;
-            paths.insert(name.clone(), path);
-        }
-        render(&Tables::new(paths), &manifest)
-    })();
-    let _ = std::fs::remove_dir_all(&local);
-    result
+    let manifest = read_manifest(
+        &PathBuf::from(format!("{}/manifest.json", uri.trim_end_matches('/'))),
+        "give the URI of a result a cxmetrics run committed",
+    )?;
+    let paths = manifest["outputs"]
+        .as_object()
+        .expect("checked")
+        .iter()
+        .map(|(name, o)| {
+            (
+                name.clone(),
+                PathBuf::from(o["path"].as_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    render(&Tables::new(paths), &manifest)
 }
 
 /// A column as text (dates as YYYY-MM-DD), nulls as None.
