@@ -67,42 +67,9 @@ fn file_check(child: Option<ChildCommand>) -> Result<FileCheck, CxError> {
 fn dispatch(cli: Cli, child: Option<ChildCommand>) -> Result<i32, CxError> {
     match cli.command {
         Command::Run(args) => {
-            let opts = RunOptions {
-                as_of: args.as_of,
-                output_dir: args.output_dir,
-                only: args.only,
-                log_format: args.log_format,
-                profile: args.profile,
-                wait_for_lock: args.wait_for_lock.unwrap_or_default(),
-                file_check: file_check(child)?,
-                execution: ExecutionOverrides {
-                    buckets: args.buckets,
-                    memory_limit: args.memory_limit,
-                    threads: args.threads,
-                },
-            };
-            let s = engine::run(&args.job, &opts)?;
-            let safe = log::terminal_safe;
-            println!(
-                "cxmetrics: job `{}` as of {} -> {}",
-                safe(&s.job),
-                s.as_of,
-                safe(&s.output_dir.display().to_string())
-            );
-            for t in &s.tables {
-                println!(
-                    "  {:<20} {:>8} rows  {}",
-                    t.name,
-                    t.rows,
-                    safe(&t.path.display().to_string())
-                );
-            }
-            if s.rejected > 0 {
-                println!("  ({} input rows rejected: see rejected_rows)", s.rejected);
-            }
-            for h in &s.headlines {
-                println!("  {h}");
-            }
+            let (job, opts) = run_options(args, child)?;
+            let s = engine::run(&job, &opts)?;
+            print_summary(&s);
             Ok(0)
         }
         Command::Validate { job } => {
@@ -188,5 +155,54 @@ fn check_output(job: &validate::Job) -> Result<String, CxError> {
             dir: dir.display().to_string(),
             problems,
         }),
+    }
+}
+
+/// The job path and run options of `cxmetrics run`'s arguments.
+pub fn run_options(
+    args: crate::cli::RunArgs,
+    child: Option<ChildCommand>,
+) -> Result<(std::path::PathBuf, RunOptions), CxError> {
+    let opts = RunOptions {
+        as_of: args.as_of,
+        output_dir: args.output_dir,
+        only: args.only,
+        log_format: args.log_format,
+        profile: args.profile,
+        wait_for_lock: args.wait_for_lock.unwrap_or_default(),
+        file_check: file_check(child)?,
+        execution: ExecutionOverrides {
+            buckets: args.buckets,
+            memory_limit: args.memory_limit,
+            threads: args.threads,
+            engine: args.engine,
+            remote: args.remote,
+        },
+    };
+    Ok((args.job, opts))
+}
+
+/// Prints a finished run's summary on standard output.
+pub fn print_summary(s: &engine::RunSummary) {
+    let safe = log::terminal_safe;
+    println!(
+        "cxmetrics: job `{}` as of {} -> {}",
+        safe(&s.job),
+        s.as_of,
+        safe(&s.output_dir.display().to_string())
+    );
+    for t in &s.tables {
+        println!(
+            "  {:<20} {:>8} rows  {}",
+            t.name,
+            t.rows,
+            safe(&t.path.display().to_string())
+        );
+    }
+    if s.rejected > 0 {
+        println!("  ({} input rows rejected: see rejected_rows)", s.rejected);
+    }
+    for h in &s.headlines {
+        println!("  {h}");
     }
 }

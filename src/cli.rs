@@ -99,6 +99,13 @@ pub struct RunArgs {
     /// Threads for the computation (1 to 1024); overrides `execution.threads`.
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<u32>,
+    /// Where the buckets are mapped: `local` or `spark` (run by `python -m cxmetrics run`);
+    /// overrides `execution.engine`.
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<crate::execution::EngineKind>,
+    /// The Spark Connect server (`sc://host:port`); overrides `execution.remote`.
+    #[arg(long, value_name = "URL", value_parser = crate::execution::check_remote)]
+    pub remote: Option<String>,
 }
 
 fn parse_threads(text: &str) -> Result<u32, String> {

@@ -57,6 +57,15 @@ pub struct ExecutionConfig {
     /// Where the bucket files go (default: a folder inside the output directory).
     #[serde(default)]
     pub work_dir: Option<String>,
+    /// `local` (the default) or `spark`.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// The Spark Connect server (`sc://host:port`), for `engine: spark`.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// How long to wait for the Spark Connect server, e.g. `30s` (default).
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
 }
 
 fn default_timezone() -> String {

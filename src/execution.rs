@@ -15,6 +15,30 @@ pub enum Buckets {
     Fixed(u32),
 }
 
+/// Where the buckets are mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EngineKind {
+    /// In this process (and its children).
+    #[default]
+    Local,
+    /// In the Python workers of a Spark cluster, driven by `python -m cxmetrics run`.
+    Spark,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Local => "local",
+            EngineKind::Spark => "spark",
+        }
+    }
+}
+
+/// The range of `connect_timeout`, in seconds.
+pub const CONNECT_TIMEOUT_RANGE: (u64, u64) = (1, 3600);
+/// `connect_timeout` when the job does not set it, in seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 30;
+
 /// The most buckets a run may have.
 pub const MAX_BUCKETS: u32 = 4096;
 /// The range of `memory_limit`: 256 MiB to 16 TiB.
@@ -33,6 +57,11 @@ pub struct Execution {
     /// As written in the job file (relative to the job file's folder); None: a folder inside
     /// the output directory.
     pub work_dir: Option<String>,
+    pub engine: EngineKind,
+    /// The Spark Connect server, `sc://host:port` (`engine: spark`).
+    pub remote: Option<String>,
+    /// Seconds to wait for the Spark Connect server.
+    pub connect_timeout: u64,
 }
 
 impl Default for Execution {
@@ -42,6 +71,9 @@ impl Default for Execution {
             memory_limit: None,
             threads: None,
             work_dir: None,
+            engine: EngineKind::Local,
+            remote: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -80,11 +112,37 @@ impl Execution {
         if cfg.work_dir.as_deref().is_some_and(|d| d.trim().is_empty()) {
             problems.push("execution.work_dir", "must not be empty");
         }
+        let engine = match cfg.engine.as_deref() {
+            None | Some("local") => EngineKind::Local,
+            Some("spark") => EngineKind::Spark,
+            Some(other) => {
+                problems.push(
+                    "execution.engine",
+                    format!("must be `local` or `spark`, got `{other}`"),
+                );
+                EngineKind::Local
+            }
+        };
+        if let Some(remote) = &cfg.remote {
+            if let Err(e) = check_remote(remote) {
+                problems.push("execution.remote", e);
+            }
+        }
+        let connect_timeout = match cfg.connect_timeout.as_deref() {
+            None => DEFAULT_CONNECT_TIMEOUT,
+            Some(t) => parse_connect_timeout(t).unwrap_or_else(|e| {
+                problems.push("execution.connect_timeout", e);
+                DEFAULT_CONNECT_TIMEOUT
+            }),
+        };
         (problems.len() == before).then(|| Execution {
             buckets,
             memory_limit,
             threads,
             work_dir: cfg.work_dir.clone(),
+            engine,
+            remote: cfg.remote.clone(),
+            connect_timeout,
         })
     }
 
@@ -92,6 +150,31 @@ impl Execution {
     pub fn work_dir_in(&self, base: &std::path::Path) -> Option<PathBuf> {
         self.work_dir.as_ref().map(|d| base.join(d))
     }
+}
+
+/// A Spark Connect address: `sc://host[:port][/;param=value...]`.
+pub fn check_remote(remote: &str) -> Result<String, String> {
+    match remote.strip_prefix("sc://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with([':', '/', ';']) => {
+            Ok(remote.to_string())
+        }
+        _ => Err(format!(
+            "`{remote}` is not a Spark Connect address like `sc://localhost:15002`"
+        )),
+    }
+}
+
+/// A connect timeout such as `30s` or `2m`, within `CONNECT_TIMEOUT_RANGE`; in seconds.
+pub fn parse_connect_timeout(text: &str) -> Result<u64, String> {
+    let us = crate::time::parse_duration_us(text)?;
+    let (lo, hi) = CONNECT_TIMEOUT_RANGE;
+    let s = us / 1_000_000;
+    if us % 1_000_000 != 0 || s < lo as i64 || s > hi as i64 {
+        return Err(format!(
+            "`{text}` must be a whole number of seconds from {lo}s to {hi}s"
+        ));
+    }
+    Ok(s as u64)
 }
 
 /// `auto` or a number of buckets from 1 to `MAX_BUCKETS`.
@@ -186,5 +269,11 @@ mod tests {
         assert!(parse_buckets_text("5000").is_err());
         assert!(check_threads(0).is_err());
         assert_eq!(check_threads(2), Ok(2));
+        assert!(check_remote("sc://localhost:15002").is_ok());
+        assert!(check_remote("sc://:15002").is_err());
+        assert!(check_remote("http://localhost").is_err());
+        assert_eq!(parse_connect_timeout("2m"), Ok(120));
+        assert!(parse_connect_timeout("0s").is_err());
+        assert!(parse_connect_timeout("2h").is_err());
     }
 }

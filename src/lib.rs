@@ -31,6 +31,7 @@ pub mod paths;
 pub mod pipelines;
 pub mod problems;
 pub mod report;
+pub mod spark;
 pub mod storage;
 #[cfg(test)]
 pub mod testutil;

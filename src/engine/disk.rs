@@ -34,16 +34,22 @@ impl Buckets for DiskBuckets {
             let path = bucket_path(dir, bucket as u32);
             let scan =
                 LazyFrame::scan_parquet(PlRefPath::try_from_path(&path)?, Default::default())?;
-            let contract = kind.contract();
-            let mut drop = vec!["__row"];
-            if let (Some(key), false) = (contract.key, contract.key_read) {
-                drop.push(key);
-            }
-            let df = apply_drop_list(scan, dir)?.drop(cols(drop)).collect()?;
+            let df = as_loaded(*kind, apply_drop_list(scan, dir)?).collect()?;
             out.insert(*kind, df);
         }
         Ok(out)
     }
+}
+
+/// A bucket's kept rows of input `kind` as the maps see them: without the row numbers, and
+/// without the id when no metric reads it.
+pub fn as_loaded(kind: InputKind, rows: LazyFrame) -> LazyFrame {
+    let contract = kind.contract();
+    let mut drop = vec!["__row"];
+    if let (Some(key), false) = (contract.key, contract.key_read) {
+        drop.push(key);
+    }
+    rows.drop(cols(drop))
 }
 
 /// Kept rows in files (`<root>/<name>/<bucket>.parquet`).

@@ -64,6 +64,8 @@ pub struct ExecutionOverrides {
     pub buckets: Option<Buckets>,
     pub memory_limit: Option<u64>,
     pub threads: Option<u32>,
+    pub engine: Option<crate::execution::EngineKind>,
+    pub remote: Option<String>,
 }
 
 impl ExecutionOverrides {
@@ -74,6 +76,9 @@ impl ExecutionOverrides {
             memory_limit: self.memory_limit.or(job.memory_limit),
             threads: self.threads.or(job.threads),
             work_dir: job.work_dir.clone(),
+            engine: self.engine.unwrap_or(job.engine),
+            remote: self.remote.clone().or_else(|| job.remote.clone()),
+            connect_timeout: job.connect_timeout,
         }
     }
 }
@@ -93,6 +98,15 @@ pub struct RunSummary {
 /// storage, publishes locally first and commits to the store (`remote`).
 pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
     let job = crate::validate::load_job(job_path)?;
+    if opts.execution.apply(&job.execution).engine == crate::execution::EngineKind::Spark {
+        return Err(CxError::Usage(format!(
+            "{}: this job runs on Spark (`execution.engine: spark` or `--engine spark`); run it \
+             with the Python package's entry point: `python -m cxmetrics run {}` \
+             (docs/spark.md)",
+            job_path.display(),
+            job_path.display()
+        )));
+    }
     let out = opts.output_dir.clone().or_else(|| job.output_dir.clone());
     if let Some(uri) = out
         .as_ref()
@@ -115,7 +129,7 @@ fn run_local(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary
 }
 
 /// How many buckets, and the work directory they live in (its free space checked).
-fn plan_work(run: &Run) -> Result<(Plan, WorkDir)> {
+pub(crate) fn plan_work(run: &Run) -> Result<(Plan, WorkDir)> {
     let exec_plan = plan::plan(&run.execution, &run.sources, &run.extra)
         .map_err(|e| CxError::Input { problems: vec![e] })?;
     run.log.stage(
@@ -305,6 +319,18 @@ fn compute(
             ],
         );
     }
+    let tables = written_tables(run, computed, &store, t)?;
+    Ok((tables, store))
+}
+
+/// The computed tables this run writes, each logged with its row count.
+pub(crate) fn written_tables(
+    run: &Run,
+    computed: Vec<(&'static str, TableData)>,
+    store: &DiskStore,
+    t: Instant,
+) -> Result<Vec<(&'static str, TableData)>> {
+    let (log, selection) = (&run.log, &run.selection);
     let pipeline_of = |table: &str| {
         selection
             .computed
@@ -338,12 +364,14 @@ fn compute(
         );
         tables.push((name, data));
     }
-    Ok((tables, store))
+    Ok(tables)
 }
 
 /// Runs a polars computation, turning its errors and panics into a message. A panic while
 /// computing is a bug, not bad data (inputs are checked when read), and says so.
-fn guarded_compute<T>(f: impl FnOnce() -> PolarsResult<T>) -> std::result::Result<T, String> {
+pub(crate) fn guarded_compute<T>(
+    f: impl FnOnce() -> PolarsResult<T>,
+) -> std::result::Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
@@ -352,7 +380,7 @@ fn guarded_compute<T>(f: impl FnOnce() -> PolarsResult<T>) -> std::result::Resul
 }
 
 /// An instant in microseconds as RFC 3339 UTC.
-fn rfc3339_us(us: i64) -> String {
+pub(crate) fn rfc3339_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()

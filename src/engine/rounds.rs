@@ -59,17 +59,17 @@ pub fn inputs_of(pipelines: &[&dyn Pipeline], available: &[InputKind]) -> Vec<In
 }
 
 /// What one bucket's maps return.
-struct BucketOut {
-    rows: u64,
+pub struct BucketOut {
+    pub rows: u64,
     /// By pipeline.
-    partials: Vec<(&'static str, Partial)>,
+    pub partials: Vec<(&'static str, Partial)>,
     /// Rows kept for later maps (string customer ids), by name.
-    keep: Vec<(&'static str, DataFrame)>,
+    pub keep: Vec<(&'static str, DataFrame)>,
 }
 
-/// Every active pipeline's map of bucket `b`.
+/// Every active pipeline's map of bucket `b` (also run by the Spark workers, `crate::spark`).
 #[allow(clippy::too_many_arguments)]
-fn map_bucket(
+pub fn map_bucket(
     b: usize,
     active: &[&dyn Pipeline],
     kinds: &[InputKind],
@@ -150,19 +150,11 @@ pub fn run(
         facts,
         parallel,
     } = *r;
-    let last = pipelines
-        .iter()
-        .map(|p| p.first_round() + p.rounds())
-        .max()
-        .unwrap_or(0);
-    let mut states: BTreeMap<&'static str, Arc<dyn Any + Send + Sync>> = BTreeMap::new();
-    let mut tables: BTreeMap<&'static str, Vec<(&'static str, TableData)>> = BTreeMap::new();
+    let last = round_count(pipelines);
+    let mut states = States::new();
+    let mut tables = Finished::new();
     for round in 0..last {
-        let active: Vec<&dyn Pipeline> = pipelines
-            .iter()
-            .copied()
-            .filter(|p| (p.first_round()..p.first_round() + p.rounds()).contains(&round))
-            .collect();
+        let active = active_in(pipelines, round);
         if active.is_empty() {
             continue;
         }
@@ -218,26 +210,70 @@ pub fn run(
                 progress(b, count, round, last, out.rows);
             }
         }
-        for p in &active {
-            let merged = partials.take(p.name())?;
-            let m = Merged {
-                cal,
-                partials: merged,
-                state: states.get(p.name()).map(|s| s.as_ref() as _),
-            };
-            match p.finalize(round - p.first_round(), &m)? {
-                Finalized::Next(state) => {
-                    states.insert(p.name(), state);
-                }
-                Finalized::Tables(t) => {
-                    tables.insert(p.name(), t);
-                }
+        finalize_round(&active, round, cal, partials, &mut states, &mut tables)?;
+    }
+    Ok(in_order(pipelines, tables))
+}
+
+/// The states of the pipelines between rounds, by pipeline.
+pub type States = BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>;
+/// The tables of the pipelines that have finished, by pipeline.
+pub type Finished = BTreeMap<&'static str, Vec<(&'static str, TableData)>>;
+
+/// The pipelines active in `round`, in run order.
+pub fn active_in<'a>(pipelines: &[&'a dyn Pipeline], round: usize) -> Vec<&'a dyn Pipeline> {
+    pipelines
+        .iter()
+        .copied()
+        .filter(|p| (p.first_round()..p.first_round() + p.rounds()).contains(&round))
+        .collect()
+}
+
+/// How many rounds the pipelines take.
+pub fn round_count(pipelines: &[&dyn Pipeline]) -> usize {
+    pipelines
+        .iter()
+        .map(|p| p.first_round() + p.rounds())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every active pipeline's finalize of `round` over its merged partials: its next state or its
+/// tables.
+pub fn finalize_round(
+    active: &[&dyn Pipeline],
+    round: usize,
+    cal: &Calendar,
+    partials: &mut Partials,
+    states: &mut States,
+    tables: &mut Finished,
+) -> PolarsResult<()> {
+    for p in active {
+        let merged = partials.take(p.name())?;
+        let m = Merged {
+            cal,
+            partials: merged,
+            state: states.get(p.name()).map(|s| s.as_ref() as _),
+        };
+        match p.finalize(round - p.first_round(), &m)? {
+            Finalized::Next(state) => {
+                states.insert(p.name(), state);
+            }
+            Finalized::Tables(t) => {
+                tables.insert(p.name(), t);
             }
         }
     }
-    // In the pipelines' order, whatever round each finished in.
-    Ok(pipelines
+    Ok(())
+}
+
+/// The tables in the pipelines' order, whatever round each finished in.
+pub fn in_order(
+    pipelines: &[&dyn Pipeline],
+    mut tables: Finished,
+) -> Vec<(&'static str, TableData)> {
+    pipelines
         .iter()
         .flat_map(|p| tables.remove(p.name()).unwrap_or_default())
-        .collect())
+        .collect()
 }

@@ -85,19 +85,7 @@ pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Run> {
         })?,
     };
 
-    // Inputs: what the computed pipelines require, plus what they can use and the job declares.
-    let kinds: BTreeSet<InputKind> = selection
-        .computed
-        .iter()
-        .flat_map(|p| {
-            let u = p.inputs();
-            let optional = u
-                .optional
-                .into_iter()
-                .filter(|k| job.inputs.contains_key(k));
-            u.required.into_iter().chain(optional)
-        })
-        .collect();
+    let kinds = input_kinds(&job, &selection);
 
     let tables_written: Vec<&str> = selection
         .written
@@ -170,6 +158,23 @@ pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Run> {
     })
 }
 
+/// The inputs a run reads: what the computed pipelines require, plus what they can use and
+/// the job declares.
+pub fn input_kinds(job: &Job, selection: &Selection) -> BTreeSet<InputKind> {
+    selection
+        .computed
+        .iter()
+        .flat_map(|p| {
+            let u = p.inputs();
+            let optional = u
+                .optional
+                .into_iter()
+                .filter(|k| job.inputs.contains_key(k));
+            u.required.into_iter().chain(optional)
+        })
+        .collect()
+}
+
 /// The pipelines a run computes (the ones selected, and those their rows depend on), and the
 /// tables it writes (the selected ones').
 pub struct Selection {
@@ -178,7 +183,7 @@ pub struct Selection {
     pub written: Vec<&'static str>,
 }
 
-fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Selection> {
+pub fn select_pipelines(job: &Job, only: Option<&[String]>) -> Result<Selection> {
     let all = || Selection {
         computed: job.pipelines.clone(),
         selected: job.pipelines.iter().map(|p| p.name()).collect(),

@@ -197,15 +197,7 @@ impl<'a> BatchReader<'a> {
                 .finish()
         })
         .map_err(|e| format!("cannot read: {e}"))?;
-        for (name, scale) in &self.money {
-            let exact = exact_money(
-                df.column(name).map_err(|e| e.to_string())?,
-                *scale,
-                first_row + 1,
-            )
-            .map_err(|e| format!("column `{name}`: {e}"))?;
-            df.replace(name, exact).map_err(|e| e.to_string())?;
-        }
+        self.exact_money(&mut df, first_row)?;
         guarded(|| {
             let n = df.height() as i64;
             let mut exprs = self.exprs.clone();
@@ -216,6 +208,39 @@ impl<'a> BatchReader<'a> {
             collect(df.lazy().select(exprs))
         })
         .map_err(|e| format!("cannot read or coerce: {e}"))
+    }
+
+    /// Rows read by another reader (Spark's), with the file's columns and each row's number
+    /// in the input (`__row`), coerced as `read` coerces.
+    pub fn coerce_read(&self, mut df: DataFrame) -> std::result::Result<DataFrame, String> {
+        let rows = df.column("__row").map_err(|e| e.to_string())?;
+        let first_row = rows
+            .as_materialized_series()
+            .min::<i64>()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(0);
+        self.exact_money(&mut df, first_row.max(0) as u64)?;
+        guarded(|| {
+            let mut exprs = self.exprs.clone();
+            exprs.push(col("__row").cast(DataType::Int64));
+            collect(df.lazy().select(exprs))
+        })
+        .map_err(|e| format!("cannot coerce: {e}"))
+    }
+
+    /// The money columns of `df` (whose first row is row `first_row` of the input) as exact
+    /// amounts.
+    fn exact_money(&self, df: &mut DataFrame, first_row: u64) -> std::result::Result<(), String> {
+        for (name, scale) in &self.money {
+            let exact = exact_money(
+                df.column(name).map_err(|e| e.to_string())?,
+                *scale,
+                first_row + 1,
+            )
+            .map_err(|e| format!("column `{name}`: {e}"))?;
+            df.replace(name, exact).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

@@ -349,17 +349,29 @@ const EXACT_KEYS: &[&str] = &["period", "__e", "dimension", "dimension_value"];
 /// CSAT responses per ticket (`ticket_id`, `__csat_n`, `__csat_pos`) over all `surveys`, a
 /// positive response being one at or above `positive_from` of the CSAT scale.
 pub fn csat_by_ticket(surveys: LazyFrame, positive_from: i64) -> LazyFrame {
+    csat_responses(surveys, positive_from)
+        .group_by([col("ticket_id")])
+        .agg([
+            len().cast(DataType::Int64).alias("__csat_n"),
+            count_true(col("__positive")).alias("__csat_pos"),
+        ])
+}
+
+/// The CSAT responses about a ticket, one row per response with `__positive` added; what
+/// `csat_by_ticket` counts (the Spark engine counts them with integer sums, `crate::spark`).
+pub fn csat_responses(surveys: LazyFrame, positive_from: i64) -> LazyFrame {
     surveys
         .filter(
             col("survey")
                 .eq(lit("csat"))
                 .and(col("ticket_id").is_not_null()),
         )
-        .group_by([col("ticket_id")])
-        .agg([
-            len().cast(DataType::Int64).alias("__csat_n"),
-            count_true(col("score").gt_eq(lit(positive_from))).alias("__csat_pos"),
-        ])
+        .with_column(
+            col("score")
+                .gt_eq(lit(positive_from))
+                .fill_null(lit(false))
+                .alias("__positive"),
+        )
 }
 
 /// Microseconds from `earlier` to `later` (Int64).

@@ -17,7 +17,9 @@ import sys
 import tempfile
 
 from ._cxmetrics import __version__
+from ._cxmetrics import RunFailed as _RunFailed
 from ._cxmetrics import main as _main
+from ._cxmetrics import spark_settings as _spark_settings
 
 __all__ = ["run", "compute", "CxmetricsError", "__version__"]
 
@@ -38,8 +40,23 @@ def _child():
 
 
 def _cli(argv):
-    """Runs the command line ``argv`` (without the program name); returns (code, message)."""
-    return _main(["cxmetrics", *[os.fspath(a) for a in argv]], _child())
+    """Runs the command line ``argv`` (without the program name); returns (code, message).
+    A `run` of a job with ``execution.engine: spark`` (or ``--engine spark``) runs on the
+    Spark Connect server it names (``cxmetrics.spark``)."""
+    argv = ["cxmetrics", *[os.fspath(a) for a in argv]]
+    try:
+        spark = _spark_settings(argv, _child())
+    except _RunFailed as e:
+        return e.args
+    if spark is None:
+        return _main(argv, _child())
+    from . import spark as _spark
+
+    try:
+        _spark.run(argv, _child(), *spark)
+    except CxmetricsError as e:
+        return e.exit_code, e.message
+    return 0, None
 
 
 def _run_args(job_path, as_of, output_dir, only):

@@ -1,0 +1,327 @@
+"""The Spark engine's driver: ``execution: {engine: spark, remote: "sc://host:15002"}``.
+
+Spark reads the inputs, moves the customer buckets between its executors and retries failed
+tasks; every number is computed by the package's Rust core (``_cxmetrics``), in Spark's Python
+workers and here. The stages, and the wire format (``ROWS``, ``OUT``), are described in the
+Rust module ``src/spark/mod.rs``; the operator's guide is ``docs/spark.md``.
+
+Spark's own work is moving rows and exact integer aggregates over them: a window that keeps
+the first valid row of each id, row counts, maxima and sums of 0/1 flags. Nothing else is
+computed in Spark SQL.
+"""
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+# What a ROWS row is (`__what`), as in src/spark/mod.rs.
+DATA, KEY, STATS, DROP, CSAT, KEPT = 0, 1, 2, 3, 4, 5
+
+ROWS_DDL = (
+    "__bucket int, __what int, __kind int, __row bigint, __key string, __ticket string, "
+    "__n bigint, __m bigint, __data binary"
+)
+OUT_DDL = (
+    "__bucket int, __what int, __pipeline string, __name string, __merge string, "
+    "__part int, __parts int, __data binary"
+)
+# Rows per Arrow batch handed to a worker's clean: large enough that a batch's blobs per bucket
+# are not tiny, small enough that a batch is a few tens of MB.
+BATCH_ROWS = 200_000
+# OUT rows handed to the driver's merge at a time.
+OUT_CHUNK = 64
+
+
+def _arrow_schema(ddl):
+    import pyarrow as pa
+
+    types = {
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "string": pa.string(),
+        "binary": pa.binary(),
+    }
+    fields = []
+    for part in ddl.split(","):
+        name, ty = part.split()
+        fields.append(pa.field(name, types[ty]))
+    return pa.schema(fields)
+
+
+def _to_parquet(table):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="none")
+    return sink.getvalue().to_pybytes()
+
+
+def _from_parquet(data, schema):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data)).select(schema.names).cast(schema)
+
+
+def _raise_worker_failure(text):
+    """A worker's failure, found in Spark's error text, as this package's error."""
+    from . import CxmetricsError
+
+    for marker, code in (("CXMETRICS-INPUT[", 3), ("CXMETRICS-OTHER[", 1)):
+        start = text.find(marker)
+        if start >= 0:
+            end = text.find("]CXMETRICS-END", start)
+            message = text[start + len(marker) : end if end > 0 else None]
+            raise CxmetricsError(code, f"error: {message}")
+    return None
+
+
+def _clean_fn(context, kind, path):
+    rows = _arrow_schema(ROWS_DDL)
+
+    def clean(batches):
+        import pyarrow as pa
+
+        from cxmetrics import _cxmetrics
+
+        for batch in batches:
+            data = _to_parquet(pa.Table.from_batches([batch]))
+            try:
+                out = _cxmetrics.spark_clean(context, kind, path, data)
+            except RuntimeError as e:
+                raise RuntimeError(str(e)) from None
+            yield from _from_parquet(out, rows).to_batches()
+
+    return clean
+
+
+def _map_fn(context, round_):
+    out_schema = _arrow_schema(OUT_DDL)
+
+    def map_bucket(table):
+        from cxmetrics import _cxmetrics
+
+        out = _cxmetrics.spark_map(context, round_, _to_parquet(table))
+        return _from_parquet(out, out_schema)
+
+    return map_bucket
+
+
+def _address(remote):
+    parsed = urllib.parse.urlparse(remote.split(";")[0])
+    return parsed.hostname, parsed.port or 15002
+
+
+def connect(remote, timeout):
+    """A Spark Connect session, or CxmetricsError (exit 3) when the server does not answer
+    within ``timeout`` seconds: first the TCP connection, then a first query."""
+    from . import CxmetricsError
+
+    host, port = _address(remote)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise CxmetricsError(
+            3,
+            f"error: cannot reach the Spark Connect server {remote} within {timeout}s: {e}",
+        ) from None
+    from pyspark.sql import SparkSession
+
+    result = {}
+
+    def probe():
+        try:
+            spark = SparkSession.builder.remote(remote).getOrCreate()
+            spark.range(1).collect()
+            result["spark"] = spark
+        except Exception as e:  # reported below, with the address
+            result["error"] = e
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    if "spark" in result:
+        return result["spark"]
+    why = result.get("error", f"no answer within {timeout}s")
+    first = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    raise CxmetricsError(
+        3, f"error: the Spark Connect server {remote} did not answer a first query: {first}"
+    )
+
+
+def _union(frames):
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def _log(message):
+    print(f"cxmetrics spark: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv, child, remote, timeout):
+    """Runs the `run` command line ``argv`` on the Spark Connect server ``remote``. Returns the
+    output directory; raises CxmetricsError with the command's exit code."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    from . import CxmetricsError
+    from ._cxmetrics import RunFailed, SparkDriver
+
+    spark = connect(remote, timeout)
+    try:
+        driver = SparkDriver(argv, child)
+    except RunFailed as e:
+        raise CxmetricsError(*e.args) from None
+    try:
+        return _run(spark, driver, F)
+    except RunFailed as e:
+        raise CxmetricsError(*e.args) from None
+    except PySparkException as e:
+        _raise_worker_failure(str(e))
+        raise CxmetricsError(1, f"error: Spark failed: {str(e).strip().splitlines()[0]}") from None
+
+
+def _run(spark, driver, F):
+    from pyspark.sql import Window
+    from pyspark.storagelevel import StorageLevel
+
+    t0 = time.time()
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
+    context = driver.context()
+    inputs = json.loads(driver.inputs())
+    buckets = driver.buckets()
+    rows_schema = _arrow_schema(ROWS_DDL)
+
+    # 1. Clean: every file read by Spark, numbered, cleaned by the Rust core in the workers.
+    cleaned = {}
+    for inp in inputs:
+        parts = []
+        for f in inp["files"]:
+            df = spark.read.parquet(f["path"])
+            cols = [F.col(f"`{c}`") for c in f["columns"]]
+            row = (F.col("_metadata.row_index") + F.lit(f["offset"])).cast("bigint").alias("__row")
+            df = df.select(*cols, row)
+            parts.append(df.mapInArrow(_clean_fn(context, inp["index"], f["path"]), ROWS_DDL))
+        rows = _union(parts).persist(StorageLevel.MEMORY_AND_DISK)
+        cleaned[inp["kind"]] = rows
+        stats = rows.filter(F.col("__what") == STATS).toArrow()
+        driver.add_stats(inp["index"], _to_parquet(stats.cast(rows_schema)))
+
+    # 2. Settle: repeated ids dropped (the first valid row of an id in input order is kept);
+    # the kept rows' count, latest time and null times.
+    kept_keys, drops = {}, []
+    for inp in inputs:
+        keys = cleaned[inp["kind"]].filter(F.col("__what") == KEY)
+        if inp["keyed"]:
+            w = Window.partitionBy("__key").orderBy("__row")
+            ranked = keys.withColumn("__rank", F.row_number().over(w)).persist(
+                StorageLevel.MEMORY_AND_DISK
+            )
+            kept = ranked.filter(F.col("__rank") == 1).drop("__rank")
+            dropped = ranked.filter(F.col("__rank") > 1).drop("__rank")
+            first = dropped.orderBy("__row").select("__row", "__key").limit(1).collect()
+            repeats = dropped.count() if first else 0
+            drops.append(
+                dropped.select(
+                    "__bucket",
+                    F.lit(DROP).alias("__what"),
+                    "__kind",
+                    "__row",
+                    F.lit(None).cast("string").alias("__key"),
+                    F.lit(None).cast("string").alias("__ticket"),
+                    F.lit(None).cast("bigint").alias("__n"),
+                    F.lit(None).cast("bigint").alias("__m"),
+                    F.lit(None).cast("binary").alias("__data"),
+                )
+            )
+        else:
+            kept, first, repeats = keys, [], 0
+        facts = kept.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.max("__n").alias("latest"),
+            F.sum(F.when(F.col("__n").isNull(), 1).otherwise(0)).alias("nulls"),
+        ).collect()[0]
+        driver.set_facts(
+            inp["index"],
+            int(facts["rows"]),
+            None if facts["latest"] is None else int(facts["latest"]),
+            int(facts["nulls"] or 0),
+            int(repeats),
+            (int(first[0]["__row"]), first[0]["__key"]) if first else None,
+        )
+        kept_keys[inp["kind"]] = kept
+
+    # The CSAT responses per ticket (integer sums), at the bucket of the ticket's kept row.
+    csat = None
+    if json.loads(context).get("csat_positive_from") is not None and "tickets" in kept_keys:
+        responses = (
+            kept_keys["surveys"]
+            .filter(F.col("__ticket").isNotNull())
+            .groupBy("__ticket")
+            .agg(F.count(F.lit(1)).alias("__n"), F.sum("__m").alias("__m"))
+        )
+        tickets = kept_keys["tickets"].select(
+            F.col("__key").alias("__tk"), F.col("__bucket").alias("__tb")
+        )
+        csat = responses.join(tickets, responses["__ticket"] == tickets["__tk"]).select(
+            F.col("__tb").alias("__bucket"),
+            F.lit(CSAT).alias("__what"),
+            F.lit(-1).alias("__kind"),
+            F.lit(0).cast("bigint").alias("__row"),
+            F.col("__ticket").alias("__key"),
+            F.lit(None).cast("string").alias("__ticket"),
+            F.col("__n").cast("bigint").alias("__n"),
+            F.col("__m").cast("bigint").alias("__m"),
+            F.lit(None).cast("binary").alias("__data"),
+        )
+
+    driver.gates()
+    _log(f"inputs settled in {time.time() - t0:.1f}s ({buckets} buckets)")
+
+    # 3. Rounds: the maps that read inputs in Spark, by bucket; the others here.
+    context = driver.context()
+    data = [c.filter(F.col("__what") == DATA) for c in cleaned.values()]
+    for round_ in range(driver.rounds()):
+        driver.map_on_driver(round_)
+        if driver.spark_round(round_):
+            parts = data + drops + ([csat] if csat is not None else [])
+            kept = _from_parquet(driver.kept_rows(), rows_schema)
+            if kept.num_rows:
+                parts.append(spark.createDataFrame(kept))
+            out = (
+                _union(parts)
+                .groupBy("__bucket")
+                .applyInArrow(_map_fn(context, round_), OUT_DDL)
+                .orderBy("__bucket", "__what", "__pipeline", "__name", "__part")
+            )
+            _merge(driver, out)
+        driver.finalize(round_)
+        _log(f"round {round_} done at {time.time() - t0:.1f}s")
+    for c in cleaned.values():
+        c.unpersist()
+    return driver.publish()
+
+
+def _merge(driver, out):
+    """Hands Spark's map output to the driver in bucket order, a few rows at a time."""
+    import pyarrow as pa
+
+    schema = _arrow_schema(OUT_DDL)
+    chunk = []
+
+    def flush():
+        if chunk:
+            table = pa.Table.from_pylist(chunk, schema=schema)
+            driver.add_output(_to_parquet(table))
+            chunk.clear()
+
+    for row in out.toLocalIterator():
+        chunk.append(row.asDict())
+        if len(chunk) >= OUT_CHUNK:
+            flush()
+    flush()

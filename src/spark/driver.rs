@@ -1,0 +1,592 @@
+//! The driver's side of a Spark run: the same start (job, output directory locked and
+//! recovered, inputs found), plan, gates, merge, finalize and publish as a local run; what it
+//! learns from Spark arrives as the bytes of `ROWS` and `OUT` frames.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::worker::{self, BatchStats};
+use super::{from_parquet, intern, kind_at, kind_index, merge_from, to_parquet, what, ContextSpec};
+use crate::contracts::InputKind;
+use crate::engine::disk::DiskStore;
+use crate::engine::partials::Partials;
+use crate::engine::plan::Plan;
+use crate::engine::rounds::{self, Buckets, Finished, States, Store};
+use crate::engine::start::{self, Run};
+use crate::engine::work::WorkDir;
+use crate::engine::{self, Partitioned, RunOptions, RunSummary};
+use crate::error::{CxError, Result};
+use crate::inputs::{contract_problems, read_schema, wanted_columns, Rejected};
+use crate::log::Field;
+use crate::partition::Report;
+use crate::pipelines::{Facts, Pipeline};
+
+/// One file of an input, as the Python side reads it with Spark.
+#[derive(Debug, Serialize)]
+pub struct FilePlan {
+    pub path: String,
+    /// The row number in the input of its first row (its rows are numbered from here).
+    pub offset: u64,
+    pub rows: u64,
+    /// The file's columns the run reads.
+    pub columns: Vec<String>,
+}
+
+/// One input, as the Python side reads it.
+#[derive(Debug, Serialize)]
+pub struct InputPlan {
+    pub kind: String,
+    pub index: i32,
+    pub files: Vec<FilePlan>,
+    /// Whether its rows have an id whose repeats are dropped.
+    pub keyed: bool,
+}
+
+/// A Spark run, from its start to its publish.
+pub struct Driver {
+    run: Option<Run>,
+    plan: Plan,
+    work: Option<WorkDir>,
+    store: DiskStore,
+    partials: Partials,
+    states: States,
+    tables: Finished,
+    /// Each input's report, filled in from the clean stage and the settled facts.
+    reports: BTreeMap<InputKind, Report>,
+    rejected: BTreeMap<InputKind, BTreeMap<String, Rejected>>,
+    kept_names: BTreeSet<&'static str>,
+    /// Kept frames whose parts are still arriving, by bucket and name.
+    pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
+    freshness: Option<BTreeMap<InputKind, crate::engine::gates::FreshnessFinding>>,
+    pub spec: ContextSpec,
+    t: Instant,
+}
+
+impl Driver {
+    /// Opens the run: the job, the output directory checked, locked and recovered, the inputs
+    /// found and their footers checked against their contracts (every problem together).
+    pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Driver> {
+        let run = start::open(job_path, opts)?;
+        let (plan, work) = engine::plan_work(&run)?;
+        let mut problems = Vec::new();
+        for (kind, source) in &run.sources {
+            let extra = run.extra.get(kind).cloned().unwrap_or_default();
+            for path in &source.files {
+                match read_schema(path) {
+                    Ok(schema) => problems.extend(contract_problems(source, path, &schema, &extra)),
+                    Err(e) => problems.push(format!("{kind}: {e}")),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CxError::Input { problems });
+        }
+        let job_text = std::fs::read_to_string(job_path)
+            .map_err(|e| CxError::internal(format!("reading {}", job_path.display()), e))?;
+        let support_reads_surveys = run
+            .selection
+            .computed
+            .iter()
+            .any(|p| p.name() == "support_kpis")
+            && run.sources.contains_key(&InputKind::Surveys);
+        let spec = ContextSpec {
+            job_text,
+            job_path: job_path.to_path_buf(),
+            as_of: run.as_of,
+            only: run.opts.only.clone(),
+            buckets: plan.buckets,
+            csat_positive_from: support_reads_surveys.then_some(run.job.scales.csat.positive_from),
+            customers_have_signup: false,
+        };
+        let store = DiskStore::new(work.kept_dir(), plan.buckets);
+        let partials = Partials::new(
+            plan.buckets,
+            (plan.buckets > 1).then(|| work.partials_dir()),
+        );
+        Ok(Driver {
+            run: Some(run),
+            plan,
+            work: Some(work),
+            store,
+            partials,
+            states: States::new(),
+            tables: Finished::new(),
+            reports: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            kept_names: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            freshness: None,
+            spec,
+            t: Instant::now(),
+        })
+    }
+
+    fn run(&self) -> &Run {
+        self.run
+            .as_ref()
+            .expect("the run is open until it is published")
+    }
+
+    /// The customer buckets.
+    pub fn buckets(&self) -> u32 {
+        self.plan.buckets
+    }
+
+    /// The inputs to read, with their files in order and each file's first row number.
+    pub fn inputs(&self) -> Result<Vec<InputPlan>> {
+        let run = self.run();
+        let mut out = Vec::new();
+        for (kind, source) in &run.sources {
+            let extra = run.extra.get(kind).cloned().unwrap_or_default();
+            let mut offset = 0u64;
+            let mut files = Vec::new();
+            for path in &source.files {
+                let schema = read_schema(path).map_err(|e| CxError::Input {
+                    problems: vec![format!("{kind}: {e}")],
+                })?;
+                files.push(FilePlan {
+                    path: path.display().to_string(),
+                    offset,
+                    rows: schema.rows as u64,
+                    columns: wanted_columns(source, &schema, &extra),
+                });
+                offset += schema.rows as u64;
+            }
+            out.push(InputPlan {
+                kind: kind.name().to_string(),
+                index: kind_index(*kind),
+                files,
+                keyed: kind.contract().key.is_some(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The context the workers build the run from (JSON).
+    pub fn context(&self) -> String {
+        serde_json::to_string(&self.spec).expect("the context serialises")
+    }
+
+    /// How many rounds the pipelines take.
+    pub fn rounds(&self) -> usize {
+        rounds::round_count(&self.pipelines())
+    }
+
+    fn pipelines(&self) -> Vec<&dyn Pipeline> {
+        self.run()
+            .selection
+            .computed
+            .iter()
+            .map(|p| p.as_ref())
+            .collect()
+    }
+
+    /// Whether Spark maps the buckets in `round` (some pipeline's map reads the inputs).
+    pub fn spark_round(&self, round: usize) -> bool {
+        !worker::spark_pipelines(&self.pipelines(), round).is_empty()
+    }
+
+    /// Adds the clean stage's tallies of input `kind` (`ROWS` frames with the `STATS` rows).
+    pub fn add_stats(&mut self, kind: i32, rows: &[u8]) -> Result<()> {
+        let kind = kind_at(kind).map_err(|e| CxError::internal("the clean stage", e))?;
+        let internal = |e: String| CxError::internal("the clean stage's tallies", e);
+        let df = from_parquet(rows).map_err(|e| internal(e.to_string()))?;
+        let data = df
+            .column("__data")
+            .and_then(|c| c.binary().cloned())
+            .map_err(|e| internal(e.to_string()))?;
+        let report = self.reports.entry(kind).or_default();
+        let rejected = self.rejected.entry(kind).or_default();
+        for blob in data.iter().flatten() {
+            let stats: BatchStats =
+                serde_json::from_slice(blob).map_err(|e| internal(e.to_string()))?;
+            report.rows_read += stats.rows_read;
+            report.rows_after_as_of += stats.rows_after_as_of;
+            for (reason, n, first, example) in stats.rejected {
+                add_rejected(rejected, reason, n, first, example);
+            }
+        }
+        Ok(())
+    }
+
+    /// What Spark settled about input `kind` over its kept rows: how many, the latest own
+    /// time, how many without one, and the repeated ids dropped (how many, the first's row
+    /// and id).
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_facts(
+        &mut self,
+        kind: i32,
+        rows_kept: u64,
+        latest_us: Option<i64>,
+        null_times: u64,
+        repeats: u64,
+        first_repeat: Option<(i64, String)>,
+    ) -> Result<()> {
+        let kind = kind_at(kind).map_err(|e| CxError::internal("the input facts", e))?;
+        let report = self.reports.entry(kind).or_default();
+        report.rows_kept = rows_kept;
+        report.latest_us = latest_us;
+        if kind == InputKind::Customers {
+            report.null_signup_at = Some(null_times);
+            report.has_signup = rows_kept > null_times;
+            self.spec.customers_have_signup = report.has_signup;
+        }
+        if let (Some(key), Some((row, id))) = (kind.contract().key, first_repeat) {
+            if repeats > 0 {
+                add_rejected(
+                    self.rejected.entry(kind).or_default(),
+                    format!("duplicate {key}"),
+                    repeats,
+                    row,
+                    id,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The quality and freshness gates over every input's report (exit 4, nothing written),
+    /// after logging each input as a local run does.
+    pub fn gates(&mut self) -> Result<()> {
+        let run = self.run.as_ref().expect("open");
+        for (kind, report) in self.reports.iter_mut() {
+            report.rejected = self
+                .rejected
+                .get(kind)
+                .map(|r| {
+                    r.iter()
+                        .map(|(reason, r)| (reason.clone(), r.row_count, r.example_id.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let r = report.input_report(&run.sources[kind]);
+            let mut fields = vec![
+                ("files", Field::Int(run.sources[kind].files.len() as u64)),
+                ("rows_read", Field::Int(r.rows_read)),
+                ("rows_after_as_of", Field::Int(r.rows_after_as_of)),
+                ("rows_rejected", Field::Int(r.rows_rejected())),
+                ("rows_used", Field::Int(report.rows_kept)),
+                ("engine", Field::Text("spark".into())),
+            ];
+            if let Some(latest) = r.latest_us {
+                fields.push(("latest_at", Field::Text(engine::rfc3339_us(latest))));
+            }
+            run.log
+                .stage("input", kind.name(), self.t.elapsed(), &fields);
+        }
+        let reports = self.input_reports();
+        self.freshness = Some(crate::engine::gates::check(run, &reports)?);
+        Ok(())
+    }
+
+    fn input_reports(&self) -> BTreeMap<InputKind, crate::inputs::InputReport> {
+        let run = self.run();
+        self.reports
+            .iter()
+            .map(|(k, r)| (*k, r.input_report(&run.sources[k])))
+            .collect()
+    }
+
+    /// The maps of `round` that read no input (they read kept rows and their state), over
+    /// every bucket here, in bucket order. Runs before Spark's maps of the round: a later
+    /// pipeline may read what these keep.
+    pub fn map_on_driver(&mut self, round: usize) -> Result<()> {
+        let run = self.run.take().expect("open");
+        let result = self.map_here(&run, round);
+        self.run = Some(run);
+        result
+    }
+
+    fn map_here(&mut self, run: &Run, round: usize) -> Result<()> {
+        let pipelines: Vec<&dyn Pipeline> =
+            run.selection.computed.iter().map(|p| p.as_ref()).collect();
+        let active: Vec<&dyn Pipeline> = rounds::active_in(&pipelines, round)
+            .into_iter()
+            .filter(|p| !p.reads_inputs(round - p.first_round()))
+            .collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let spark = worker::spark_pipelines(&pipelines, round);
+        // A driver map must not need what a Spark map of the same round keeps.
+        if let (Some(first_spark), Some(last_here)) = (
+            pipelines
+                .iter()
+                .position(|p| spark.iter().any(|s| s.name() == p.name())),
+            pipelines
+                .iter()
+                .rposition(|p| active.iter().any(|a| a.name() == p.name())),
+        ) {
+            if last_here > first_spark {
+                return Err(CxError::internal(
+                    "planning a Spark round",
+                    "a pipeline that reads only kept rows runs after one that reads inputs",
+                ));
+            }
+        }
+        let facts = Facts {
+            customers_have_signup: self.spec.customers_have_signup,
+            csat_by_ticket: None,
+        };
+        let none = NoInputs(self.plan.buckets as usize);
+        for b in 0..self.plan.buckets as usize {
+            let kept = self
+                .store
+                .kept(b)
+                .map_err(|e| internal_compute(e.to_string()))?;
+            let out = engine::guarded_compute(|| {
+                rounds::map_bucket(
+                    b,
+                    &active,
+                    &[],
+                    &none,
+                    &run.cal,
+                    &facts,
+                    &self.states,
+                    kept,
+                    round,
+                )
+            })
+            .map_err(internal_compute)?;
+            for (pipeline, part) in out.partials {
+                self.partials
+                    .add(pipeline, part.name, part.merge, b, part.frame)
+                    .map_err(|e| internal_compute(e.to_string()))?;
+            }
+            for (name, df) in out.keep {
+                self.kept_names.insert(name);
+                self.store
+                    .keep(b, name, df)
+                    .map_err(|e| internal_compute(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row kept so far, as `KEPT` rows of `ROWS` (Parquet bytes), for Spark's maps.
+    pub fn kept_rows(&self) -> Result<Vec<u8>> {
+        let mut bucket = Vec::new();
+        let mut name = Vec::new();
+        let mut part = Vec::new();
+        let mut data: Vec<Vec<u8>> = Vec::new();
+        for b in 0..self.plan.buckets as usize {
+            let kept = self
+                .store
+                .kept(b)
+                .map_err(|e| internal_compute(e.to_string()))?;
+            for (n, df) in kept {
+                for (i, _, mut p) in worker::parts_of(&df) {
+                    bucket.push(b as i32);
+                    name.push(n.to_string());
+                    part.push(i as i64);
+                    data.push(
+                        to_parquet(&mut p, true).map_err(|e| internal_compute(e.to_string()))?,
+                    );
+                }
+            }
+        }
+        let rows = bucket.len();
+        let blobs: Vec<Option<&[u8]>> = data.iter().map(|d| Some(d.as_slice())).collect();
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("__bucket".into(), bucket),
+            Column::new("__what".into(), vec![what::KEPT; rows]),
+            Column::new("__kind".into(), vec![-1i32; rows]),
+            Column::new("__row".into(), part),
+            Column::new("__key".into(), name),
+            Column::new_empty("__ticket".into(), &DataType::String)
+                .extend_constant(AnyValue::Null, rows)
+                .map_err(|e| internal_compute(e.to_string()))?,
+            Column::full_null("__n".into(), rows, &DataType::Int64),
+            Column::full_null("__m".into(), rows, &DataType::Int64),
+            BinaryChunked::from_slice_options("__data".into(), &blobs).into_column(),
+        ])
+        .map_err(|e| internal_compute(e.to_string()))?;
+        to_parquet(&mut df, false).map_err(|e| internal_compute(e.to_string()))
+    }
+
+    /// Adds `OUT` rows of Spark's maps (Parquet bytes), which arrive in bucket order: partials
+    /// to the round's merge, kept frames (once all their parts are here) to the store.
+    pub fn add_output(&mut self, out: &[u8]) -> Result<()> {
+        let bad = |e: String| internal_compute(format!("a map's output: {e}"));
+        let df = from_parquet(out).map_err(|e| bad(e.to_string()))?;
+        let get = |name: &str| df.column(name).map_err(|e| bad(e.to_string()));
+        let buckets = get("__bucket")?
+            .i32()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let whats = get("__what")?
+            .i32()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let pipelines = get("__pipeline")?
+            .str()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let names = get("__name")?
+            .str()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let merges = get("__merge")?
+            .str()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let parts = get("__part")?
+            .i32()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let counts = get("__parts")?
+            .i32()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let data = get("__data")?
+            .binary()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        for i in 0..df.height() {
+            let b = buckets.get(i).unwrap_or(0) as usize;
+            let name = intern(names.get(i).unwrap_or_default());
+            let frame =
+                from_parquet(data.get(i).unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+            match whats.get(i) {
+                Some(0) => {
+                    let merge = merge_from(merges.get(i).unwrap_or_default()).map_err(bad)?;
+                    let pipeline = intern(pipelines.get(i).unwrap_or_default());
+                    self.partials
+                        .add(pipeline, name, merge, b, frame)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                Some(1) => {
+                    let list = self.pending.entry((b, name)).or_default();
+                    list.push((parts.get(i).unwrap_or(0), frame));
+                    if list.len() as i32 == counts.get(i).unwrap_or(1) {
+                        let mut list = self.pending.remove(&(b, name)).expect("there");
+                        list.sort_by_key(|(p, _)| *p);
+                        let mut all = list.remove(0).1;
+                        for (_, df) in list {
+                            all.vstack_mut_owned(df).map_err(|e| bad(e.to_string()))?;
+                        }
+                        all.rechunk_mut();
+                        self.kept_names.insert(name);
+                        self.store
+                            .keep(b, name, all)
+                            .map_err(|e| bad(e.to_string()))?;
+                    }
+                }
+                other => return Err(bad(format!("unknown row kind {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every active pipeline's finalize of `round`.
+    pub fn finalize(&mut self, round: usize) -> Result<()> {
+        if !self.pending.is_empty() {
+            return Err(internal_compute(
+                "some kept rows arrived without all their parts".into(),
+            ));
+        }
+        let run = self.run.take().expect("open");
+        let pipelines: Vec<&dyn Pipeline> =
+            run.selection.computed.iter().map(|p| p.as_ref()).collect();
+        let active = rounds::active_in(&pipelines, round);
+        let result = engine::guarded_compute(|| {
+            rounds::finalize_round(
+                &active,
+                round,
+                &run.cal,
+                &mut self.partials,
+                &mut self.states,
+                &mut self.tables,
+            )
+        })
+        .map_err(internal_compute);
+        run.log.stage(
+            "round",
+            &round.to_string(),
+            self.t.elapsed(),
+            &[("engine", Field::Text("spark".into()))],
+        );
+        self.run = Some(run);
+        result
+    }
+
+    /// Publishes the tables with the local engine's writer, manifest and `_SUCCESS`.
+    pub fn publish(mut self) -> Result<RunSummary> {
+        let run = self.run.take().expect("open");
+        let work = self.work.take().expect("open");
+        let pipelines: Vec<&dyn Pipeline> =
+            run.selection.computed.iter().map(|p| p.as_ref()).collect();
+        let computed = rounds::in_order(&pipelines, std::mem::take(&mut self.tables));
+        drop(pipelines);
+        let tables = engine::written_tables(&run, computed, &self.store, self.t)?;
+        let reports = self.input_reports_of(&run);
+        let freshness = self.freshness.take().ok_or_else(|| {
+            CxError::internal("publishing a Spark run", "the gates were not checked")
+        })?;
+        let inputs = Partitioned {
+            reports,
+            dirs: BTreeMap::new(),
+        };
+        crate::engine::publish::publish(
+            run,
+            &self.plan,
+            work,
+            &inputs,
+            &freshness,
+            tables,
+            &self.store,
+        )
+    }
+
+    fn input_reports_of(&self, run: &Run) -> BTreeMap<InputKind, crate::inputs::InputReport> {
+        self.reports
+            .iter()
+            .map(|(k, r)| (*k, r.input_report(&run.sources[k])))
+            .collect()
+    }
+}
+
+fn internal_compute(e: String) -> CxError {
+    CxError::internal("computing the pipelines", e)
+}
+
+/// Adds `n` rejected rows of `reason`, the first of them row `first` with id `example`.
+fn add_rejected(
+    tally: &mut BTreeMap<String, Rejected>,
+    reason: String,
+    n: u64,
+    first: i64,
+    example: String,
+) {
+    let entry = tally.entry(reason).or_insert(Rejected {
+        row_count: 0,
+        first_row: first,
+        example_id: example.clone(),
+    });
+    entry.row_count += n;
+    if first < entry.first_row {
+        entry.first_row = first;
+        entry.example_id = example;
+    }
+}
+
+/// Buckets without inputs: the driver's maps read only kept rows.
+struct NoInputs(usize);
+
+impl Buckets for NoInputs {
+    fn count(&self) -> usize {
+        self.0
+    }
+
+    fn load(
+        &self,
+        _bucket: usize,
+        _kinds: &[InputKind],
+    ) -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+        Ok(BTreeMap::new())
+    }
+}
