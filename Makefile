@@ -5,7 +5,7 @@ RELEASE_BIN := $(TARGET_DIR)/release/cxmetrics
 DEBUG_BIN := $(TARGET_DIR)/debug/cxmetrics
 PYTHON ?= python3
 
-.PHONY: run test fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test report-test report-screenshots wheel sample-data bench bench-large
+.PHONY: run test fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test spark-test report-test report-screenshots wheel sample-data bench bench-large bench-spark
 
 ## Build (release) and run the example job on the committed sample data.
 run:
@@ -14,7 +14,7 @@ run:
 
 ## Everything CI runs: formatting, lints, unit + integration tests, DuckDB cross-checks, the
 ## report in a headless browser.
-test: fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test report-test
+test: fmt-check clippy unit crosscheck warehouse-test lookml-test storage-test python-test spark-test report-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -55,6 +55,13 @@ python-test:
 	$(CARGO) build --locked
 	CXMETRICS=$(DEBUG_BIN) PYTHON=$(PYTHON) bash tests/python/run.sh
 
+## The Spark engine for real: the release wheel (make wheel) and pyspark 4.3.0 from PyPI in a
+## fresh venv, a Spark Connect server on 127.0.0.1 in local-cluster[2,1,1024] mode (started and
+## stopped by the test), 200k customers through Spark with 1 and 7 buckets, a table input and an
+## executor killed during the map phase, each byte for byte against the local run; the failures.
+spark-test: wheel
+	PYTHON=$(PYTHON) bash tests/spark/run.sh
+
 ## The release wheel of the Python package into dist/ (installs maturin from PyPI if missing).
 wheel:
 	$(PYTHON) -m maturin --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "maturin==1.16.0"
@@ -91,3 +98,8 @@ bench-large:
 	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install --quiet duckdb
 	BENCH_CHECKS=0 BENCH_COMPARE_B1=0 BENCH_MEMORY_LIMIT=8GiB BENCH_RUNS=3 BENCH_RESULTS=bench/results-large.md \
 		$(PYTHON) bench/run.py $(RELEASE_BIN) 1000000 3000000 10000000
+
+## The Spark engine against the local bucketed run at 1M and 10M customers, side by side, on
+## the local Spark cluster (memory limited to stay under 20 GiB); results in bench/results-spark.md.
+bench-spark: wheel
+	PYTHON=$(PYTHON) bash bench/spark.sh $(or $(SIZES),1000000 10000000)

@@ -87,7 +87,11 @@ pub struct InputsConfig {
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     /// A Parquet file, a directory of Parquet files, or a glob; relative to the job file.
-    pub path: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A table name Spark knows (`sales.orders`), instead of `path` (`engine: spark`).
+    #[serde(default)]
+    pub table: Option<String>,
     /// Contract column name -> the file's own column name (and, for money in integer minor
     /// units, its scale).
     #[serde(default)]

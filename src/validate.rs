@@ -74,7 +74,12 @@ impl Job {
             let Some(cfg) = self.inputs.get(kind) else {
                 continue;
             };
-            match inputs::resolve_files(&self.base_dir, &cfg.path) {
+            let resolved = match (&cfg.path, &cfg.table) {
+                (Some(path), _) => inputs::resolve_files(&self.base_dir, path),
+                // A table has no files here: Spark reads it (`crate::spark`).
+                (None, _) => Ok(Location::Files(Vec::new())),
+            };
+            match resolved {
                 Ok(location) => {
                     out.insert(
                         *kind,
@@ -93,6 +98,7 @@ impl Job {
                                     .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
                                     .collect(),
                                 freshness: self.freshness.get(kind).copied(),
+                                table: cfg.table.clone(),
                             },
                             location,
                         ),
@@ -115,19 +121,20 @@ impl Job {
     pub fn input_locations(&self) -> Vec<(String, Location)> {
         self.inputs
             .iter()
-            .filter_map(
-                |(kind, cfg)| match inputs::resolve_files(&self.base_dir, &cfg.path) {
+            .filter_map(|(kind, cfg)| {
+                let path = cfg.path.as_ref()?;
+                match inputs::resolve_files(&self.base_dir, path) {
                     Ok(location) => Some((kind.name().to_string(), location)),
-                    Err(_) if cfg.path.contains(['*', '?', '[']) => Some((
+                    Err(_) if path.contains(['*', '?', '[']) => Some((
                         kind.name().to_string(),
                         Location::Glob(
-                            self.base_dir.join(&cfg.path).to_string_lossy().to_string(),
+                            self.base_dir.join(path).to_string_lossy().to_string(),
                             Vec::new(),
                         ),
                     )),
                     Err(_) => None,
-                },
-            )
+                }
+            })
             .collect()
     }
 
@@ -288,8 +295,23 @@ fn check(job: JobFile, path: &Path, problems: &mut Problems) -> Option<Job> {
         let Some(cfg) = cfg else {
             continue;
         };
-        if cfg.path.trim().is_empty() {
-            problems.push(&format!("inputs.{kind}.path"), "must not be empty");
+        match (&cfg.path, &cfg.table) {
+            (Some(_), Some(_)) => problems.push(
+                &format!("inputs.{kind}"),
+                "give `path` (files) or `table` (a table Spark knows), not both",
+            ),
+            (None, None) => problems.push(
+                &format!("inputs.{kind}"),
+                "needs `path` (a Parquet file, folder or glob) or `table` (engine: spark)",
+            ),
+            (Some(path), None) if path.trim().is_empty() => {
+                problems.push(&format!("inputs.{kind}.path"), "must not be empty")
+            }
+            (None, Some(table)) if !is_table_name(table) => problems.push(
+                &format!("inputs.{kind}.table"),
+                format!("`{table}` is not a table name like `sales.orders`"),
+            ),
+            _ => {}
         }
         for (name, mapping) in &cfg.columns {
             if let (Some(spec), Some(scale)) = (kind.contract().column(name), mapping.scale()) {
@@ -499,6 +521,15 @@ fn check_by(path: &str, by: &[String], problems: &mut Problems) {
     }
 }
 
+/// A table name: dot-separated parts of letters, digits and `_`, or backquoted parts.
+fn is_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            let quoted = part.len() > 2 && part.starts_with('`') && part.ends_with('`');
+            quoted || (!part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        })
+}
+
 /// Checks every declared input's files: each must decode (`check`, see `inputs::check`) and
 /// match its contract. Used by the `validate` command. All problems are reported together
 /// (exit 3).
@@ -509,6 +540,12 @@ pub fn check_inputs(job: &Job, check: &inputs::FileCheck) -> Result<Vec<String>>
     let mut problems = Vec::new();
     let mut summary = Vec::new();
     for (kind, (source, _)) in &sources {
+        if let Some(table) = &source.table {
+            summary.push(format!(
+                "{kind}: table `{table}`, read and checked by Spark when the job runs"
+            ));
+            continue;
+        }
         let want = extra.get(kind).cloned().unwrap_or_default();
         let corrupt = inputs::check_files(source, &want, check);
         if !corrupt.is_empty() {

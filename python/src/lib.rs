@@ -145,6 +145,17 @@ impl SparkDriver {
         Ok(serde_json::to_string(&inputs).expect("serialises"))
     }
 
+    /// The columns to read of the table of input `kind` (JSON), given its schema (Parquet bytes
+    /// of no rows).
+    fn table_columns(&mut self, kind: i32, schema: &[u8]) -> PyResult<String> {
+        let format = self.format;
+        let cols = self
+            .get()?
+            .table_columns(kind, schema)
+            .map_err(|e| failed(e, format))?;
+        Ok(serde_json::to_string(&cols).expect("serialises"))
+    }
+
     /// The workers' context (JSON).
     fn context(&mut self) -> PyResult<String> {
         Ok(self.get()?.context())

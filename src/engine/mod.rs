@@ -98,7 +98,22 @@ pub struct RunSummary {
 /// storage, publishes locally first and commits to the store (`remote`).
 pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> {
     let job = crate::validate::load_job(job_path)?;
-    if opts.execution.apply(&job.execution).engine == crate::execution::EngineKind::Spark {
+    let tables: Vec<String> = job
+        .inputs
+        .iter()
+        .filter(|(_, cfg)| cfg.table.is_some())
+        .map(|(kind, _)| format!("inputs.{kind}.table"))
+        .collect();
+    let engine = opts.execution.apply(&job.execution).engine;
+    if engine == crate::execution::EngineKind::Local && !tables.is_empty() {
+        return Err(CxError::Usage(format!(
+            "{}: {} name a table Spark reads: run the job with `execution.engine: spark` \
+             (docs/spark.md)",
+            job_path.display(),
+            tables.join(", ")
+        )));
+    }
+    if engine == crate::execution::EngineKind::Spark {
         return Err(CxError::Usage(format!(
             "{}: this job runs on Spark (`execution.engine: spark` or `--engine spark`); run it \
              with the Python package's entry point: `python -m cxmetrics run {}` \

@@ -138,9 +138,12 @@ impl Partials {
                     files,
                 } => {
                     let mut chunks = Vec::new();
-                    for (frames, files) in frames.into_iter().zip(files) {
+                    for (frames, mut files) in frames.into_iter().zip(files) {
                         let mut parts: Vec<LazyFrame> =
                             frames.into_iter().map(|df| df.lazy()).collect();
+                        // In bucket order (the files are named by bucket), whatever order the
+                        // buckets arrived in (the Spark engine's come as its tasks finish).
+                        files.sort();
                         for f in files {
                             parts.push(LazyFrame::scan_parquet(
                                 PlRefPath::try_from_path(&f)?,

@@ -228,6 +228,7 @@ pub fn serve_check(files: &[PathBuf]) -> i32 {
         rename: request.rename,
         money_scales: BTreeMap::new(),
         freshness: None,
+        table: None,
     };
     let mut out = std::io::stdout().lock();
     for (i, path) in files.iter().enumerate() {
@@ -270,6 +271,7 @@ mod tests {
             rename: BTreeMap::new(),
             money_scales: BTreeMap::new(),
             freshness: None,
+            table: None,
         };
         let check = FileCheck::Subprocess {
             program: PathBuf::from("/bin/sh"),

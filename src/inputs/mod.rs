@@ -51,6 +51,8 @@ pub struct InputSource {
     pub money_scales: BTreeMap<String, u32>,
     /// How old the latest row may be (`inputs.<name>.freshness`).
     pub freshness: Option<Freshness>,
+    /// A table name Spark reads instead of files (`inputs.<name>.table`; `files` is empty).
+    pub table: Option<String>,
 }
 
 /// Freshness thresholds of one input, in microseconds: the time from its latest row (at or
@@ -213,6 +215,7 @@ mod tests {
             rename: BTreeMap::new(),
             money_scales: BTreeMap::new(),
             freshness: None,
+            table: None,
         };
         let out = load(
             &source,

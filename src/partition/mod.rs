@@ -71,11 +71,14 @@ impl Report {
     /// The input report the manifest, the log and the quality gates read.
     pub fn input_report(&self, source: &InputSource) -> InputReport {
         InputReport {
-            paths: source
-                .files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
+            paths: match &source.table {
+                Some(table) => vec![format!("table:{table}")],
+                None => source
+                    .files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            },
             rows_read: self.rows_read,
             rows_after_as_of: self.rows_after_as_of,
             rejected: self

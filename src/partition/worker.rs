@@ -88,6 +88,7 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Re
         rename: request.rename.clone(),
         money_scales: request.money_scales.clone(),
         freshness: None,
+        table: None,
     };
     let cal = Calendar::new(request.as_of, &request.timezone).map_err(Failure::Other)?;
     let contract = kind.contract();

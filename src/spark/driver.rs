@@ -42,6 +42,8 @@ pub struct InputPlan {
     pub kind: String,
     pub index: i32,
     pub files: Vec<FilePlan>,
+    /// A table name Spark reads instead of files (its columns come from `table_columns`).
+    pub table: Option<String>,
     /// Whether its rows have an id whose repeats are dropped.
     pub keyed: bool,
 }
@@ -58,6 +60,11 @@ pub struct Driver {
     /// Each input's report, filled in from the clean stage and the settled facts.
     reports: BTreeMap<InputKind, Report>,
     rejected: BTreeMap<InputKind, BTreeMap<String, Rejected>>,
+    /// The inputs whose facts Spark settled over their kept rows (`set_facts`); the others
+    /// (inputs without ids) keep every valid row, and their facts are the clean stage's.
+    settled: BTreeSet<InputKind>,
+    /// The clean stage's facts over the valid rows, by input: (rows, latest, null times).
+    valid: BTreeMap<InputKind, (u64, Option<i64>, u64)>,
     kept_names: BTreeSet<&'static str>,
     /// Kept frames whose parts are still arriving, by bucket and name.
     pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
@@ -117,6 +124,8 @@ impl Driver {
             tables: Finished::new(),
             reports: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            settled: BTreeSet::new(),
+            valid: BTreeMap::new(),
             kept_names: BTreeSet::new(),
             pending: BTreeMap::new(),
             freshness: None,
@@ -144,6 +153,7 @@ impl Driver {
             let extra = run.extra.get(kind).cloned().unwrap_or_default();
             let mut offset = 0u64;
             let mut files = Vec::new();
+            // A table's files are Spark's to list (`table_columns`).
             for path in &source.files {
                 let schema = read_schema(path).map_err(|e| CxError::Input {
                     problems: vec![format!("{kind}: {e}")],
@@ -160,10 +170,30 @@ impl Driver {
                 kind: kind.name().to_string(),
                 index: kind_index(*kind),
                 files,
+                table: source.table.clone(),
                 keyed: kind.contract().key.is_some(),
             });
         }
         Ok(out)
+    }
+
+    /// The columns to read of the table of input `kind`, given its schema (a frame without
+    /// rows, as Parquet bytes); its contract problems (exit 3) otherwise.
+    pub fn table_columns(&self, kind: i32, schema: &[u8]) -> Result<Vec<String>> {
+        let kind = kind_at(kind).map_err(|e| CxError::internal("a table input", e))?;
+        let run = self.run();
+        let source = &run.sources[&kind];
+        let name = source.table.clone().unwrap_or_default();
+        let df = from_parquet(schema)
+            .map_err(|e| CxError::internal(format!("the schema of table {name}"), e))?;
+        let schema = worker::file_schema(&df);
+        let extra = run.extra.get(&kind).cloned().unwrap_or_default();
+        let shown = Path::new(&name);
+        let problems = contract_problems(source, shown, &schema, &extra);
+        if !problems.is_empty() {
+            return Err(CxError::Input { problems });
+        }
+        Ok(wanted_columns(source, &schema, &extra))
     }
 
     /// The context the workers build the run from (JSON).
@@ -201,11 +231,15 @@ impl Driver {
             .map_err(|e| internal(e.to_string()))?;
         let report = self.reports.entry(kind).or_default();
         let rejected = self.rejected.entry(kind).or_default();
+        let valid = self.valid.entry(kind).or_default();
         for blob in data.iter().flatten() {
             let stats: BatchStats =
                 serde_json::from_slice(blob).map_err(|e| internal(e.to_string()))?;
             report.rows_read += stats.rows_read;
             report.rows_after_as_of += stats.rows_after_as_of;
+            valid.0 += stats.valid_rows;
+            valid.1 = valid.1.max(stats.latest_us);
+            valid.2 += stats.null_times;
             for (reason, n, first, example) in stats.rejected {
                 add_rejected(rejected, reason, n, first, example);
             }
@@ -227,14 +261,8 @@ impl Driver {
         first_repeat: Option<(i64, String)>,
     ) -> Result<()> {
         let kind = kind_at(kind).map_err(|e| CxError::internal("the input facts", e))?;
-        let report = self.reports.entry(kind).or_default();
-        report.rows_kept = rows_kept;
-        report.latest_us = latest_us;
-        if kind == InputKind::Customers {
-            report.null_signup_at = Some(null_times);
-            report.has_signup = rows_kept > null_times;
-            self.spec.customers_have_signup = report.has_signup;
-        }
+        self.settled.insert(kind);
+        self.set_kept(kind, rows_kept, latest_us, null_times);
         if let (Some(key), Some((row, id))) = (kind.contract().key, first_repeat) {
             if repeats > 0 {
                 add_rejected(
@@ -249,9 +277,35 @@ impl Driver {
         Ok(())
     }
 
+    fn set_kept(
+        &mut self,
+        kind: InputKind,
+        rows_kept: u64,
+        latest_us: Option<i64>,
+        null_times: u64,
+    ) {
+        let report = self.reports.entry(kind).or_default();
+        report.rows_kept = rows_kept;
+        report.latest_us = latest_us;
+        if kind == InputKind::Customers {
+            report.null_signup_at = Some(null_times);
+            report.has_signup = rows_kept > null_times;
+            self.spec.customers_have_signup = report.has_signup;
+        }
+    }
+
     /// The quality and freshness gates over every input's report (exit 4, nothing written),
     /// after logging each input as a local run does.
     pub fn gates(&mut self) -> Result<()> {
+        let unsettled: Vec<(InputKind, (u64, Option<i64>, u64))> = self
+            .valid
+            .iter()
+            .filter(|(k, _)| !self.settled.contains(k))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (kind, (rows, latest, nulls)) in unsettled {
+            self.set_kept(kind, rows, latest, nulls);
+        }
         let run = self.run.as_ref().expect("open");
         for (kind, report) in self.reports.iter_mut() {
             report.rejected = self

@@ -153,6 +153,7 @@ impl Context {
                 .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
                 .collect(),
             freshness: None,
+            table: None,
         })
     }
 }

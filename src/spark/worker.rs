@@ -46,6 +46,11 @@ pub struct BatchStats {
     pub rows_after_as_of: u64,
     /// (reason, rows, first row, its example id).
     pub rejected: Vec<(String, u64, i64, String)>,
+    /// The valid rows, their latest own time and how many have none: an input without ids
+    /// keeps every valid row, so these are its facts (`Driver::gates`).
+    pub valid_rows: u64,
+    pub latest_us: Option<i64>,
+    pub null_times: u64,
 }
 
 /// The `ROWS` frame of the given columns' values.
@@ -134,7 +139,7 @@ pub fn empty_cleaned(ctx: &Context, kind: InputKind) -> Result<DataFrame, String
 }
 
 /// The columns of a frame Spark read, as a file's schema.
-fn file_schema(df: &DataFrame) -> FileSchema {
+pub fn file_schema(df: &DataFrame) -> FileSchema {
     FileSchema {
         rows: df.height(),
         columns: df
@@ -188,6 +193,32 @@ pub fn clean(ctx: &Context, kind: InputKind, file: &str, batch: &[u8]) -> Result
         .collect()
         .map_err(other)?;
 
+    let times = valid
+        .clone()
+        .lazy()
+        .select([
+            col(kind.contract().time)
+                .dt()
+                .timestamp(TimeUnit::Microseconds)
+                .max()
+                .alias("latest"),
+            col(kind.contract().time)
+                .null_count()
+                .cast(DataType::Int64)
+                .alias("nulls"),
+        ])
+        .collect()
+        .map_err(other)?;
+    stats.valid_rows = valid.height() as u64;
+    stats.latest_us = times
+        .column("latest")
+        .ok()
+        .and_then(|c| c.i64().ok()?.get(0));
+    stats.null_times = times
+        .column("nulls")
+        .ok()
+        .and_then(|c| c.i64().ok()?.get(0))
+        .unwrap_or(0) as u64;
     let k = kind_index(kind);
     let mut out = RowsOut::new();
     out.push(
@@ -202,7 +233,9 @@ pub fn clean(ctx: &Context, kind: InputKind, file: &str, batch: &[u8]) -> Result
         Some(serde_json::to_vec(&stats).expect("stats serialise")),
     );
     if valid.height() > 0 {
-        key_rows(ctx, kind, &valid, &mut out).map_err(other)?;
+        if kind.contract().key.is_some() {
+            key_rows(ctx, kind, &valid, &mut out).map_err(other)?;
+        }
         let mut valid = valid;
         let ids = valid
             .column("customer_id")
@@ -246,8 +279,8 @@ pub fn clean(ctx: &Context, kind: InputKind, file: &str, batch: &[u8]) -> Result
     out.finish().map_err(other)
 }
 
-/// One `KEY` row per valid row: its bucket, number, id, own time and, for a CSAT response
-/// about a ticket, the ticket and whether it is positive.
+/// One `KEY` row per valid row of an input with ids: its bucket, number, id, own time and, for
+/// a CSAT response about a ticket, the ticket and whether it is positive.
 fn key_rows(
     ctx: &Context,
     kind: InputKind,
@@ -267,10 +300,10 @@ fn key_rows(
             .alias("t")])
         .collect()?;
     let time = time.column("t")?.i64()?.clone();
-    let keys: Option<StringChunked> = match contract.key {
-        Some(key) => Some(valid.column(key)?.str()?.clone()),
-        None => None,
+    let Some(key) = contract.key else {
+        return Ok(());
     };
+    let keys = valid.column(key)?.str()?.clone();
     // CSAT responses about a ticket, by row number.
     let mut csat: BTreeMap<i64, (String, bool)> = BTreeMap::new();
     if let (InputKind::Surveys, Some(positive_from)) = (kind, ctx.spec.csat_positive_from) {
@@ -300,7 +333,7 @@ fn key_rows(
             what::KEY,
             k,
             row,
-            keys.as_ref().and_then(|k| k.get(i).map(str::to_string)),
+            keys.get(i).map(str::to_string),
             ticket,
             time.get(i),
             positive,

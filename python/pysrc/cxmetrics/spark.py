@@ -135,6 +135,7 @@ def connect(remote, timeout):
     def probe():
         try:
             spark = SparkSession.builder.remote(remote).getOrCreate()
+            result["session"] = spark
             spark.range(1).collect()
             result["spark"] = spark
         except Exception as e:  # reported below, with the address
@@ -145,6 +146,13 @@ def connect(remote, timeout):
     t.join(timeout)
     if "spark" in result:
         return result["spark"]
+    session = result.get("session")
+    if session is not None:
+        # The client says goodbye to the server at exit, retrying for minutes: not to a server
+        # that did not answer.
+        import atexit
+
+        atexit.unregister(session.client._on_exit)
     why = result.get("error", f"no answer within {timeout}s")
     first = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
     raise CxmetricsError(
@@ -198,74 +206,87 @@ def _run(spark, driver, F):
     rows_schema = _arrow_schema(ROWS_DDL)
 
     # 1. Clean: every file read by Spark, numbered, cleaned by the Rust core in the workers.
-    cleaned = {}
+    parts = []
     for inp in inputs:
-        parts = []
         for f in inp["files"]:
             df = spark.read.parquet(f["path"])
             cols = [F.col(f"`{c}`") for c in f["columns"]]
             row = (F.col("_metadata.row_index") + F.lit(f["offset"])).cast("bigint").alias("__row")
             df = df.select(*cols, row)
             parts.append(df.mapInArrow(_clean_fn(context, inp["index"], f["path"]), ROWS_DDL))
-        rows = _union(parts).persist(StorageLevel.MEMORY_AND_DISK)
-        cleaned[inp["kind"]] = rows
-        stats = rows.filter(F.col("__what") == STATS).toArrow()
-        driver.add_stats(inp["index"], _to_parquet(stats.cast(rows_schema)))
-
-    # 2. Settle: repeated ids dropped (the first valid row of an id in input order is kept);
-    # the kept rows' count, latest time and null times.
-    kept_keys, drops = {}, []
+        if inp["table"] is not None:
+            parts.append(_table_rows(spark, driver, context, inp, F))
+    cleaned = _union(parts).persist(StorageLevel.MEMORY_AND_DISK)
+    stats = cleaned.filter(F.col("__what") == STATS).toArrow().cast(rows_schema)
     for inp in inputs:
-        keys = cleaned[inp["kind"]].filter(F.col("__what") == KEY)
-        if inp["keyed"]:
-            w = Window.partitionBy("__key").orderBy("__row")
-            ranked = keys.withColumn("__rank", F.row_number().over(w)).persist(
-                StorageLevel.MEMORY_AND_DISK
-            )
-            kept = ranked.filter(F.col("__rank") == 1).drop("__rank")
-            dropped = ranked.filter(F.col("__rank") > 1).drop("__rank")
-            first = dropped.orderBy("__row").select("__row", "__key").limit(1).collect()
-            repeats = dropped.count() if first else 0
-            drops.append(
-                dropped.select(
-                    "__bucket",
-                    F.lit(DROP).alias("__what"),
-                    "__kind",
-                    "__row",
-                    F.lit(None).cast("string").alias("__key"),
-                    F.lit(None).cast("string").alias("__ticket"),
-                    F.lit(None).cast("bigint").alias("__n"),
-                    F.lit(None).cast("bigint").alias("__m"),
-                    F.lit(None).cast("binary").alias("__data"),
-                )
-            )
-        else:
-            kept, first, repeats = keys, [], 0
-        facts = kept.agg(
+        mine = stats.filter(pc_equal(stats["__kind"], inp["index"]))
+        driver.add_stats(inp["index"], _to_parquet(mine))
+
+    # 2. Settle: a repeated id's rows after the first valid one in input order are dropped (a
+    # window over the key rows of the inputs with ids); the kept rows' count, latest time and
+    # null times. (An input without ids keeps every valid row: its facts are the clean's.)
+    keys = cleaned.filter(F.col("__what") == KEY)
+    w = Window.partitionBy("__kind", "__key").orderBy("__row")
+    ranked = keys.withColumn("__rank", F.row_number().over(w)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    kept = ranked.filter(F.col("__rank") == 1).drop("__rank")
+    dropped = ranked.filter(F.col("__rank") > 1).drop("__rank")
+    facts = {
+        r["__kind"]: r
+        for r in kept.groupBy("__kind")
+        .agg(
             F.count(F.lit(1)).alias("rows"),
             F.max("__n").alias("latest"),
             F.sum(F.when(F.col("__n").isNull(), 1).otherwise(0)).alias("nulls"),
-        ).collect()[0]
+        )
+        .collect()
+    }
+    repeats = {
+        r["__kind"]: r
+        for r in dropped.groupBy("__kind")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("__row").alias("first_row"),
+            F.min_by("__key", "__row").alias("first_key"),
+        )
+        .collect()
+    }
+    for inp in inputs:
+        if not inp["keyed"]:
+            continue
+        f = facts.get(inp["index"])
+        r = repeats.get(inp["index"])
         driver.set_facts(
             inp["index"],
-            int(facts["rows"]),
-            None if facts["latest"] is None else int(facts["latest"]),
-            int(facts["nulls"] or 0),
-            int(repeats),
-            (int(first[0]["__row"]), first[0]["__key"]) if first else None,
+            int(f["rows"]) if f else 0,
+            None if f is None or f["latest"] is None else int(f["latest"]),
+            int(f["nulls"] or 0) if f else 0,
+            int(r["n"]) if r else 0,
+            (int(r["first_row"]), r["first_key"]) if r else None,
         )
-        kept_keys[inp["kind"]] = kept
+    drops = dropped.select(
+        "__bucket",
+        F.lit(DROP).alias("__what"),
+        "__kind",
+        "__row",
+        F.lit(None).cast("string").alias("__key"),
+        F.lit(None).cast("string").alias("__ticket"),
+        F.lit(None).cast("bigint").alias("__n"),
+        F.lit(None).cast("bigint").alias("__m"),
+        F.lit(None).cast("binary").alias("__data"),
+    )
 
     # The CSAT responses per ticket (integer sums), at the bucket of the ticket's kept row.
     csat = None
-    if json.loads(context).get("csat_positive_from") is not None and "tickets" in kept_keys:
+    index = {inp["kind"]: inp["index"] for inp in inputs}
+    if json.loads(context).get("csat_positive_from") is not None and "tickets" in index:
         responses = (
-            kept_keys["surveys"]
-            .filter(F.col("__ticket").isNotNull())
+            kept.filter((F.col("__kind") == index["surveys"]) & F.col("__ticket").isNotNull())
             .groupBy("__ticket")
             .agg(F.count(F.lit(1)).alias("__n"), F.sum("__m").alias("__m"))
         )
-        tickets = kept_keys["tickets"].select(
+        tickets = kept.filter(F.col("__kind") == index["tickets"]).select(
             F.col("__key").alias("__tk"), F.col("__bucket").alias("__tb")
         )
         csat = responses.join(tickets, responses["__ticket"] == tickets["__tk"]).select(
@@ -285,11 +306,11 @@ def _run(spark, driver, F):
 
     # 3. Rounds: the maps that read inputs in Spark, by bucket; the others here.
     context = driver.context()
-    data = [c.filter(F.col("__what") == DATA) for c in cleaned.values()]
+    data = cleaned.filter(F.col("__what") == DATA)
     for round_ in range(driver.rounds()):
         driver.map_on_driver(round_)
         if driver.spark_round(round_):
-            parts = data + drops + ([csat] if csat is not None else [])
+            parts = [data, drops] + ([csat] if csat is not None else [])
             kept = _from_parquet(driver.kept_rows(), rows_schema)
             if kept.num_rows:
                 parts.append(spark.createDataFrame(kept))
@@ -297,18 +318,61 @@ def _run(spark, driver, F):
                 _union(parts)
                 .groupBy("__bucket")
                 .applyInArrow(_map_fn(context, round_), OUT_DDL)
-                .orderBy("__bucket", "__what", "__pipeline", "__name", "__part")
             )
             _merge(driver, out)
         driver.finalize(round_)
         _log(f"round {round_} done at {time.time() - t0:.1f}s")
-    for c in cleaned.values():
-        c.unpersist()
+    ranked.unpersist()
+    cleaned.unpersist()
     return driver.publish()
 
 
+def _table_rows(spark, driver, context, inp, F):
+    """The clean of a table input: its columns checked against the contract from its schema,
+    its rows numbered in the order of its files' paths and their rows."""
+    from . import CxmetricsError
+
+    name = inp["table"]
+    df = spark.table(name)
+    columns = json.loads(driver.table_columns(inp["index"], _to_parquet(df.limit(0).toArrow())))
+    try:
+        located = df.select(
+            *[F.col(f"`{c}`") for c in columns],
+            F.col("_metadata.file_path").alias("__file"),
+            F.col("_metadata.row_index").alias("__ri"),
+        )
+        counts = located.groupBy("__file").count().orderBy("__file").collect()
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CxmetricsError(
+            3,
+            f"error: {inp['kind']} (table {name}): cxmetrics numbers a table's rows by its "
+            f"files (_metadata.file_path, _metadata.row_index), which this table does not "
+            f"have: {first}",
+        ) from None
+    offsets, at = [], 0
+    for r in counts:
+        offsets.append((r["__file"], at))
+        at += int(r["count"])
+    if not offsets:
+        offsets.append(("", 0))
+    offs = spark.createDataFrame(offsets, "__file string, __offset bigint")
+    numbered = located.join(F.broadcast(offs), "__file").select(
+        *[F.col(f"`{c}`") for c in columns],
+        (F.col("__offset") + F.col("__ri")).cast("bigint").alias("__row"),
+    )
+    return numbered.mapInArrow(_clean_fn(context, inp["index"], f"table {name}"), ROWS_DDL)
+
+
+def pc_equal(column, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(column, value)
+
+
 def _merge(driver, out):
-    """Hands Spark's map output to the driver in bucket order, a few rows at a time."""
+    """Hands Spark's map output to the driver a few rows at a time, in the order its tasks
+    finish: the merge puts every partial in bucket order itself."""
     import pyarrow as pa
 
     schema = _arrow_schema(OUT_DDL)
