@@ -48,6 +48,9 @@ pub struct InputPlan {
     pub keyed: bool,
 }
 
+/// An input's valid rows: how many, the latest own time, how many without one.
+type ValidFacts = (u64, Option<i64>, u64);
+
 /// A Spark run, from its start to its publish.
 pub struct Driver {
     run: Option<Run>,
@@ -63,9 +66,8 @@ pub struct Driver {
     /// The inputs whose facts Spark settled over their kept rows (`set_facts`); the others
     /// (inputs without ids) keep every valid row, and their facts are the clean stage's.
     settled: BTreeSet<InputKind>,
-    /// The clean stage's facts over the valid rows, by input: (rows, latest, null times).
-    valid: BTreeMap<InputKind, (u64, Option<i64>, u64)>,
-    kept_names: BTreeSet<&'static str>,
+    /// The clean stage's facts over the valid rows, by input.
+    valid: BTreeMap<InputKind, ValidFacts>,
     /// Kept frames whose parts are still arriving, by bucket and name.
     pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
     freshness: Option<BTreeMap<InputKind, crate::engine::gates::FreshnessFinding>>,
@@ -126,7 +128,6 @@ impl Driver {
             rejected: BTreeMap::new(),
             settled: BTreeSet::new(),
             valid: BTreeMap::new(),
-            kept_names: BTreeSet::new(),
             pending: BTreeMap::new(),
             freshness: None,
             spec,
@@ -297,7 +298,7 @@ impl Driver {
     /// The quality and freshness gates over every input's report (exit 4, nothing written),
     /// after logging each input as a local run does.
     pub fn gates(&mut self) -> Result<()> {
-        let unsettled: Vec<(InputKind, (u64, Option<i64>, u64))> = self
+        let unsettled: Vec<(InputKind, ValidFacts)> = self
             .valid
             .iter()
             .filter(|(k, _)| !self.settled.contains(k))
@@ -412,7 +413,6 @@ impl Driver {
                     .map_err(|e| internal_compute(e.to_string()))?;
             }
             for (name, df) in out.keep {
-                self.kept_names.insert(name);
                 self.store
                     .keep(b, name, df)
                     .map_err(|e| internal_compute(e.to_string()))?;
@@ -524,7 +524,6 @@ impl Driver {
                             all.vstack_mut_owned(df).map_err(|e| bad(e.to_string()))?;
                         }
                         all.rechunk_mut();
-                        self.kept_names.insert(name);
                         self.store
                             .keep(b, name, all)
                             .map_err(|e| bad(e.to_string()))?;
