@@ -171,6 +171,10 @@ def main():
                          f"sum of the processes' RSS at most **{total / 1024:,.0f} MiB**")
             for kind, (count, peak) in sorted(by_kind.items()):
                 lines.append(f"  - {kind}: {count} process(es), the largest peaked at {peak / 1024:,.0f} MiB")
+            phases = [l.split("cxmetrics spark: ", 1)[1] for l in p.stderr.splitlines()
+                      if "cxmetrics spark: " in l]
+            if phases:
+                lines.append("  - phases (the driver's log): " + "; ".join(phases))
         if runs["local"] and runs["spark"]:
             diffs = same_bytes(runs["local"], runs["spark"])
             failed |= bool(diffs)

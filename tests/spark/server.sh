@@ -42,7 +42,7 @@ stop_server() {
   for i in $(seq 1 20); do
     local left=""
     for p in $(pgrep -f CoarseGrainedExecutorBackend || true); do
-      if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$SPARK_HOME/"; then
+      if { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$SPARK_HOME/"; then
         left="$left $p"
         [ "$i" -gt 5 ] && kill -9 "$p" 2>/dev/null
       fi
