@@ -17,6 +17,20 @@ pub fn buckets_of(ids: &StringChunked, buckets: u64) -> UInt32Chunked {
         .collect()
 }
 
+/// The rows of `rows` (cleaned rows with `customer_id`) split by customer bucket:
+/// (bucket, its rows in their order), for the buckets that have any.
+pub fn split_by_bucket(mut rows: DataFrame, buckets: u32) -> PolarsResult<Vec<(u32, DataFrame)>> {
+    let bucket = buckets_of(rows.column("customer_id")?.str()?, buckets as u64);
+    rows.with_column(bucket.with_name("__bucket".into()).into_column())?;
+    rows.partition_by(["__bucket"], true)?
+        .into_iter()
+        .map(|part| {
+            let b = part.column("__bucket")?.u32()?.get(0).unwrap_or(0);
+            Ok((b, part.drop("__bucket")?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

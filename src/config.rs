@@ -654,7 +654,6 @@ mod tests {
             shown,
             vec![
                 "line 2: inputs.surveys.pth: unknown field `pth`, did you mean `path`?",
-                "line 2: inputs.surveys: missing field `path`",
                 "line 3: output.layot: unknown field `layot`, did you mean `layout`?",
                 "missing field `name`",
                 "missing field `pipelines`",

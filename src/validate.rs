@@ -81,28 +81,10 @@ impl Job {
             };
             match resolved {
                 Ok(location) => {
-                    out.insert(
-                        *kind,
-                        (
-                            InputSource {
-                                kind: *kind,
-                                files: location.files().to_vec(),
-                                rename: cfg
-                                    .columns
-                                    .iter()
-                                    .map(|(k, v)| (k.clone(), v.name().to_string()))
-                                    .collect(),
-                                money_scales: cfg
-                                    .columns
-                                    .iter()
-                                    .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
-                                    .collect(),
-                                freshness: self.freshness.get(kind).copied(),
-                                table: cfg.table.clone(),
-                            },
-                            location,
-                        ),
-                    );
+                    let source = self
+                        .input_source(*kind, location.files().to_vec())
+                        .expect("declared");
+                    out.insert(*kind, (source, location));
                 }
                 Err(e) => problems.push(format!("{kind}: {e}")),
             }
@@ -112,6 +94,28 @@ impl Job {
         } else {
             Err(CxError::Input { problems })
         }
+    }
+
+    /// The declared input `kind` with these files: its renames, money scales, freshness and
+    /// table. None when the job does not declare it.
+    pub fn input_source(&self, kind: InputKind, files: Vec<PathBuf>) -> Option<InputSource> {
+        let cfg = self.inputs.get(&kind)?;
+        Some(InputSource {
+            kind,
+            files,
+            rename: cfg
+                .columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.name().to_string()))
+                .collect(),
+            money_scales: cfg
+                .columns
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
+                .collect(),
+            freshness: self.freshness.get(&kind).copied(),
+            table: cfg.table.clone(),
+        })
     }
 
     /// Where every declared input is, as far as it can be resolved: an input whose files are
@@ -582,6 +586,34 @@ mod tests {
         check_text(text, Path::new("job.yaml"))
             .map(|_| Vec::new())
             .unwrap_or_else(|p| p.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn an_input_is_a_path_or_a_table() {
+        let job = |input: &str| {
+            format!(
+                "name: x\ninputs:\n  surveys: {input}\npipelines:\n  survey_scores: {{}}\n\
+                 output:\n  dir: out\n"
+            )
+        };
+        assert_eq!(
+            problems_of(&job("{ path: s.parquet }")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems_of(&job("{ table: cx.surveys }")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems_of(&job("{ table: \"`my db`.surveys\" }")),
+            Vec::<String>::new()
+        );
+        let both = problems_of(&job("{ path: s.parquet, table: cx.surveys }"));
+        assert!(both[0].contains("not both"), "{both:?}");
+        let neither = problems_of(&job("{ freshness: { warn_after: 1d } }"));
+        assert!(neither[0].contains("needs `path`"), "{neither:?}");
+        let bad = problems_of(&job("{ table: \"drop table x; --\" }"));
+        assert!(bad[0].contains("not a table name"), "{bad:?}");
     }
 
     #[test]

@@ -251,6 +251,29 @@ pub struct Rejected {
     pub example_id: String,
 }
 
+impl Rejected {
+    /// Adds `n` rejected rows of `reason` to `tally`, the first of them row `first` with id
+    /// `example`: the reason's example is its row with the smallest number.
+    pub fn add(
+        tally: &mut BTreeMap<String, Rejected>,
+        reason: String,
+        n: u64,
+        first: i64,
+        example: String,
+    ) {
+        let entry = tally.entry(reason).or_insert(Rejected {
+            row_count: 0,
+            first_row: first,
+            example_id: example.clone(),
+        });
+        entry.row_count += n;
+        if first < entry.first_row {
+            entry.first_row = first;
+            entry.example_id = example;
+        }
+    }
+}
+
 /// Adds a batch's rejected rows to the tally: per reason, the count and the first row's
 /// example (the one with the smallest row number).
 pub fn tally(
@@ -287,16 +310,7 @@ pub fn tally(
         let n = counts.get(i).unwrap_or(0);
         let first = firsts.get(i).unwrap_or(i64::MAX);
         let example = examples.get(i).unwrap_or_default().to_string();
-        let entry = tally.entry(reason).or_insert(Rejected {
-            row_count: 0,
-            first_row: first,
-            example_id: example.clone(),
-        });
-        entry.row_count += n;
-        if first < entry.first_row {
-            entry.first_row = first;
-            entry.example_id = example;
-        }
+        Rejected::add(tally, reason, n, first, example);
     }
     Ok(())
 }

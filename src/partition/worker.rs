@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use super::{Report, Request};
-use crate::bucket::buckets_of;
+use crate::bucket::split_by_bucket;
 use crate::contracts::InputKind;
 use crate::inputs::{
     batches, contract_problems, mark, read_schema, tally, BatchReader, InputSource, Rejected,
@@ -159,25 +159,12 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Re
                 let ids = valid.column(key).map_err(other)?.str().map_err(other)?;
                 hashes.extend(ids.iter().flatten().map(id_hash));
             }
-            let ids = valid.column("customer_id").map_err(other)?;
-            let bucket = buckets_of(ids.str().map_err(other)?, buckets as u64);
             if schema.is_none() {
                 schema = Some(valid.schema().as_ref().clone());
             }
             let schema = schema.as_ref().expect("set");
-            let mut valid = valid;
-            valid
-                .with_column(bucket.with_name("__bucket".into()).into_column())
-                .map_err(other)?;
-            for part in valid.partition_by(["__bucket"], true).map_err(other)? {
-                let b = part
-                    .column("__bucket")
-                    .map_err(other)?
-                    .u32()
-                    .map_err(other)?
-                    .get(0)
-                    .unwrap_or(0) as usize;
-                let part = part.drop("__bucket").map_err(other)?;
+            for (b, part) in split_by_bucket(valid, buckets).map_err(other)? {
+                let b = b as usize;
                 files[b].rows += part.height();
                 files[b].pending.push(part);
                 if files[b].rows >= flush_at {

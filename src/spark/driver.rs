@@ -79,6 +79,18 @@ impl Driver {
     /// Opens the run: the job, the output directory checked, locked and recovered, the inputs
     /// found and their footers checked against their contracts (every problem together).
     pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Driver> {
+        let job = crate::validate::load_job(job_path)?;
+        let out = opts.output_dir.clone().or_else(|| job.output_dir.clone());
+        if let Some(uri) = out
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .filter(|p| crate::storage::is_remote(p))
+        {
+            return Err(CxError::Usage(format!(
+                "{uri}: the Spark engine writes its result to a local or mounted directory; \
+                 object-storage output is the local engine's for now (docs/spark.md)"
+            )));
+        }
         let run = start::open(job_path, opts)?;
         let (plan, work) = engine::plan_work(&run)?;
         let mut problems = Vec::new();
@@ -242,7 +254,7 @@ impl Driver {
             valid.1 = valid.1.max(stats.latest_us);
             valid.2 += stats.null_times;
             for (reason, n, first, example) in stats.rejected {
-                add_rejected(rejected, reason, n, first, example);
+                Rejected::add(rejected, reason, n, first, example);
             }
         }
         Ok(())
@@ -266,7 +278,7 @@ impl Driver {
         self.set_kept(kind, rows_kept, latest_us, null_times);
         if let (Some(key), Some((row, id))) = (kind.contract().key, first_repeat) {
             if repeats > 0 {
-                add_rejected(
+                Rejected::add(
                     self.rejected.entry(kind).or_default(),
                     format!("duplicate {key}"),
                     repeats,
@@ -605,26 +617,6 @@ impl Driver {
 
 fn internal_compute(e: String) -> CxError {
     CxError::internal("computing the pipelines", e)
-}
-
-/// Adds `n` rejected rows of `reason`, the first of them row `first` with id `example`.
-fn add_rejected(
-    tally: &mut BTreeMap<String, Rejected>,
-    reason: String,
-    n: u64,
-    first: i64,
-    example: String,
-) {
-    let entry = tally.entry(reason).or_insert(Rejected {
-        row_count: 0,
-        first_row: first,
-        example_id: example.clone(),
-    });
-    entry.row_count += n;
-    if first < entry.first_row {
-        entry.first_row = first;
-        entry.example_id = example;
-    }
 }
 
 /// Buckets without inputs: the driver's maps read only kept rows.

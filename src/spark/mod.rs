@@ -134,27 +134,9 @@ impl Context {
 
     /// The input `kind` without its files: its renames and money scales.
     pub fn source(&self, kind: InputKind) -> Result<InputSource, String> {
-        let cfg = self
-            .job
-            .inputs
-            .get(&kind)
-            .ok_or_else(|| format!("the job does not declare input {kind}"))?;
-        Ok(InputSource {
-            kind,
-            files: Vec::new(),
-            rename: cfg
-                .columns
-                .iter()
-                .map(|(k, v)| (k.clone(), v.name().to_string()))
-                .collect(),
-            money_scales: cfg
-                .columns
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.scale()?)))
-                .collect(),
-            freshness: None,
-            table: None,
-        })
+        self.job
+            .input_source(kind, Vec::new())
+            .ok_or_else(|| format!("the job does not declare input {kind}"))
     }
 }
 

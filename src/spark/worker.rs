@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{from_parquet, intern, kind_at, kind_index, merge_text, to_parquet, what, Context};
-use crate::bucket::buckets_of;
+use crate::bucket::{buckets_of, split_by_bucket};
 use crate::contracts::InputKind;
 use crate::engine::disk::as_loaded;
 use crate::engine::rounds::{self, Buckets};
@@ -236,25 +236,7 @@ pub fn clean(ctx: &Context, kind: InputKind, file: &str, batch: &[u8]) -> Result
         if kind.contract().key.is_some() {
             key_rows(ctx, kind, &valid, &mut out).map_err(other)?;
         }
-        let mut valid = valid;
-        let ids = valid
-            .column("customer_id")
-            .map_err(other)?
-            .str()
-            .map_err(other)?;
-        let bucket = buckets_of(ids, ctx.spec.buckets as u64);
-        valid
-            .with_column(bucket.with_name("__bucket".into()).into_column())
-            .map_err(other)?;
-        for part in valid.partition_by(["__bucket"], true).map_err(other)? {
-            let b = part
-                .column("__bucket")
-                .map_err(other)?
-                .u32()
-                .map_err(other)?
-                .get(0)
-                .unwrap_or(0);
-            let mut part = part.drop("__bucket").map_err(other)?;
+        for (b, mut part) in split_by_bucket(valid, ctx.spec.buckets).map_err(other)? {
             let first = part
                 .column("__row")
                 .map_err(other)?

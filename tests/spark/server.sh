@@ -18,6 +18,7 @@ start_server() {
     --conf spark.driver.host=127.0.0.1 \
     --conf spark.driver.bindAddress=127.0.0.1 \
     --conf spark.ui.enabled=false \
+    --conf "spark.executor.memory=${EXECUTOR_MB}m" \
     --conf "spark.pyspark.python=$py" \
     --conf "spark.local.dir=$dir/local" \
     ${SPARK_EXTRA_CONF:-} >/dev/null

@@ -160,6 +160,24 @@ def connect(remote, timeout):
     )
 
 
+def _rows(F, bucket, what, kind, row, key=None, n=None, m=None):
+    """The columns of a ROWS row without data or ticket."""
+    def null(ty):
+        return F.lit(None).cast(ty)
+
+    return [
+        bucket.cast("int").alias("__bucket"),
+        F.lit(what).alias("__what"),
+        kind.cast("int").alias("__kind"),
+        row.cast("bigint").alias("__row"),
+        (null("string") if key is None else key).alias("__key"),
+        null("string").alias("__ticket"),
+        (null("bigint") if n is None else n.cast("bigint")).alias("__n"),
+        (null("bigint") if m is None else m.cast("bigint")).alias("__m"),
+        null("binary").alias("__data"),
+    ]
+
+
 def _union(frames):
     out = frames[0]
     for f in frames[1:]:
@@ -265,17 +283,7 @@ def _run(spark, driver, F):
             int(r["n"]) if r else 0,
             (int(r["first_row"]), r["first_key"]) if r else None,
         )
-    drops = dropped.select(
-        "__bucket",
-        F.lit(DROP).alias("__what"),
-        "__kind",
-        "__row",
-        F.lit(None).cast("string").alias("__key"),
-        F.lit(None).cast("string").alias("__ticket"),
-        F.lit(None).cast("bigint").alias("__n"),
-        F.lit(None).cast("bigint").alias("__m"),
-        F.lit(None).cast("binary").alias("__data"),
-    )
+    drops = dropped.select(*_rows(F, F.col("__bucket"), DROP, F.col("__kind"), F.col("__row")))
 
     # The CSAT responses per ticket (integer sums), at the bucket of the ticket's kept row.
     csat = None
@@ -290,15 +298,8 @@ def _run(spark, driver, F):
             F.col("__key").alias("__tk"), F.col("__bucket").alias("__tb")
         )
         csat = responses.join(tickets, responses["__ticket"] == tickets["__tk"]).select(
-            F.col("__tb").alias("__bucket"),
-            F.lit(CSAT).alias("__what"),
-            F.lit(-1).alias("__kind"),
-            F.lit(0).cast("bigint").alias("__row"),
-            F.col("__ticket").alias("__key"),
-            F.lit(None).cast("string").alias("__ticket"),
-            F.col("__n").cast("bigint").alias("__n"),
-            F.col("__m").cast("bigint").alias("__m"),
-            F.lit(None).cast("binary").alias("__data"),
+            *_rows(F, F.col("__tb"), CSAT, F.lit(-1), F.lit(0), key=F.col("__ticket"),
+                   n=F.col("__n"), m=F.col("__m"))
         )
 
     driver.gates()
