@@ -140,9 +140,7 @@ impl SparkDriver {
 
     /// The inputs to read (JSON).
     fn inputs(&mut self) -> PyResult<String> {
-        let format = self.format;
-        let inputs = self.get()?.inputs().map_err(|e| failed(e, format))?;
-        Ok(serde_json::to_string(&inputs).expect("serialises"))
+        Ok(serde_json::to_string(self.get()?.inputs()).expect("serialises"))
     }
 
     /// The columns to read of the table of input `kind` (JSON), given its schema (Parquet bytes

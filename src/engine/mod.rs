@@ -122,15 +122,18 @@ pub fn run(job_path: &std::path::Path, opts: &RunOptions) -> Result<RunSummary> 
             job_path.display()
         )));
     }
-    let out = opts.output_dir.clone().or_else(|| job.output_dir.clone());
-    if let Some(uri) = out
-        .as_ref()
-        .and_then(|p| p.to_str())
-        .filter(|p| crate::storage::is_remote(p))
-    {
-        return remote::run(job_path, opts, &job, uri);
+    if let Some(uri) = remote_output(&job, opts) {
+        return remote::run(job_path, opts, &job, &uri);
     }
     run_local(job_path, opts)
+}
+
+/// The run's output directory when it is in object storage (`--output-dir`, else the job's).
+pub fn remote_output(job: &crate::validate::Job, opts: &RunOptions) -> Option<String> {
+    let out = opts.output_dir.as_ref().or(job.output_dir.as_ref())?;
+    out.to_str()
+        .filter(|p| crate::storage::is_remote(p))
+        .map(str::to_string)
 }
 
 /// A run whose output directory is local.

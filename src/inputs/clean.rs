@@ -22,6 +22,17 @@ pub struct Marked {
     pub rows_after_as_of: u64,
 }
 
+impl Marked {
+    /// The rows no rule rejected, without the reason column.
+    pub fn into_valid(self) -> PolarsResult<DataFrame> {
+        self.frame
+            .lazy()
+            .filter(col("__reason").is_null())
+            .drop(cols(["__reason"]))
+            .collect()
+    }
+}
+
 /// Marks rejected rows, drops rows after as_of, and summarises rejections.
 pub(super) fn clean(
     kind: InputKind,

@@ -145,13 +145,7 @@ pub fn run(request: &Request, progress: &mut dyn FnMut(usize, u64)) -> Result<Re
                 .map_err(|e| shown(format!("cannot clean the rows read: {e}")))?;
             report.rows_after_as_of += marked.rows_after_as_of;
             tally(kind, &marked.frame, &marked.reasons, &mut rejected).map_err(other)?;
-            let valid = marked
-                .frame
-                .lazy()
-                .filter(col("__reason").is_null())
-                .drop(cols(["__reason"]))
-                .collect()
-                .map_err(other)?;
+            let valid = marked.into_valid().map_err(other)?;
             if valid.height() == 0 {
                 continue;
             }

@@ -10,7 +10,10 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::worker::{self, BatchStats};
-use super::{from_parquet, intern, kind_at, kind_index, merge_from, to_parquet, what, ContextSpec};
+use super::{
+    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, to_parquet, what,
+    ContextSpec,
+};
 use crate::contracts::InputKind;
 use crate::engine::disk::DiskStore;
 use crate::engine::partials::Partials;
@@ -71,6 +74,8 @@ pub struct Driver {
     /// Kept frames whose parts are still arriving, by bucket and name.
     pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
     freshness: Option<BTreeMap<InputKind, crate::engine::gates::FreshnessFinding>>,
+    /// The inputs to read, as planned when the run opened.
+    inputs: Vec<InputPlan>,
     pub spec: ContextSpec,
     t: Instant,
 }
@@ -80,12 +85,7 @@ impl Driver {
     /// found and their footers checked against their contracts (every problem together).
     pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Driver> {
         let job = crate::validate::load_job(job_path)?;
-        let out = opts.output_dir.clone().or_else(|| job.output_dir.clone());
-        if let Some(uri) = out
-            .as_ref()
-            .and_then(|p| p.to_str())
-            .filter(|p| crate::storage::is_remote(p))
-        {
+        if let Some(uri) = engine::remote_output(&job, opts) {
             return Err(CxError::Usage(format!(
                 "{uri}: the Spark engine writes its result to a local or mounted directory; \
                  object-storage output is the local engine's for now (docs/spark.md)"
@@ -93,19 +93,7 @@ impl Driver {
         }
         let run = start::open(job_path, opts)?;
         let (plan, work) = engine::plan_work(&run)?;
-        let mut problems = Vec::new();
-        for (kind, source) in &run.sources {
-            let extra = run.extra.get(kind).cloned().unwrap_or_default();
-            for path in &source.files {
-                match read_schema(path) {
-                    Ok(schema) => problems.extend(contract_problems(source, path, &schema, &extra)),
-                    Err(e) => problems.push(format!("{kind}: {e}")),
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(CxError::Input { problems });
-        }
+        let inputs = input_plans(&run)?;
         let job_text = std::fs::read_to_string(job_path)
             .map_err(|e| CxError::internal(format!("reading {}", job_path.display()), e))?;
         let support_reads_surveys = run
@@ -142,6 +130,7 @@ impl Driver {
             valid: BTreeMap::new(),
             pending: BTreeMap::new(),
             freshness: None,
+            inputs,
             spec,
             t: Instant::now(),
         })
@@ -159,35 +148,8 @@ impl Driver {
     }
 
     /// The inputs to read, with their files in order and each file's first row number.
-    pub fn inputs(&self) -> Result<Vec<InputPlan>> {
-        let run = self.run();
-        let mut out = Vec::new();
-        for (kind, source) in &run.sources {
-            let extra = run.extra.get(kind).cloned().unwrap_or_default();
-            let mut offset = 0u64;
-            let mut files = Vec::new();
-            // A table's files are Spark's to list (`table_columns`).
-            for path in &source.files {
-                let schema = read_schema(path).map_err(|e| CxError::Input {
-                    problems: vec![format!("{kind}: {e}")],
-                })?;
-                files.push(FilePlan {
-                    path: path.display().to_string(),
-                    offset,
-                    rows: schema.rows as u64,
-                    columns: wanted_columns(source, &schema, &extra),
-                });
-                offset += schema.rows as u64;
-            }
-            out.push(InputPlan {
-                kind: kind.name().to_string(),
-                index: kind_index(*kind),
-                files,
-                table: source.table.clone(),
-                keyed: kind.contract().key.is_some(),
-            });
-        }
-        Ok(out)
+    pub fn inputs(&self) -> &[InputPlan] {
+        &self.inputs
     }
 
     /// The columns to read of the table of input `kind`, given its schema (a frame without
@@ -351,11 +313,7 @@ impl Driver {
     }
 
     fn input_reports(&self) -> BTreeMap<InputKind, crate::inputs::InputReport> {
-        let run = self.run();
-        self.reports
-            .iter()
-            .map(|(k, r)| (*k, r.input_report(&run.sources[k])))
-            .collect()
+        self.input_reports_of(self.run())
     }
 
     /// The maps of `round` that read no input (they read kept rows and their state), over
@@ -463,9 +421,7 @@ impl Driver {
             Column::new("__kind".into(), vec![-1i32; rows]),
             Column::new("__row".into(), part),
             Column::new("__key".into(), name),
-            Column::new_empty("__ticket".into(), &DataType::String)
-                .extend_constant(AnyValue::Null, rows)
-                .map_err(|e| internal_compute(e.to_string()))?,
+            Column::full_null("__ticket".into(), rows, &DataType::String),
             Column::full_null("__n".into(), rows, &DataType::Int64),
             Column::full_null("__m".into(), rows, &DataType::Int64),
             BinaryChunked::from_slice_options("__data".into(), &blobs).into_column(),
@@ -529,13 +485,10 @@ impl Driver {
                     let list = self.pending.entry((b, name)).or_default();
                     list.push((parts.get(i).unwrap_or(0), frame));
                     if list.len() as i32 == counts.get(i).unwrap_or(1) {
-                        let mut list = self.pending.remove(&(b, name)).expect("there");
-                        list.sort_by_key(|(p, _)| *p);
-                        let mut all = list.remove(0).1;
-                        for (_, df) in list {
-                            all.vstack_mut_owned(df).map_err(|e| bad(e.to_string()))?;
-                        }
-                        all.rechunk_mut();
+                        let list = self.pending.remove(&(b, name)).expect("there");
+                        let all = join_parts(list)
+                            .map_err(|e| bad(e.to_string()))?
+                            .expect("at least the part just added");
                         self.store
                             .keep(b, name, all)
                             .map_err(|e| bad(e.to_string()))?;
@@ -617,6 +570,47 @@ impl Driver {
 
 fn internal_compute(e: String) -> CxError {
     CxError::internal("computing the pipelines", e)
+}
+
+/// Every input's plan: its files in order, each with its first row number and the columns the
+/// run reads, from the footers, each read once here; every file's contract problems together
+/// (exit 3), before Spark starts.
+fn input_plans(run: &Run) -> Result<Vec<InputPlan>> {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for (kind, source) in &run.sources {
+        let extra = run.extra.get(kind).cloned().unwrap_or_default();
+        let mut offset = 0u64;
+        let mut files = Vec::new();
+        // A table's files are Spark's to list (`Driver::table_columns`).
+        for path in &source.files {
+            match read_schema(path) {
+                Ok(schema) => {
+                    problems.extend(contract_problems(source, path, &schema, &extra));
+                    files.push(FilePlan {
+                        path: path.display().to_string(),
+                        offset,
+                        rows: schema.rows as u64,
+                        columns: wanted_columns(source, &schema, &extra),
+                    });
+                    offset += schema.rows as u64;
+                }
+                Err(e) => problems.push(format!("{kind}: {e}")),
+            }
+        }
+        out.push(InputPlan {
+            kind: kind.name().to_string(),
+            index: kind_index(*kind),
+            files,
+            table: source.table.clone(),
+            keyed: kind.contract().key.is_some(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(CxError::Input { problems })
+    }
 }
 
 /// Buckets without inputs: the driver's maps read only kept rows.

@@ -192,6 +192,21 @@ pub fn from_parquet(bytes: &[u8]) -> PolarsResult<DataFrame> {
     ParquetReader::new(Cursor::new(bytes)).finish()
 }
 
+/// A frame sent in parts (`worker::parts_of`), whole again: the parts in part order, stacked.
+/// None for no parts.
+pub fn join_parts<P: Ord>(mut parts: Vec<(P, DataFrame)>) -> PolarsResult<Option<DataFrame>> {
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut parts = parts.into_iter();
+    let Some((_, mut all)) = parts.next() else {
+        return Ok(None);
+    };
+    for (_, df) in parts {
+        all.vstack_mut_owned(df)?;
+    }
+    all.rechunk_mut();
+    Ok(Some(all))
+}
+
 /// Strings that must live as long as the program: the names of partials and kept rows that
 /// arrive from the workers (the engine names them with `&'static str`). Each distinct name is
 /// stored once.

@@ -8,7 +8,9 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{from_parquet, intern, kind_at, kind_index, merge_text, to_parquet, what, Context};
+use super::{
+    from_parquet, intern, join_parts, kind_at, kind_index, merge_text, to_parquet, what, Context,
+};
 use crate::bucket::{buckets_of, split_by_bucket};
 use crate::contracts::InputKind;
 use crate::engine::disk::as_loaded;
@@ -185,13 +187,7 @@ pub fn clean(ctx: &Context, kind: InputKind, file: &str, batch: &[u8]) -> Result
         .into_iter()
         .map(|(reason, r)| (reason, r.row_count, r.first_row, r.example_id))
         .collect();
-    let valid = marked
-        .frame
-        .lazy()
-        .filter(col("__reason").is_null())
-        .drop(cols(["__reason"]))
-        .collect()
-        .map_err(other)?;
+    let valid = marked.into_valid().map_err(other)?;
 
     let times = valid
         .clone()
@@ -486,20 +482,13 @@ pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure
         frames.insert(*kind, df);
     }
     let mut kept = BTreeMap::new();
-    for (name, mut parts) in kept_parts {
-        parts.sort_by_key(|(part, _)| *part);
-        let mut all: Option<DataFrame> = None;
-        for (_, blob) in parts {
-            let df = from_parquet(blob).map_err(other)?;
-            match &mut all {
-                None => all = Some(df),
-                Some(a) => {
-                    a.vstack_mut_owned(df).map_err(other)?;
-                }
-            }
-        }
-        if let Some(mut df) = all {
-            df.rechunk_mut();
+    for (name, parts) in kept_parts {
+        let parts = parts
+            .into_iter()
+            .map(|(part, blob)| Ok((part, from_parquet(blob)?)))
+            .collect::<PolarsResult<Vec<_>>>()
+            .map_err(other)?;
+        if let Some(df) = join_parts(parts).map_err(other)? {
             kept.insert(name, df);
         }
     }

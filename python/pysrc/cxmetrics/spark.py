@@ -89,10 +89,7 @@ def _clean_fn(context, kind, path):
 
         for batch in batches:
             data = _to_parquet(pa.Table.from_batches([batch]))
-            try:
-                out = _cxmetrics.spark_clean(context, kind, path, data)
-            except RuntimeError as e:
-                raise RuntimeError(str(e)) from None
+            out = _cxmetrics.spark_clean(context, kind, path, data)
             yield from _from_parquet(out, rows).to_batches()
 
     return clean
@@ -235,9 +232,11 @@ def _run(spark, driver, F):
         if inp["table"] is not None:
             parts.append(_table_rows(spark, driver, context, inp, F))
     cleaned = _union(parts).persist(StorageLevel.MEMORY_AND_DISK)
+    import pyarrow.compute as pc
+
     stats = cleaned.filter(F.col("__what") == STATS).toArrow().cast(rows_schema)
     for inp in inputs:
-        mine = stats.filter(pc_equal(stats["__kind"], inp["index"]))
+        mine = stats.filter(pc.equal(stats["__kind"], inp["index"]))
         driver.add_stats(inp["index"], _to_parquet(mine))
 
     # 2. Settle: a repeated id's rows after the first valid one in input order are dropped (a
@@ -363,12 +362,6 @@ def _table_rows(spark, driver, context, inp, F):
         (F.col("__offset") + F.col("__ri")).cast("bigint").alias("__row"),
     )
     return numbered.mapInArrow(_clean_fn(context, inp["index"], f"table {name}"), ROWS_DDL)
-
-
-def pc_equal(column, value):
-    import pyarrow.compute as pc
-
-    return pc.equal(column, value)
 
 
 def _merge(driver, out):
