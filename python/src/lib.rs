@@ -283,12 +283,23 @@ fn spark_map<'py>(
     }
 }
 
+/// Spark's merge of one `By` partial's rows from every bucket (a worker's call): one `OUT` row.
+#[pyfunction]
+fn spark_merge<'py>(py: Python<'py>, group: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    use cxmetrics::spark::worker;
+    match py.detach(|| worker::merge(group)) {
+        Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+        Err(f) => Err(PyRuntimeError::new_err(f.text())),
+    }
+}
+
 #[pymodule]
 fn _cxmetrics(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(main, m)?)?;
     m.add_function(wrap_pyfunction!(spark_settings, m)?)?;
     m.add_function(wrap_pyfunction!(spark_clean, m)?)?;
     m.add_function(wrap_pyfunction!(spark_map, m)?)?;
+    m.add_function(wrap_pyfunction!(spark_merge, m)?)?;
     m.add_class::<SparkDriver>()?;
     m.add("RunFailed", m.py().get_type::<RunFailed>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -166,8 +166,13 @@ impl Partials {
     }
 }
 
-/// The frames of a `By` partial merged into one, its columns in their original order.
-fn fold(frames: Vec<DataFrame>, merge: Merge, columns: &[PlSmallStr]) -> PolarsResult<DataFrame> {
+/// The frames of a `By` partial merged into one, its columns in their original order (also
+/// the Spark engine's merge, run in its workers: `crate::spark::worker::merge`).
+pub fn fold(
+    frames: Vec<DataFrame>,
+    merge: Merge,
+    columns: &[PlSmallStr],
+) -> PolarsResult<DataFrame> {
     let Merge::By { keys, min, max } = merge else {
         unreachable!("only By partials fold");
     };

@@ -47,6 +47,9 @@ use super::common::{
 };
 use super::lifecycle::{attach_segments, lifecycle_inputs};
 use super::ltv_segments::{LtvSegments, CUSTOMER_LTV};
+
+/// The columns of `customer_ltv` it reads.
+const LTV_COLUMNS: &[&str] = &["customer_id", "predicted_clv", "rfm_segment", "value_tier"];
 use super::support_kpis::SlaTargets;
 use super::survey_scores::Scale;
 use super::{
@@ -160,16 +163,18 @@ impl Pipeline for CxImpact {
         }
     }
 
+    fn reads_kept(&self, _round: usize) -> &'static [(&'static str, &'static [&'static str])] {
+        match self.ltv {
+            Some(_) => &[(CUSTOMER_LTV, LTV_COLUMNS)],
+            None => &[],
+        }
+    }
+
     fn map(&self, _round: usize, b: &Bucket) -> PolarsResult<MapOutput> {
         let fitted = match &self.ltv {
-            Some(_) => b.kept_with_keys(CUSTOMER_LTV)?.map(|t| {
-                t.select([
-                    col("customer_id"),
-                    col("predicted_clv"),
-                    col("rfm_segment"),
-                    col("value_tier"),
-                ])
-            }),
+            Some(_) => b
+                .kept_with_keys(CUSTOMER_LTV)?
+                .map(|t| t.select(LTV_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())),
             None => None,
         };
         let mut out = MapOutput::default();

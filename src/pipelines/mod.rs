@@ -150,6 +150,14 @@ pub trait Pipeline: std::fmt::Debug + Send + Sync {
         true
     }
 
+    /// The frames kept by earlier rounds that its map of `round` reads when that map also
+    /// reads inputs: each frame's name and the columns read. The Spark engine runs such a map
+    /// in its workers and sends them these of the rows its driver's maps kept (a map that
+    /// reads only kept rows runs where they are).
+    fn reads_kept(&self, _round: usize) -> &'static [(&'static str, &'static [&'static str])] {
+        &[]
+    }
+
     /// The polars engine its maps are collected with (`Engine::Streaming` where that was
     /// measured faster and every aggregation is exact).
     fn engine(&self) -> Engine {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::worker::{self, BatchStats};
 use super::{
-    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, to_parquet, what,
+    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, out, to_parquet, what,
     ContextSpec,
 };
 use crate::contracts::InputKind;
@@ -73,6 +73,11 @@ pub struct Driver {
     valid: BTreeMap<InputKind, ValidFacts>,
     /// Kept frames whose parts are still arriving, by bucket and name.
     pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
+    /// The frames the driver's own maps kept that Spark has not been sent (Spark keeps the
+    /// frames its maps made itself).
+    unsent: Vec<(usize, &'static str)>,
+    /// The round running (`map_on_driver` starts it).
+    round: usize,
     freshness: Option<BTreeMap<InputKind, crate::engine::gates::FreshnessFinding>>,
     /// The inputs to read, as planned when the run opened.
     inputs: Vec<InputPlan>,
@@ -129,6 +134,8 @@ impl Driver {
             settled: BTreeSet::new(),
             valid: BTreeMap::new(),
             pending: BTreeMap::new(),
+            unsent: Vec::new(),
+            round: 0,
             freshness: None,
             inputs,
             spec,
@@ -320,6 +327,7 @@ impl Driver {
     /// every bucket here, in bucket order. Runs before Spark's maps of the round: a later
     /// pipeline may read what these keep.
     pub fn map_on_driver(&mut self, round: usize) -> Result<()> {
+        self.round = round;
         let run = self.run.take().expect("open");
         let result = self.map_here(&run, round);
         self.run = Some(run);
@@ -386,23 +394,48 @@ impl Driver {
                 self.store
                     .keep(b, name, df)
                     .map_err(|e| internal_compute(e.to_string()))?;
+                self.unsent.push((b, name));
             }
         }
         Ok(())
     }
 
-    /// Every row kept so far, as `KEPT` rows of `ROWS` (Parquet bytes), for Spark's maps.
-    pub fn kept_rows(&self) -> Result<Vec<u8>> {
+    /// The rows the driver's maps kept that Spark's maps of the running round read
+    /// (`Pipeline::reads_kept`: those frames, those columns), as `KEPT` rows of `ROWS`
+    /// (Parquet bytes). Spark keeps what its own maps kept.
+    pub fn kept_rows(&mut self) -> Result<Vec<u8>> {
+        let mut reads: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
+        for p in worker::spark_pipelines(&self.pipelines(), self.round) {
+            for (name, columns) in p.reads_kept(self.round - p.first_round()) {
+                reads
+                    .entry(*name)
+                    .or_default()
+                    .extend(columns.iter().copied());
+            }
+        }
         let mut bucket = Vec::new();
         let mut name = Vec::new();
         let mut part = Vec::new();
         let mut data: Vec<Vec<u8>> = Vec::new();
-        for b in 0..self.plan.buckets as usize {
-            let kept = self
+        let (send, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unsent)
+            .into_iter()
+            .partition(|(_, n)| reads.contains_key(n));
+        self.unsent = keep;
+        for (b, n) in send {
+            let mut kept = self
                 .store
                 .kept(b)
                 .map_err(|e| internal_compute(e.to_string()))?;
-            for (n, df) in kept {
+            if let Some(df) = kept.remove(n) {
+                // In the frame's own column order.
+                let columns: Vec<PlSmallStr> = df
+                    .get_column_names_owned()
+                    .into_iter()
+                    .filter(|c| reads[n].contains(c.as_str()))
+                    .collect();
+                let df = df
+                    .select(columns)
+                    .map_err(|e| internal_compute(e.to_string()))?;
                 for (i, _, mut p) in worker::parts_of(&df) {
                     bucket.push(b as i32);
                     name.push(n.to_string());
@@ -474,14 +507,14 @@ impl Driver {
             let frame =
                 from_parquet(data.get(i).unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
             match whats.get(i) {
-                Some(0) => {
+                Some(out::BY | out::ROWS) => {
                     let merge = merge_from(merges.get(i).unwrap_or_default()).map_err(bad)?;
                     let pipeline = intern(pipelines.get(i).unwrap_or_default());
                     self.partials
                         .add(pipeline, name, merge, b, frame)
                         .map_err(|e| bad(e.to_string()))?;
                 }
-                Some(1) => {
+                Some(out::KEPT) => {
                     let list = self.pending.entry((b, name)).or_default();
                     list.push((parts.get(i).unwrap_or(0), frame));
                     if list.len() as i32 == counts.get(i).unwrap_or(1) {

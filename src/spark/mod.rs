@@ -15,12 +15,17 @@
 //! 3. **Map** (`worker::map`, one call per bucket: `groupBy("__bucket").applyInArrow`): the
 //!    bucket's blobs in row order, without the dropped rows, are the bucket file the local
 //!    engine would have read; the pipelines of the round that read inputs map it, with the
-//!    rows earlier rounds kept, and return `OUT`: each partial and kept frame as a blob.
-//! 4. **Finalize and publish** (`driver`): the driver adds the partials in bucket order to the
-//!    same `Partials` (exact integer sums and unions), keeps the kept rows in the same store,
+//!    rows earlier rounds kept, and return `OUT`: each partial and kept frame as a blob. The
+//!    kept frames stay in Spark (persisted) for the next rounds' maps, and go to the driver.
+//! 4. **Merge** (`worker::merge`, one call per `By` partial:
+//!    `groupBy("__pipeline", "__name").applyInArrow`): the partial's frames of every bucket
+//!    folded into one by the local engine's merge (exact integer sums, minima and maxima);
+//!    `Rows` partials are a union, the rows themselves.
+//! 5. **Finalize and publish** (`driver`): the driver adds the merged partials to the same
+//!    `Partials` (the Rows partials in bucket order), keeps the kept rows in the same store,
 //!    runs the maps that read only kept rows and need a state (the second round of
-//!    `ltv_segments`), finalizes, checks the gates, and publishes with the local engine's
-//!    writer, manifest and `_SUCCESS`.
+//!    `ltv_segments`) and sends Spark what they keep, finalizes, checks the gates, and
+//!    publishes with the local engine's writer, manifest and `_SUCCESS`.
 //!
 //! Frames cross between Python and Rust as Parquet bytes (the format both sides already read
 //! and write exactly), wrapped in the fixed Arrow schemas `ROWS` and `OUT` that Spark sees.
@@ -69,9 +74,19 @@ pub const ROWS: &[&str] = &[
     "__bucket", "__what", "__kind", "__row", "__key", "__ticket", "__n", "__m", "__data",
 ];
 
-/// The columns of `OUT`, what a bucket's map returns: `__bucket` Int32, `__what` Int32 (0 a
-/// partial, 1 kept rows), `__pipeline` String, `__name` String, `__merge` String (a partial's
-/// merge rule, JSON), `__part` Int32, `__parts` Int32, `__data` Binary (Parquet).
+/// What an `OUT` row is (its `__what`).
+pub mod out {
+    /// A `Merge::By` partial of a bucket (or, after Spark's merge, of every bucket).
+    pub const BY: i32 = 0;
+    /// A part of a kept frame.
+    pub const KEPT: i32 = 1;
+    /// A `Merge::Rows` partial of a bucket.
+    pub const ROWS: i32 = 2;
+}
+
+/// The columns of `OUT`, what a bucket's map returns: `__bucket` Int32, `__what` Int32 (`out`),
+/// `__pipeline` String, `__name` String, `__merge` String (a partial's merge rule, JSON),
+/// `__part` Int32, `__parts` Int32, `__data` Binary (Parquet).
 pub const OUT: &[&str] = &[
     "__bucket",
     "__pipeline",

@@ -9,7 +9,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    from_parquet, intern, join_parts, kind_at, kind_index, merge_text, to_parquet, what, Context,
+    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, merge_text, out as out_what,
+    to_parquet, what, Context,
 };
 use crate::bucket::{buckets_of, split_by_bucket};
 use crate::contracts::InputKind;
@@ -17,7 +18,7 @@ use crate::engine::disk::as_loaded;
 use crate::engine::rounds::{self, Buckets};
 use crate::engine::start::input_kinds;
 use crate::inputs::{contract_problems, mark, tally, BatchReader, FileSchema, Rejected};
-use crate::pipelines::{Facts, Pipeline};
+use crate::pipelines::{Facts, Merge, Pipeline};
 
 /// Why a worker call failed: the input's fault (the run's exit 3) or not (exit 1). The Python
 /// side raises it with this prefix, which the driver finds in Spark's error.
@@ -482,7 +483,19 @@ pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure
         frames.insert(*kind, df);
     }
     let mut kept = BTreeMap::new();
-    for (name, parts) in kept_parts {
+    for (name, mut parts) in kept_parts {
+        // Each part once: a frame kept twice under one name would be stacked twice.
+        parts.sort_by_key(|(part, _)| *part);
+        if parts
+            .iter()
+            .enumerate()
+            .any(|(i, (part, _))| *part != i as i64)
+        {
+            return Err(other(format!(
+                "the kept rows {name} of bucket {bucket} arrived with parts {:?}",
+                parts.iter().map(|(p, _)| *p).collect::<Vec<_>>()
+            )));
+        }
         let parts = parts
             .into_iter()
             .map(|(part, blob)| Ok((part, from_parquet(blob)?)))
@@ -520,9 +533,13 @@ pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure
     let mut out = Out::default();
     for (pipeline, part) in mapped.partials {
         let mut frame = part.frame;
+        let what = match part.merge {
+            Merge::By { .. } => out_what::BY,
+            Merge::Rows { .. } => out_what::ROWS,
+        };
         out.push(
             bucket,
-            0,
+            what,
             pipeline,
             part.name,
             &merge_text(part.merge),
@@ -535,7 +552,7 @@ pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure
         for (i, count, mut part) in parts_of(&df) {
             out.push(
                 bucket,
-                1,
+                out_what::KEPT,
                 "",
                 name,
                 "",
@@ -545,6 +562,73 @@ pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure
             );
         }
     }
+    out.finish().map_err(other)
+}
+
+/// Spark's merge of one `By` partial (a worker's call, one per partial:
+/// `groupBy("__pipeline", "__name").applyInArrow`): `group` is its `OUT` rows from every
+/// bucket; the result is one `OUT` row, their frames folded by the local engine's merge
+/// (`engine::partials::fold`: exact integer sums, minima and maxima per group of keys). It
+/// carries the smallest bucket number of the group.
+pub fn merge(group: &[u8]) -> Result<Vec<u8>, Failure> {
+    let g = from_parquet(group).map_err(other)?;
+    if g.height() == 0 {
+        return Out::default().finish().map_err(other);
+    }
+    let text = |name: &str| -> Result<StringChunked, Failure> {
+        Ok(g.column(name).map_err(other)?.str().map_err(other)?.clone())
+    };
+    let (pipelines, names, merges) = (text("__pipeline")?, text("__name")?, text("__merge")?);
+    let whats = g
+        .column("__what")
+        .map_err(other)?
+        .i32()
+        .map_err(other)?
+        .clone();
+    let buckets = g
+        .column("__bucket")
+        .map_err(other)?
+        .i32()
+        .map_err(other)?
+        .clone();
+    let data = g
+        .column("__data")
+        .map_err(other)?
+        .binary()
+        .map_err(other)?
+        .clone();
+    let first = |c: &StringChunked| c.get(0).unwrap_or_default().to_string();
+    let (pipeline, name, rule) = (first(&pipelines), first(&names), first(&merges));
+    for i in 0..g.height() {
+        let same = pipelines.get(i) == Some(pipeline.as_str())
+            && names.get(i) == Some(name.as_str())
+            && merges.get(i) == Some(rule.as_str())
+            && whats.get(i) == Some(out_what::BY);
+        if !same {
+            return Err(other(format!(
+                "the merge of {pipeline}.{name} was given a row of another partial"
+            )));
+        }
+    }
+    let merge = merge_from(&rule).map_err(Failure::Other)?;
+    let frames = data
+        .iter()
+        .map(|blob| from_parquet(blob.unwrap_or_default()))
+        .collect::<PolarsResult<Vec<_>>>()
+        .map_err(other)?;
+    let columns = frames[0].get_column_names_owned();
+    let mut merged = crate::engine::partials::fold(frames, merge, &columns).map_err(other)?;
+    let mut out = Out::default();
+    out.push(
+        buckets.min().unwrap_or(0),
+        out_what::BY,
+        &pipeline,
+        &name,
+        &rule,
+        0,
+        1,
+        to_parquet(&mut merged, true).map_err(other)?,
+    );
     out.finish().map_err(other)
 }
 
@@ -611,5 +695,81 @@ impl Out {
             BinaryChunked::from_slice("__data".into(), &data).into_column(),
         ])?;
         to_parquet(&mut df, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `OUT` rows of one `By` partial from three buckets, as Parquet bytes.
+    fn group(merge: Merge, frames: Vec<DataFrame>, other_name: Option<usize>) -> Vec<u8> {
+        let mut out = Out::default();
+        for (b, mut df) in frames.into_iter().enumerate() {
+            let name = if other_name == Some(b) { "y" } else { "x" };
+            let blob = to_parquet(&mut df, true).unwrap();
+            out.push(
+                b as i32 + 3,
+                out_what::BY,
+                "p",
+                name,
+                &merge_text(merge),
+                0,
+                1,
+                blob,
+            );
+        }
+        out.finish().unwrap()
+    }
+
+    fn frames() -> Vec<DataFrame> {
+        vec![
+            df!("k" => ["a", "b"], "n" => [1i64, 2], "lo" => [5i64, 9], "hi" => [5i64, 9]).unwrap(),
+            df!("k" => ["a"], "n" => [10i64], "lo" => [3i64], "hi" => [3i64]).unwrap(),
+            df!("k" => ["b", "c"], "n" => [100i64, 7], "lo" => [8i64, 1], "hi" => [20i64, 1])
+                .unwrap(),
+        ]
+    }
+
+    #[test]
+    fn spark_merge_folds_a_partial_of_every_bucket_into_one_row() {
+        let merge = Merge::By {
+            keys: &["k"],
+            min: &["lo"],
+            max: &["hi"],
+        };
+        let out = from_parquet(&super::merge(&group(merge, frames(), None)).unwrap()).unwrap();
+        assert_eq!(out.height(), 1);
+        // The smallest bucket of the group (buckets 3, 4, 5).
+        assert_eq!(
+            out.column("__bucket").unwrap().i32().unwrap().get(0),
+            Some(3)
+        );
+        let blob = out
+            .column("__data")
+            .unwrap()
+            .binary()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        let df = from_parquet(blob)
+            .unwrap()
+            .sort(["k"], Default::default())
+            .unwrap();
+        // a: 1 + 10, min(5, 3), max(5, 3); b: 2 + 100, min(9, 8), max(9, 20); c alone.
+        let want = df!(
+            "k" => ["a", "b", "c"],
+            "n" => [11i64, 102, 7],
+            "lo" => [3i64, 8, 1],
+            "hi" => [5i64, 20, 1]
+        )
+        .unwrap();
+        assert_eq!(df, want);
+    }
+
+    #[test]
+    fn spark_merge_refuses_rows_of_another_partial() {
+        let err = super::merge(&group(Merge::sum(&["k"]), frames(), Some(1))).unwrap_err();
+        assert!(err.text().contains("another partial"), "{}", err.text());
     }
 }

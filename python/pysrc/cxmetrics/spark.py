@@ -6,8 +6,10 @@ workers and here. The stages, and the wire format (``ROWS``, ``OUT``), are descr
 Rust module ``src/spark/mod.rs``; the operator's guide is ``docs/spark.md``.
 
 Spark's own work is moving rows and exact integer aggregates over them: a window that keeps
-the first valid row of each id, row counts, maxima and sums of 0/1 flags. Nothing else is
-computed in Spark SQL.
+the first valid row of each id, row counts, maxima and sums of 0/1 flags. It merges the
+partials of every bucket: each ``By`` partial is one group, folded by the Rust merge in a worker
+(integer sums, minima, maxima); ``Rows`` partials are a union. Nothing else is computed in Spark
+SQL.
 """
 import json
 import socket
@@ -16,8 +18,10 @@ import threading
 import time
 import urllib.parse
 
-# What a ROWS row is (`__what`), as in src/spark/mod.rs.
+# What a ROWS row is (`__what`), as in src/spark/mod.rs (`what`).
 DATA, KEY, STATS, DROP, CSAT, KEPT = 0, 1, 2, 3, 4, 5
+# What an OUT row is (`__what`), as in src/spark/mod.rs (`out`).
+OUT_BY, OUT_KEPT, OUT_ROWS = 0, 1, 2
 
 ROWS_DDL = (
     "__bucket int, __what int, __kind int, __row bigint, __key string, __ticket string, "
@@ -107,6 +111,17 @@ def _map_fn(context, round_):
     return map_bucket
 
 
+def _merge_fn():
+    out_schema = _arrow_schema(OUT_DDL)
+
+    def merge(table):
+        from cxmetrics import _cxmetrics
+
+        return _from_parquet(_cxmetrics.spark_merge(_to_parquet(table)), out_schema)
+
+    return merge
+
+
 def _address(remote):
     parsed = urllib.parse.urlparse(remote.split(";")[0])
     return parsed.hostname, parsed.port or 15002
@@ -157,8 +172,8 @@ def connect(remote, timeout):
     )
 
 
-def _rows(F, bucket, what, kind, row, key=None, n=None, m=None):
-    """The columns of a ROWS row without data or ticket."""
+def _rows(F, bucket, what, kind, row, key=None, n=None, m=None, data=None):
+    """The columns of a ROWS row without a ticket."""
     def null(ty):
         return F.lit(None).cast(ty)
 
@@ -171,7 +186,7 @@ def _rows(F, bucket, what, kind, row, key=None, n=None, m=None):
         null("string").alias("__ticket"),
         (null("bigint") if n is None else n.cast("bigint")).alias("__n"),
         (null("bigint") if m is None else m.cast("bigint")).alias("__m"),
-        null("binary").alias("__data"),
+        (null("binary") if data is None else data).alias("__data"),
     ]
 
 
@@ -304,24 +319,47 @@ def _run(spark, driver, F):
     driver.gates()
     _log(f"inputs settled in {time.time() - t0:.1f}s ({buckets} buckets)")
 
-    # 3. Rounds: the maps that read inputs in Spark, by bucket; the others here.
+    # 3. Rounds: the maps that read inputs in Spark, by bucket; the others here. The rows a
+    # map keeps stay in Spark for the next rounds' maps (and go to the driver, which writes
+    # them and may map them): the driver sends Spark only what its own maps kept.
     context = driver.context()
     data = cleaned.filter(F.col("__what") == DATA)
+    kept, outs = [], []
     for round_ in range(driver.rounds()):
         driver.map_on_driver(round_)
         if driver.spark_round(round_):
-            parts = [data, drops] + ([csat] if csat is not None else [])
-            kept = _from_parquet(driver.kept_rows(), rows_schema)
-            if kept.num_rows:
-                parts.append(spark.createDataFrame(kept))
+            sent = _from_parquet(driver.kept_rows(), rows_schema)
+            if sent.num_rows:
+                kept.append(spark.createDataFrame(sent))
+            parts = [data, drops] + ([csat] if csat is not None else []) + kept
             out = (
                 _union(parts)
                 .groupBy("__bucket")
                 .applyInArrow(_map_fn(context, round_), OUT_DDL)
+                .persist(StorageLevel.MEMORY_AND_DISK)
             )
-            _merge(driver, out)
+            outs.append(out)
+            out.count()
+            _log(f"round {round_} mapped at {time.time() - t0:.1f}s")
+            # Spark merges the partials: a By partial's frames of every bucket folded into
+            # one by the Rust merge in a worker (exact integer sums, minima and maxima); the
+            # Rows partials are a union, and reach the driver as they are.
+            merged = (
+                out.filter(F.col("__what") == OUT_BY)
+                .groupBy("__pipeline", "__name")
+                .applyInArrow(_merge_fn(), OUT_DDL)
+            )
+            _merge(driver, merged.unionByName(out.filter(F.col("__what") != OUT_BY)))
+            kept.append(
+                out.filter(F.col("__what") == OUT_KEPT).select(
+                    *_rows(F, F.col("__bucket"), KEPT, F.lit(-1), F.col("__part"),
+                           key=F.col("__name"), data=F.col("__data"))
+                )
+            )
         driver.finalize(round_)
         _log(f"round {round_} done at {time.time() - t0:.1f}s")
+    for out in outs:
+        out.unpersist()
     ranked.unpersist()
     cleaned.unpersist()
     return driver.publish()
@@ -365,8 +403,8 @@ def _table_rows(spark, driver, context, inp, F):
 
 
 def _merge(driver, out):
-    """Hands Spark's map output to the driver a few rows at a time, in the order its tasks
-    finish: the merge puts every partial in bucket order itself."""
+    """Hands Spark's merged partials and kept rows to the driver a few rows at a time, in the
+    order its tasks finish: the driver puts every partial in bucket order itself."""
     import pyarrow as pa
 
     schema = _arrow_schema(OUT_DDL)
