@@ -413,10 +413,7 @@ impl Driver {
                     .extend(columns.iter().copied());
             }
         }
-        let mut bucket = Vec::new();
-        let mut name = Vec::new();
-        let mut part = Vec::new();
-        let mut data: Vec<Vec<u8>> = Vec::new();
+        let mut rows = worker::RowsOut::new();
         let (send, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unsent)
             .into_iter()
             .partition(|(_, n)| reads.contains_key(n));
@@ -437,30 +434,23 @@ impl Driver {
                     .select(columns)
                     .map_err(|e| internal_compute(e.to_string()))?;
                 for (i, _, mut p) in worker::parts_of(&df) {
-                    bucket.push(b as i32);
-                    name.push(n.to_string());
-                    part.push(i as i64);
-                    data.push(
-                        to_parquet(&mut p, true).map_err(|e| internal_compute(e.to_string()))?,
+                    let blob =
+                        to_parquet(&mut p, true).map_err(|e| internal_compute(e.to_string()))?;
+                    rows.push(
+                        b as i32,
+                        what::KEPT,
+                        -1,
+                        i as i64,
+                        Some(n.to_string()),
+                        None,
+                        None,
+                        None,
+                        Some(blob),
                     );
                 }
             }
         }
-        let rows = bucket.len();
-        let blobs: Vec<Option<&[u8]>> = data.iter().map(|d| Some(d.as_slice())).collect();
-        let mut df = DataFrame::new_infer_height(vec![
-            Column::new("__bucket".into(), bucket),
-            Column::new("__what".into(), vec![what::KEPT; rows]),
-            Column::new("__kind".into(), vec![-1i32; rows]),
-            Column::new("__row".into(), part),
-            Column::new("__key".into(), name),
-            Column::full_null("__ticket".into(), rows, &DataType::String),
-            Column::full_null("__n".into(), rows, &DataType::Int64),
-            Column::full_null("__m".into(), rows, &DataType::Int64),
-            BinaryChunked::from_slice_options("__data".into(), &blobs).into_column(),
-        ])
-        .map_err(|e| internal_compute(e.to_string()))?;
-        to_parquet(&mut df, false).map_err(|e| internal_compute(e.to_string()))
+        rows.finish().map_err(|e| internal_compute(e.to_string()))
     }
 
     /// Adds `OUT` rows of Spark's maps (Parquet bytes), which arrive in bucket order: partials

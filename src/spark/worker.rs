@@ -57,7 +57,7 @@ pub struct BatchStats {
 }
 
 /// The `ROWS` frame of the given columns' values.
-struct RowsOut {
+pub(crate) struct RowsOut {
     bucket: Vec<i32>,
     what: Vec<i32>,
     kind: Vec<i32>,
@@ -70,7 +70,7 @@ struct RowsOut {
 }
 
 impl RowsOut {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RowsOut {
             bucket: Vec::new(),
             what: Vec::new(),
@@ -85,7 +85,7 @@ impl RowsOut {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push(
+    pub(crate) fn push(
         &mut self,
         bucket: i32,
         what: i32,
@@ -108,7 +108,7 @@ impl RowsOut {
         self.data.push(data);
     }
 
-    fn finish(self) -> PolarsResult<Vec<u8>> {
+    pub(crate) fn finish(self) -> PolarsResult<Vec<u8>> {
         let data: Vec<Option<&[u8]>> = self.data.iter().map(|d| d.as_deref()).collect();
         let mut df = DataFrame::new_infer_height(vec![
             Column::new("__bucket".into(), self.bucket),

@@ -34,6 +34,9 @@ OUT_DDL = (
 # Rows per Arrow batch handed to a worker's clean: large enough that a batch's blobs per bucket
 # are not tiny, small enough that a batch is a few tens of MB.
 BATCH_ROWS = 200_000
+# Rows per batch of a persisted frame (Spark's default is 10,000): a batch is built in one heap
+# buffer, and rows of blobs are large.
+CACHED_BATCH_ROWS = 1_000
 # OUT rows handed to the driver's merge at a time.
 OUT_CHUNK = 64
 
@@ -228,8 +231,11 @@ def _run(spark, driver, F):
     from pyspark.sql import Window
     from pyspark.storagelevel import StorageLevel
 
+    BLOBS = StorageLevel.DISK_ONLY
+
     t0 = time.time()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.batchSize", str(CACHED_BATCH_ROWS))
     context = driver.context()
     inputs = json.loads(driver.inputs())
     buckets = driver.buckets()
@@ -246,7 +252,10 @@ def _run(spark, driver, F):
             parts.append(df.mapInArrow(_clean_fn(context, inp["index"], f["path"]), ROWS_DDL))
         if inp["table"] is not None:
             parts.append(_table_rows(spark, driver, context, inp, F))
-    cleaned = _union(parts).persist(StorageLevel.MEMORY_AND_DISK)
+    # The frames of blobs are kept on the executors' disks, not in their heaps (with cached
+    # blocks in the heap too, building a cached batch of blob rows ran out of heap at 10M
+    # customers: bench/results-spark.md).
+    cleaned = _union(parts).persist(BLOBS)
     import pyarrow.compute as pc
 
     stats = cleaned.filter(F.col("__what") == STATS).toArrow().cast(rows_schema)
@@ -336,7 +345,7 @@ def _run(spark, driver, F):
                 _union(parts)
                 .groupBy("__bucket")
                 .applyInArrow(_map_fn(context, round_), OUT_DDL)
-                .persist(StorageLevel.MEMORY_AND_DISK)
+                .persist(BLOBS)
             )
             outs.append(out)
             out.count()
