@@ -12,7 +12,7 @@ use cxmetrics::app::{run_command, ChildCommand};
 use cxmetrics::cli::{Cli, Command, LogFormat};
 use cxmetrics::error::CxError;
 use cxmetrics::execution::EngineKind;
-use cxmetrics::spark::driver::Driver;
+use cxmetrics::spark::driver::{Driver, RowFacts, SettledFacts};
 
 create_exception!(
     _cxmetrics,
@@ -188,11 +188,15 @@ impl SparkDriver {
         self.get()?
             .set_facts(
                 kind,
-                rows_kept,
-                latest_us,
-                null_times,
-                repeats,
-                first_repeat,
+                SettledFacts {
+                    kept: RowFacts {
+                        rows: rows_kept,
+                        latest_us,
+                        null_times,
+                    },
+                    repeats,
+                    first_repeat,
+                },
             )
             .map_err(|e| failed(e, format))
     }

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::worker::{self, BatchStats};
 use super::{
-    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, out, to_parquet, what,
-    ContextSpec,
+    from_parquet, intern, join_parts, kind_at, kind_index, merge_from, out, to_parquet, typed,
+    what, ContextSpec,
 };
 use crate::contracts::InputKind;
 use crate::engine::disk::DiskStore;
@@ -51,8 +51,23 @@ pub struct InputPlan {
     pub keyed: bool,
 }
 
-/// An input's valid rows: how many, the latest own time, how many without one.
-type ValidFacts = (u64, Option<i64>, u64);
+/// An input's rows: how many, the latest own time (microseconds), how many without one. The
+/// clean stage's valid rows of an input without ids; Spark's kept rows of an input with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowFacts {
+    pub rows: u64,
+    pub latest_us: Option<i64>,
+    pub null_times: u64,
+}
+
+/// What Spark settled about an input with ids: its kept rows' facts, and the rows dropped as
+/// repeats of an earlier row's id (how many, the first one's row number and id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettledFacts {
+    pub kept: RowFacts,
+    pub repeats: u64,
+    pub first_repeat: Option<(i64, String)>,
+}
 
 /// A Spark run, from its start to its publish.
 pub struct Driver {
@@ -70,7 +85,7 @@ pub struct Driver {
     /// (inputs without ids) keep every valid row, and their facts are the clean stage's.
     settled: BTreeSet<InputKind>,
     /// The clean stage's facts over the valid rows, by input.
-    valid: BTreeMap<InputKind, ValidFacts>,
+    valid: BTreeMap<InputKind, RowFacts>,
     /// Kept frames whose parts are still arriving, by bucket and name.
     pending: BTreeMap<(usize, &'static str), Vec<(i32, DataFrame)>>,
     /// The frames the driver's own maps kept that Spark has not been sent (Spark keeps the
@@ -207,10 +222,7 @@ impl Driver {
         let kind = kind_at(kind).map_err(|e| CxError::internal("the clean stage", e))?;
         let internal = |e: String| CxError::internal("the clean stage's tallies", e);
         let df = from_parquet(rows).map_err(|e| internal(e.to_string()))?;
-        let data = df
-            .column("__data")
-            .and_then(|c| c.binary().cloned())
-            .map_err(|e| internal(e.to_string()))?;
+        let data = typed::<BinaryType>(&df, "__data").map_err(|e| internal(e.to_string()))?;
         let report = self.reports.entry(kind).or_default();
         let rejected = self.rejected.entry(kind).or_default();
         let valid = self.valid.entry(kind).or_default();
@@ -219,9 +231,9 @@ impl Driver {
                 serde_json::from_slice(blob).map_err(|e| internal(e.to_string()))?;
             report.rows_read += stats.rows_read;
             report.rows_after_as_of += stats.rows_after_as_of;
-            valid.0 += stats.valid_rows;
-            valid.1 = valid.1.max(stats.latest_us);
-            valid.2 += stats.null_times;
+            valid.rows += stats.valid_rows;
+            valid.latest_us = valid.latest_us.max(stats.latest_us);
+            valid.null_times += stats.null_times;
             for (reason, n, first, example) in stats.rejected {
                 Rejected::add(rejected, reason, n, first, example);
             }
@@ -229,22 +241,16 @@ impl Driver {
         Ok(())
     }
 
-    /// What Spark settled about input `kind` over its kept rows: how many, the latest own
-    /// time, how many without one, and the repeated ids dropped (how many, the first's row
-    /// and id).
-    #[allow(clippy::too_many_arguments)]
-    pub fn set_facts(
-        &mut self,
-        kind: i32,
-        rows_kept: u64,
-        latest_us: Option<i64>,
-        null_times: u64,
-        repeats: u64,
-        first_repeat: Option<(i64, String)>,
-    ) -> Result<()> {
+    /// What Spark settled about input `kind` over its kept rows.
+    pub fn set_facts(&mut self, kind: i32, facts: SettledFacts) -> Result<()> {
         let kind = kind_at(kind).map_err(|e| CxError::internal("the input facts", e))?;
         self.settled.insert(kind);
-        self.set_kept(kind, rows_kept, latest_us, null_times);
+        self.set_kept(kind, facts.kept);
+        let SettledFacts {
+            repeats,
+            first_repeat,
+            ..
+        } = facts;
         if let (Some(key), Some((row, id))) = (kind.contract().key, first_repeat) {
             if repeats > 0 {
                 Rejected::add(
@@ -259,19 +265,13 @@ impl Driver {
         Ok(())
     }
 
-    fn set_kept(
-        &mut self,
-        kind: InputKind,
-        rows_kept: u64,
-        latest_us: Option<i64>,
-        null_times: u64,
-    ) {
+    fn set_kept(&mut self, kind: InputKind, kept: RowFacts) {
         let report = self.reports.entry(kind).or_default();
-        report.rows_kept = rows_kept;
-        report.latest_us = latest_us;
+        report.rows_kept = kept.rows;
+        report.latest_us = kept.latest_us;
         if kind == InputKind::Customers {
-            report.null_signup_at = Some(null_times);
-            report.has_signup = rows_kept > null_times;
+            report.null_signup_at = Some(kept.null_times);
+            report.has_signup = kept.rows > kept.null_times;
             self.spec.customers_have_signup = report.has_signup;
         }
     }
@@ -279,14 +279,14 @@ impl Driver {
     /// The quality and freshness gates over every input's report (exit 4, nothing written),
     /// after logging each input as a local run does.
     pub fn gates(&mut self) -> Result<()> {
-        let unsettled: Vec<(InputKind, ValidFacts)> = self
+        let unsettled: Vec<(InputKind, RowFacts)> = self
             .valid
             .iter()
             .filter(|(k, _)| !self.settled.contains(k))
             .map(|(k, v)| (*k, *v))
             .collect();
-        for (kind, (rows, latest, nulls)) in unsettled {
-            self.set_kept(kind, rows, latest, nulls);
+        for (kind, kept) in unsettled {
+            self.set_kept(kind, kept);
         }
         let run = self.run.as_ref().expect("open");
         for (kind, report) in self.reports.iter_mut() {
@@ -458,39 +458,17 @@ impl Driver {
     pub fn add_output(&mut self, out: &[u8]) -> Result<()> {
         let bad = |e: String| internal_compute(format!("a map's output: {e}"));
         let df = from_parquet(out).map_err(|e| bad(e.to_string()))?;
-        let get = |name: &str| df.column(name).map_err(|e| bad(e.to_string()));
-        let buckets = get("__bucket")?
-            .i32()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let whats = get("__what")?
-            .i32()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let pipelines = get("__pipeline")?
-            .str()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let names = get("__name")?
-            .str()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let merges = get("__merge")?
-            .str()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let parts = get("__part")?
-            .i32()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let counts = get("__parts")?
-            .i32()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        let data = get("__data")?
-            .binary()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
+        fn get<T: PolarsPhysicalType>(df: &DataFrame, name: &str) -> Result<ChunkedArray<T>> {
+            typed::<T>(df, name).map_err(|e| internal_compute(format!("a map's output: {e}")))
+        }
+        let buckets = get::<Int32Type>(&df, "__bucket")?;
+        let whats = get::<Int32Type>(&df, "__what")?;
+        let pipelines = get::<StringType>(&df, "__pipeline")?;
+        let names = get::<StringType>(&df, "__name")?;
+        let merges = get::<StringType>(&df, "__merge")?;
+        let parts = get::<Int32Type>(&df, "__part")?;
+        let counts = get::<Int32Type>(&df, "__parts")?;
+        let data = get::<BinaryType>(&df, "__data")?;
         for i in 0..df.height() {
             let b = buckets.get(i).unwrap_or(0) as usize;
             let name = intern(names.get(i).unwrap_or_default());

@@ -207,6 +207,16 @@ pub fn from_parquet(bytes: &[u8]) -> PolarsResult<DataFrame> {
     ParquetReader::new(Cursor::new(bytes)).finish()
 }
 
+/// Column `name` of a frame that crossed from Spark, as the type the fixed schemas (`ROWS`,
+/// `OUT`) give it; a missing column or another type is an error, never a guess.
+pub fn typed<T: PolarsPhysicalType>(df: &DataFrame, name: &str) -> PolarsResult<ChunkedArray<T>> {
+    Ok(df
+        .column(name)?
+        .as_materialized_series()
+        .unpack::<T>()?
+        .clone())
+}
+
 /// A frame sent in parts (`worker::parts_of`), whole again: the parts in part order, stacked.
 /// None for no parts.
 pub fn join_parts<P: Ord>(mut parts: Vec<(P, DataFrame)>) -> PolarsResult<Option<DataFrame>> {
@@ -311,5 +321,17 @@ mod tests {
         let a = intern("customer_ltv");
         let b = intern(&String::from("customer_ltv"));
         assert!(std::ptr::eq(a, b));
+    }
+
+    #[test]
+    fn a_column_is_read_only_as_its_schema_type() {
+        let df = df!("__bucket" => [3i32, 5], "__key" => ["a", "b"]).unwrap();
+        let buckets = typed::<Int32Type>(&df, "__bucket").unwrap();
+        assert_eq!(buckets.iter().collect::<Vec<_>>(), [Some(3), Some(5)]);
+        assert_eq!(typed::<StringType>(&df, "__key").unwrap().get(1), Some("b"));
+        // Another type or a missing column is an error, not a cast.
+        assert!(typed::<Int64Type>(&df, "__bucket").is_err());
+        assert!(typed::<Int32Type>(&df, "__key").is_err());
+        assert!(typed::<Int32Type>(&df, "__part").is_err());
     }
 }

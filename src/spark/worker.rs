@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     from_parquet, intern, join_parts, kind_at, kind_index, merge_from, merge_text, out as out_what,
-    to_parquet, what, Context,
+    to_parquet, typed, what, Context,
 };
 use crate::bucket::{buckets_of, split_by_bucket};
 use crate::contracts::InputKind;
@@ -386,40 +386,13 @@ fn csat_frame(
 /// dropped rows, its tickets' CSAT responses, its kept rows). Returns `OUT`.
 pub fn map(ctx: &Context, round: usize, group: &[u8]) -> Result<Vec<u8>, Failure> {
     let g = from_parquet(group).map_err(other)?;
-    let col_i32 = |name: &str| -> Result<Int32Chunked, Failure> {
-        Ok(g.column(name).map_err(other)?.i32().map_err(other)?.clone())
-    };
+    let col_i32 = |name: &str| typed::<Int32Type>(&g, name).map_err(other);
     let (buckets, whats, kinds) = (col_i32("__bucket")?, col_i32("__what")?, col_i32("__kind")?);
-    let rows = g
-        .column("__row")
-        .map_err(other)?
-        .i64()
-        .map_err(other)?
-        .clone();
-    let keys = g
-        .column("__key")
-        .map_err(other)?
-        .str()
-        .map_err(other)?
-        .clone();
-    let ns = g
-        .column("__n")
-        .map_err(other)?
-        .i64()
-        .map_err(other)?
-        .clone();
-    let ms = g
-        .column("__m")
-        .map_err(other)?
-        .i64()
-        .map_err(other)?
-        .clone();
-    let data = g
-        .column("__data")
-        .map_err(other)?
-        .binary()
-        .map_err(other)?
-        .clone();
+    let rows = typed::<Int64Type>(&g, "__row").map_err(other)?;
+    let keys = typed::<StringType>(&g, "__key").map_err(other)?;
+    let ns = typed::<Int64Type>(&g, "__n").map_err(other)?;
+    let ms = typed::<Int64Type>(&g, "__m").map_err(other)?;
+    let data = typed::<BinaryType>(&g, "__data").map_err(other)?;
     let bucket = buckets.get(0).unwrap_or(0);
 
     let mut blobs: BTreeMap<InputKind, Vec<(i64, &[u8])>> = BTreeMap::new();
@@ -575,28 +548,11 @@ pub fn merge(group: &[u8]) -> Result<Vec<u8>, Failure> {
     if g.height() == 0 {
         return Out::default().finish().map_err(other);
     }
-    let text = |name: &str| -> Result<StringChunked, Failure> {
-        Ok(g.column(name).map_err(other)?.str().map_err(other)?.clone())
-    };
+    let text = |name: &str| typed::<StringType>(&g, name).map_err(other);
     let (pipelines, names, merges) = (text("__pipeline")?, text("__name")?, text("__merge")?);
-    let whats = g
-        .column("__what")
-        .map_err(other)?
-        .i32()
-        .map_err(other)?
-        .clone();
-    let buckets = g
-        .column("__bucket")
-        .map_err(other)?
-        .i32()
-        .map_err(other)?
-        .clone();
-    let data = g
-        .column("__data")
-        .map_err(other)?
-        .binary()
-        .map_err(other)?
-        .clone();
+    let whats = typed::<Int32Type>(&g, "__what").map_err(other)?;
+    let buckets = typed::<Int32Type>(&g, "__bucket").map_err(other)?;
+    let data = typed::<BinaryType>(&g, "__data").map_err(other)?;
     let first = |c: &StringChunked| c.get(0).unwrap_or_default().to_string();
     let (pipeline, name, rule) = (first(&pipelines), first(&names), first(&merges));
     for i in 0..g.height() {
