@@ -231,7 +231,11 @@ def _run(spark, driver, F):
     from pyspark.sql import Window
     from pyspark.storagelevel import StorageLevel
 
-    BLOBS = StorageLevel.DISK_ONLY
+    # Every persisted frame is kept on the executors' disks, not in their heaps: cached in the
+    # heap, the cleaned rows' batches and then the ranked key rows left too little heap for
+    # building a cached batch and for the window's sort at 10M customers, and the executors died
+    # (bench/results-spark.md).
+    ON_DISK = StorageLevel.DISK_ONLY
 
     t0 = time.time()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
@@ -252,10 +256,7 @@ def _run(spark, driver, F):
             parts.append(df.mapInArrow(_clean_fn(context, inp["index"], f["path"]), ROWS_DDL))
         if inp["table"] is not None:
             parts.append(_table_rows(spark, driver, context, inp, F))
-    # The frames of blobs are kept on the executors' disks, not in their heaps (with cached
-    # blocks in the heap too, building a cached batch of blob rows ran out of heap at 10M
-    # customers: bench/results-spark.md).
-    cleaned = _union(parts).persist(BLOBS)
+    cleaned = _union(parts).persist(ON_DISK)
     import pyarrow.compute as pc
 
     stats = cleaned.filter(F.col("__what") == STATS).toArrow().cast(rows_schema)
@@ -268,9 +269,7 @@ def _run(spark, driver, F):
     # null times. (An input without ids keeps every valid row: its facts are the clean's.)
     keys = cleaned.filter(F.col("__what") == KEY)
     w = Window.partitionBy("__kind", "__key").orderBy("__row")
-    ranked = keys.withColumn("__rank", F.row_number().over(w)).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    ranked = keys.withColumn("__rank", F.row_number().over(w)).persist(ON_DISK)
     kept = ranked.filter(F.col("__rank") == 1).drop("__rank")
     dropped = ranked.filter(F.col("__rank") > 1).drop("__rank")
     facts = {
@@ -345,7 +344,7 @@ def _run(spark, driver, F):
                 _union(parts)
                 .groupBy("__bucket")
                 .applyInArrow(_map_fn(context, round_), OUT_DDL)
-                .persist(BLOBS)
+                .persist(ON_DISK)
             )
             outs.append(out)
             out.count()
