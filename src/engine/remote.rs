@@ -45,24 +45,62 @@ fn store_err(e: String) -> CxError {
 
 /// Runs the job into a local folder and commits the result to `uri`.
 pub fn run(job_path: &Path, opts: &RunOptions, job: &Job, uri: &str) -> Result<RunSummary> {
-    let uri = uri.trim_end_matches('/');
-    if job.layout == Layout::Hive {
-        return Err(CxError::Usage(format!(
-            "{uri}: `layout: hive` is for local output directories; object storage output is \
-             flat (each run's files under its own prefix, the manifest as the commit)"
-        )));
+    let upload = Upload::prepare(job, uri)?;
+    let summary = super::run_local(job_path, &upload.local_options(opts))?;
+    upload.commit(summary)
+}
+
+/// A result on its way to object storage: the local folder a run publishes it into, exactly as
+/// into a local output directory (`local_options`), and the prefix `commit` then uploads it to.
+/// The local engine and the Spark driver both publish through it.
+pub struct Upload {
+    uri: String,
+    local: PathBuf,
+    /// The work directory holding `local`; dropping it removes the local copy.
+    _work: WorkDir,
+}
+
+impl Upload {
+    /// Checks the prefix `uri` (marking a new one), creates the local folder and puts the
+    /// current result's run log in it, so that the log goes on across runs.
+    pub fn prepare(job: &Job, uri: &str) -> Result<Upload> {
+        let uri = uri.trim_end_matches('/');
+        if job.layout == Layout::Hive {
+            return Err(CxError::Usage(format!(
+                "{uri}: `layout: hive` is for local output directories; object storage output \
+                 is flat (each run's files under its own prefix, the manifest as the commit)"
+            )));
+        }
+        if check_prefix(uri)? {
+            let marker = format!("{uri}/{}", crate::output::MARKER_FILE);
+            storage::put(&marker, b"{\"cxmetrics_output\": true}\n".to_vec()).map_err(store_err)?;
+        }
+        let work = local_folder(job)?;
+        // Canonical, so that the paths the local run's manifest gives start with it.
+        let local = work.path().join("result");
+        let local = std::fs::create_dir(&local)
+            .and_then(|()| local.canonicalize())
+            .map_err(|e| CxError::internal(format!("creating {}", local.display()), e))?;
+        carry_run_log(uri, &local)?;
+        Ok(Upload {
+            uri: uri.to_string(),
+            local,
+            _work: work,
+        })
     }
-    if check_prefix(uri)? {
-        let marker = format!("{uri}/{}", crate::output::MARKER_FILE);
-        storage::put(&marker, b"{\"cxmetrics_output\": true}\n".to_vec()).map_err(store_err)?;
+
+    /// `opts` with the local folder as the output directory.
+    pub fn local_options(&self, opts: &RunOptions) -> RunOptions {
+        let mut local = opts.clone();
+        local.output_dir = Some(self.local.clone());
+        local
     }
-    let work = local_folder(job)?;
-    // Canonical, so that the paths the local run's manifest gives start with it.
-    let local = work.path().join("result");
-    let local = std::fs::create_dir(&local)
-        .and_then(|()| local.canonicalize())
-        .map_err(|e| CxError::internal(format!("creating {}", local.display()), e))?;
-    run_into(job_path, opts, uri, &local)
+
+    /// Uploads the result published into the local folder and commits it (steps 1 to 4 of
+    /// the module's protocol); `summary` is that publish's, returned with the store's paths.
+    pub fn commit(self, summary: RunSummary) -> Result<RunSummary> {
+        commit(&self.uri, &self.local, summary)
+    }
 }
 
 /// Whether the output prefix `uri` may be written, as `output::check_target` decides for a
@@ -106,8 +144,9 @@ fn local_folder(job: &Job) -> Result<WorkDir> {
     WorkDir::create(&base, &id)
 }
 
-fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Result<RunSummary> {
-    // The run log goes on from the current result's.
+/// Puts the run log of the current result at `uri` into the local folder, where the run
+/// appends to it.
+fn carry_run_log(uri: &str, local: &Path) -> Result<()> {
     let current = current_manifest(uri)?;
     if let Some(log_uri) = current
         .as_ref()
@@ -124,10 +163,10 @@ fn run_into(job_path: &Path, opts: &RunOptions, uri: &str, local: &Path) -> Resu
         std::fs::write(&path, &bytes)
             .map_err(|e| CxError::internal(format!("writing {}", path.display()), e))?;
     }
-    let mut local_opts = opts.clone();
-    local_opts.output_dir = Some(local.to_path_buf());
-    let mut summary = super::run_local(job_path, &local_opts)?;
+    Ok(())
+}
 
+fn commit(uri: &str, local: &Path, mut summary: RunSummary) -> Result<RunSummary> {
     let manifest_path = local.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|e| CxError::internal(format!("reading {}", manifest_path.display()), e))?;

@@ -18,6 +18,7 @@ use crate::contracts::InputKind;
 use crate::engine::disk::DiskStore;
 use crate::engine::partials::Partials;
 use crate::engine::plan::Plan;
+use crate::engine::remote::Upload;
 use crate::engine::rounds::{self, Buckets, Finished, States, Store};
 use crate::engine::start::{self, Run};
 use crate::engine::work::WorkDir;
@@ -72,6 +73,8 @@ pub struct SettledFacts {
 /// A Spark run, from its start to its publish.
 pub struct Driver {
     run: Option<Run>,
+    /// Where an object-storage result is published first and how it is committed.
+    upload: Option<Upload>,
     plan: Plan,
     work: Option<WorkDir>,
     store: DiskStore,
@@ -105,13 +108,13 @@ impl Driver {
     /// found and their footers checked against their contracts (every problem together).
     pub fn open(job_path: &Path, opts: &RunOptions) -> Result<Driver> {
         let job = crate::validate::load_job(job_path)?;
-        if let Some(uri) = engine::remote_output(&job, opts) {
-            return Err(CxError::Usage(format!(
-                "{uri}: the Spark engine writes its result to a local or mounted directory; \
-                 object-storage output is the local engine's for now (docs/spark.md)"
-            )));
-        }
-        let run = start::open(job_path, opts)?;
+        // Object-storage output: published into a local folder, then committed, as locally.
+        let upload = match engine::remote_output(&job, opts) {
+            Some(uri) => Some(Upload::prepare(&job, &uri)?),
+            None => None,
+        };
+        let local_opts = upload.as_ref().map(|u| u.local_options(opts));
+        let run = start::open(job_path, local_opts.as_ref().unwrap_or(opts))?;
         let (plan, work) = engine::plan_work(&run)?;
         let inputs = input_plans(&run)?;
         let job_text = std::fs::read_to_string(job_path)
@@ -138,6 +141,7 @@ impl Driver {
         );
         Ok(Driver {
             run: Some(run),
+            upload,
             plan,
             work: Some(work),
             store,
@@ -550,7 +554,7 @@ impl Driver {
             reports,
             dirs: BTreeMap::new(),
         };
-        crate::engine::publish::publish(
+        let summary = crate::engine::publish::publish(
             run,
             &self.plan,
             work,
@@ -558,7 +562,11 @@ impl Driver {
             &freshness,
             tables,
             &self.store,
-        )
+        )?;
+        match self.upload.take() {
+            Some(upload) => upload.commit(summary),
+            None => Ok(summary),
+        }
     }
 
     fn input_reports_of(&self, run: &Run) -> BTreeMap<InputKind, crate::inputs::InputReport> {

@@ -11,6 +11,8 @@ that has the release wheel and pyspark, and a Spark Connect server on 127.0.0.1:
    unreachable server and a server that accepts but never answers end within the connect
    timeout (exit 3); a quality gate on Spark exits 4 and writes nothing; a file of the wrong
    type exits 3 naming the file and column.
+4. A table Spark knows (`table:`) instead of a path, and output to object storage (an
+   S3-compatible server, moto_server): every table again the same bytes.
 
 Usage: run.py PORT WORKDIR CUSTOMERS
 """
@@ -39,13 +41,14 @@ def check(ok, what):
         print(f"FAIL: {what}", flush=True)
 
 
-def cx(*args, timeout=3600, stderr_lines=None):
+def cx(*args, timeout=3600, stderr_lines=None, env=None):
     """`python -m cxmetrics ARGS`: (exit code, stdout, stderr)."""
     p = subprocess.Popen(
         [PY, "-m", "cxmetrics", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     err = []
 
@@ -202,6 +205,69 @@ check(code == 2 and "inputs.orders.table" in err,
       f"the local engine refuses a table input (exit 2): {code}: {err[-500:]}")
 check(not os.path.exists(os.path.join(WORK, "out-table-local")),
       "the refused table job creates nothing")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Object-storage output from a Spark run, to an S3-compatible server (moto_server on
+# 127.0.0.1, always stopped): committed as the local engine commits to a prefix (the run's
+# files under runs/<run id>/, then manifest.json, then _SUCCESS), every table the same bytes.
+import boto3  # noqa: E402
+
+s3_port = free_port()
+moto = subprocess.Popen([os.path.join(os.path.dirname(PY), "moto_server"), "-H", "127.0.0.1",
+                         "-p", str(s3_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", s3_port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.create_bucket(Bucket="cx-spark")
+    s3_env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+              "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}
+    t = time.time()
+    code, out, err = cx("run", job, "--engine", "spark", "--remote", REMOTE, "--buckets", "3",
+                        "--output-dir", "s3://cx-spark/metrics", env=s3_env)
+    check(code == 0, f"spark to object storage: exit {code}: {err[-3000:]}")
+    print(f"spark, output to object storage: {time.time() - t:.0f}s", flush=True)
+
+    def get(key):
+        return s3.get_object(Bucket="cx-spark", Key=key)["Body"].read()
+
+    if code == 0:
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="cx-spark")["Contents"]}
+        check("metrics/_SUCCESS" in keys, "spark to object storage: _SUCCESS")
+        manifest = json.loads(get("metrics/manifest.json"))
+        prefix = manifest["commit"]["run_prefix"]
+        check(prefix.startswith("s3://cx-spark/metrics/runs/"),
+              f"spark to object storage: the manifest commits a run prefix ({prefix})")
+        check(not any(k.startswith(os.path.join(WORK, "")) for k in keys),
+              "spark to object storage: no local path uploaded")
+        a = outputs(local)
+        b = manifest["outputs"]
+        check(sorted(a) == sorted(b), f"spark to object storage: the same tables ({sorted(b)})")
+        for name in sorted(a):
+            if name == "cxmetrics_runs" or name not in b:
+                continue
+            path = b[name]["path"]
+            check(path.startswith(prefix + "/"), f"spark to object storage: {name} under {prefix}")
+            check(a[name]["rows"] == b[name]["rows"], f"spark to object storage: {name} row count")
+            with open(a[name]["path"], "rb") as f:
+                same = f.read() == get(path[len("s3://cx-spark/"):])
+            check(same, f"spark to object storage: {name} is the same bytes as the local run's")
+        check(not os.path.exists("s3:"), "spark to object storage: no local folder named s3:")
+finally:
+    moto.terminate()
+    moto.wait(10)
 
 # An executor killed during the map phase.
 def executors():
