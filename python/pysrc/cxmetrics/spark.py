@@ -39,6 +39,10 @@ BATCH_ROWS = 200_000
 CACHED_BATCH_ROWS = 1_000
 # OUT rows handed to the driver's merge at a time.
 OUT_CHUNK = 64
+# Buckets whose Rows partials and kept frames the driver fetches in one Spark job: the results
+# of a job's tasks together must stay under the server's `spark.driver.maxResultSize` (1 GiB by
+# default), which a round's whole output passes at 10M customers (bench/results-spark.md).
+BUCKETS_PER_FETCH = 4
 
 
 def _arrow_schema(ddl):
@@ -357,7 +361,10 @@ def _run(spark, driver, F):
                 .groupBy("__pipeline", "__name")
                 .applyInArrow(_merge_fn(), OUT_DDL)
             )
-            _merge(driver, merged.unionByName(out.filter(F.col("__what") != OUT_BY)))
+            _merge(driver, merged)
+            rest = out.filter(F.col("__what") != OUT_BY)
+            for part in _bucket_ranges(F, buckets):
+                _merge(driver, rest.filter(part))
             kept.append(
                 out.filter(F.col("__what") == OUT_KEPT).select(
                     *_rows(F, F.col("__bucket"), KEPT, F.lit(-1), F.col("__part"),
@@ -408,6 +415,19 @@ def _table_rows(spark, driver, context, inp, F):
         (F.col("__offset") + F.col("__ri")).cast("bigint").alias("__row"),
     )
     return numbered.mapInArrow(_clean_fn(context, inp["index"], f"table {name}"), ROWS_DDL)
+
+
+def _bucket_ranges(F, buckets):
+    """Conditions on `__bucket` that split every integer into ranges of BUCKETS_PER_FETCH
+    buckets (the first and last open-ended, so that no row is left out)."""
+    bounds = list(range(BUCKETS_PER_FETCH, buckets, BUCKETS_PER_FETCH))
+    if not bounds:
+        return [F.lit(True)]
+    b = F.col("__bucket")
+    parts = [b < bounds[0]]
+    parts += [(b >= lo) & (b < hi) for lo, hi in zip(bounds, bounds[1:])]
+    parts.append(b >= bounds[-1])
+    return parts
 
 
 def _merge(driver, out):
