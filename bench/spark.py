@@ -12,7 +12,10 @@ of `make bench` (every pipeline), and in this one invocation:
 
 Memory is sampled every 0.5 s for every process: the cxmetrics process (the local run, or the
 Spark driver), the Connect server's JVM (the Spark driver), each executor's JVM and each Python
-worker; the table gives each kind's largest process and the machine-wide sum at its peak.
+worker; the table gives each kind's largest process and the machine-wide sum at its peak. The
+used space of the file system that holds bench/data (the runs' output and work directories, and
+the executors' `spark.local.dir`) is sampled too: its growth during a run is the disk the run
+needed at its peak.
 
 Writes bench/results-spark.md ($BENCH_RESULTS if set).
 
@@ -20,6 +23,7 @@ Usage: python bench/spark.py PORT SIZE [SIZE ...] (with the Python that has the 
 """
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -64,6 +68,8 @@ class Sampler:
     def __init__(self):
         self.peaks = {}
         self.total = 0
+        self.disk0 = shutil.disk_usage(DATA).used
+        self.disk = self.disk0
         self.stop = False
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -86,6 +92,7 @@ class Sampler:
                 key = (kind, int(d))
                 self.peaks[key] = max(self.peaks.get(key, 0), kib)
             self.total = max(self.total, total)
+            self.disk = max(self.disk, shutil.disk_usage(DATA).used)
             time.sleep(0.5)
 
     def done(self):
@@ -95,7 +102,7 @@ class Sampler:
         for (kind, _), kib in self.peaks.items():
             n, peak = by_kind.get(kind, (0, 0))
             by_kind[kind] = (n + 1, max(peak, kib))
-        return by_kind, self.total
+        return by_kind, self.total, self.disk - self.disk0
 
 
 def measured(args):
@@ -104,8 +111,8 @@ def measured(args):
     p = subprocess.run([PY, "-m", "cxmetrics", *args], capture_output=True, text=True,
                        timeout=TIMEOUT_S)
     wall = time.perf_counter() - t0
-    by_kind, total = s.done()
-    return p, wall, by_kind, total
+    by_kind, total, disk = s.done()
+    return p, wall, by_kind, total, disk
 
 
 def same_bytes(a, b):
@@ -132,7 +139,8 @@ def main():
         f"{os.environ.get('EXECUTOR_MB', '?')}]` (two executors of one core), Python worker memory "
         f"{os.environ.get('PYWORKER_MB', '?')} MiB (`spark.executor.pyspark.memory`). Both runs use "
         "the same number of buckets; peak RSS per process kind is the largest single process of "
-        "that kind, sampled every 0.5 s.",
+        "that kind, sampled every 0.5 s. The server's other options: "
+        f"`{os.environ.get('SPARK_EXTRA_CONF', '')}`.",
         "",
     ]
     failed = False
@@ -160,7 +168,7 @@ def main():
             args = ["run", job, "--buckets", str(b), "--output-dir", out]
             if engine == "spark":
                 args += ["--engine", "spark", "--remote", REMOTE]
-            p, wall, by_kind, total = measured(args)
+            p, wall, by_kind, total, disk = measured(args)
             ok = p.returncode == 0
             failed |= not ok
             runs[engine] = out if ok else None
@@ -168,7 +176,8 @@ def main():
             if not ok:
                 print(p.stderr[-3000:], flush=True)
             lines.append(f"- **{engine}**: {'%.0f s wall' % wall if ok else 'FAILED (exit %d)' % p.returncode}; "
-                         f"sum of the processes' RSS at most **{total / 1024:,.0f} MiB**")
+                         f"sum of the processes' RSS at most **{total / 1024:,.0f} MiB**; "
+                         f"disk used grew by at most **{disk / 2**30:,.1f} GiB**")
             for kind, (count, peak) in sorted(by_kind.items()):
                 lines.append(f"  - {kind}: {count} process(es), the largest peaked at {peak / 1024:,.0f} MiB")
             phases = [l.split("cxmetrics spark: ", 1)[1] for l in p.stderr.splitlines()

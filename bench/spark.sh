@@ -18,7 +18,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 export EXECUTOR_MB="${EXECUTOR_MB:-4096}" PYWORKER_MB="${PYWORKER_MB:-5120}"
-SPARK_EXTRA_CONF="--driver-memory 2g --conf spark.executor.pyspark.memory=${PYWORKER_MB}m"
+# spark.rdd.compress: the persisted frames are kept on the executors' disks (DISK_ONLY), where
+# Spark does not compress them by default; at 10M customers the run needs tens of GiB there.
+export SPARK_EXTRA_CONF="--driver-memory 2g --conf spark.executor.pyspark.memory=${PYWORKER_MB}m --conf spark.rdd.compress=true"
 source tests/spark/server.sh
 trap stop_server EXIT
 start_server "$(cd "$VENV" && pwd)/bin/python" "$(cd "$DATA" && pwd)/spark-server"

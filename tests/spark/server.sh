@@ -4,6 +4,9 @@
 EXECUTOR_MB="${EXECUTOR_MB:-1024}"
 start_server() {
   local py="$1" dir="$2"
+  # A server that was killed leaves its blocks and shuffle files in spark.local.dir; they
+  # are nobody's now, and can be tens of GiB.
+  rm -rf "$dir/local"
   mkdir -p "$dir"
   SPARK_DIR="$dir"
   export SPARK_HOME
